@@ -1,0 +1,115 @@
+"""Scoped API keys: `bg_<id>_<secret>`; only SHA-256 of the secret is stored.
+
+The secret has 256 bits of entropy, so a fast hash is enough (a slow KDF protects
+low-entropy passwords, not random keys); comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from auth import audit
+from auth.errors import InvalidInput, NotFound
+from auth.models import ApiKey, Role
+
+PREFIX = "bg"
+
+# What each role may call. Endpoints name a scope; roles grant sets of scopes.
+SCOPES: dict[Role, frozenset[str]] = {
+    Role.HOOK: frozenset({"hook", "check:password"}),
+    Role.SECURITY: frozenset({"check:password", "check:email", "range:email", "scan", "reset"}),
+    Role.ADMIN: frozenset(
+        {"hook", "check:password", "check:email", "range:email", "scan", "reset", "audit", "admin"}
+    ),
+}
+
+
+def allows(role: str, scope: str) -> bool:
+    try:
+        return scope in SCOPES[Role(role)]
+    except ValueError:
+        return False
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: str
+    role: str
+    name: str
+    token: str  # shown once, never stored
+
+
+def create(
+    session: Session, *, role: str, name: str, actor: audit.Actor, now: dt.datetime
+) -> NewKey:
+    try:
+        role = Role(role)
+    except ValueError:
+        raise InvalidInput(f"role must be one of {', '.join(Role)}; got {role!r}") from None
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(
+            id=key_id,
+            name=name,
+            role=role,
+            secret_sha256=_digest(secret),
+            created_at=now,
+            created_by=str(actor),
+        )
+    )
+    audit.append(
+        session,
+        [
+            audit.Event(
+                actor, audit.Action.APIKEY_CREATED, f"apikey:{key_id}", {"role": role, "name": name}
+            )
+        ],
+        now=now,
+    )
+    return NewKey(key_id, role, name, f"{PREFIX}_{key_id}_{secret}")
+
+
+def authenticate(session: Session, token: str, *, now: dt.datetime) -> ApiKey | None:
+    """The active key a token belongs to, or None; marks it used."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX:
+        return None
+    key = session.get(ApiKey, parts[1])
+    if key is None or key.revoked_at is not None:
+        _digest(parts[2])  # same work either way
+        return None
+    if not hmac.compare_digest(key.secret_sha256, _digest(parts[2])):
+        return None
+    # Coarse, so a busy key does not write on every request.
+    if key.last_used_at is None or now - key.last_used_at > dt.timedelta(minutes=1):
+        key.last_used_at = now
+    return key
+
+
+def revoke(session: Session, key_id: str, *, actor: audit.Actor, now: dt.datetime) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"no API key with id {key_id!r}")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        audit.append(
+            session, [audit.Event(actor, audit.Action.APIKEY_REVOKED, f"apikey:{key_id}")], now=now
+        )
+    return key
+
+
+def list_keys(session: Session) -> Sequence[ApiKey]:
+    return session.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars().all()

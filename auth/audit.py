@@ -1,0 +1,158 @@
+"""Append-only, hash-chained audit events.
+
+Each event's hash covers its content and the previous event's hash, and the chain's tip
+is kept in `audit_head`, so an edited, deleted or truncated trail is detected by `verify`.
+Appenders serialise on the head row: its UPDATE takes the row lock (PostgreSQL) or the
+write lock (SQLite) before the tip is read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import getpass
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session
+
+from auth.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the CLI user, an API key, an automatic policy, or the system."""
+
+    kind: str
+    id: str
+
+    @classmethod
+    def cli(cls, user: str | None = None) -> Actor:
+        return cls("cli", user or getpass.getuser())
+
+    @classmethod
+    def api_key(cls, key_id: str) -> Actor:
+        return cls("api_key", key_id)
+
+    @classmethod
+    def policy(cls, name: str) -> Actor:
+        return cls("policy", name)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+class Action(enum.StrEnum):
+    ACCOUNT_CREATED = "account:created"
+    ACCOUNT_UPDATED = "account:updated"
+    APIKEY_CREATED = "apikey:created"
+    APIKEY_REVOKED = "apikey:revoked"
+    CORPUS_IMPORTED = "corpus:imported"
+    FINDING_RECORDED = "finding:recorded"
+    SCAN_COMPLETED = "scan:completed"
+
+
+@dataclass(frozen=True)
+class Event:
+    actor: Actor
+    action: Action
+    target: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _canonical(details: Mapping[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def event_hash(
+    seq: int, at: dt.datetime, actor: str, action: str, target: str, details: str, prev: str
+) -> str:
+    payload = json.dumps(
+        [seq, at.isoformat(), actor, action, target, details, prev], separators=(",", ":")
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def append(session: Session, events: Iterable[Event], *, now: dt.datetime) -> int:
+    """Append events in order inside the caller's transaction; returns how many."""
+    session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))  # lock first
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+    seq, prev = head.seq, head.hash
+    rows = []
+    for ev in events:
+        seq += 1
+        details = _canonical(ev.details)
+        digest = event_hash(seq, now, str(ev.actor), ev.action, ev.target, details, prev)
+        rows.append(
+            {
+                "seq": seq,
+                "at": now,
+                "actor": str(ev.actor),
+                "action": str(ev.action),
+                "target": ev.target,
+                "details": details,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    if rows:
+        session.execute(insert(AuditEvent), rows)
+        head.seq, head.hash = seq, prev
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    events: int
+    problem: str | None = None
+    first_bad_seq: int | None = None
+
+
+def iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    after = 0
+    while True:
+        chunk = (
+            session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.seq > after)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
+        if not chunk:
+            return
+        yield from chunk
+        after = chunk[-1].seq
+        session.expunge_all()
+
+
+def verify(session: Session) -> ChainReport:
+    """Walk the chain; name the first event that was edited, removed or inserted."""
+    prev, expected, count = GENESIS, 1, 0
+    for ev in iter_events(session):
+        if ev.seq != expected:
+            return ChainReport(False, count, f"event {expected} is missing", expected)
+        if ev.prev_hash != prev:
+            return ChainReport(
+                False, count, f"event {ev.seq} does not follow its predecessor", ev.seq
+            )
+        digest = event_hash(ev.seq, ev.at, ev.actor, ev.action, ev.target, ev.details, prev)
+        if digest != ev.hash:
+            return ChainReport(False, count, f"event {ev.seq} was altered", ev.seq)
+        prev, expected, count = ev.hash, expected + 1, count + 1
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+    if head.seq != count or head.hash != prev:
+        return ChainReport(
+            False, count, f"the trail ends at event {count} but the head says {head.seq}", count + 1
+        )
+    return ChainReport(True, count)

@@ -1,0 +1,120 @@
+"""Settings from the environment, with defaults that serve one machine with no setup.
+
+The environment variable names are a contract (see README): renaming one breaks deployments.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auth.errors import InvalidInput
+
+SOURCES = ("local", "hibp")
+FAILURE_POLICIES = ("fail_open", "fail_closed")
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """argon2id cost; the defaults are OWASP's (m=19 MiB, t=2, p=1)."""
+
+    time_cost: int = 2
+    memory_cost: int = 19 * 1024
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    database_url: str
+    secret_key: str
+    redis_url: str | None = None
+    breach_sources: tuple[str, ...] = ("local",)
+    breach_failure_policy: str = "fail_open"
+    hibp_api_key: str | None = None
+    hibp_passwords_url: str = "https://api.pwnedpasswords.com"
+    hibp_api_url: str = "https://haveibeenpwned.com/api/v3"
+    hibp_timeout: float = 5.0
+    argon2: Argon2Params = field(default_factory=Argon2Params)
+    range_cache_seconds: int = 3600
+    api_rate_limit: str = "600 per minute"
+    secret_rate_limit: str = "30 per minute"
+    ratelimit_key_prefix: str = "breachguard"
+    log_level: str = "INFO"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.instance_path / "outbox"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _choices(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip() or default
+    if value not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _sources(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
+    unknown = [s for s in names if s not in SOURCES]
+    if unknown or not names:
+        raise InvalidInput(f"BREACH_SOURCES must list {', '.join(SOURCES)}; got {raw!r}")
+    return names
+
+
+def instance_secret(instance_path: Path, filename: str) -> str:
+    """Read a generated secret from the instance folder, creating it (mode 0600) once."""
+    path = instance_path / filename
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from environment variables (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    instance = Path(env.get("BREACHGUARD_INSTANCE") or "instance").resolve()
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'breachguard.db'}"
+    secret_key = env.get("SECRET_KEY") or instance_secret(instance, "secret_key")
+    return Settings(
+        instance_path=instance,
+        database_url=database_url,
+        secret_key=secret_key,
+        redis_url=env.get("REDIS_URL") or None,
+        breach_sources=_sources(env.get("BREACH_SOURCES", "local")),
+        breach_failure_policy=_choices(env, "BREACH_FAILURE_POLICY", "fail_open", FAILURE_POLICIES),
+        hibp_api_key=env.get("HIBP_API_KEY") or None,
+        hibp_passwords_url=(env.get("HIBP_PASSWORDS_URL") or Settings.hibp_passwords_url).rstrip(
+            "/"
+        ),
+        hibp_api_url=(env.get("HIBP_API_URL") or Settings.hibp_api_url).rstrip("/"),
+        hibp_timeout=float(env.get("HIBP_TIMEOUT") or 5.0),
+        argon2=Argon2Params(
+            time_cost=_int(env, "ARGON2_TIME_COST", Argon2Params.time_cost),
+            memory_cost=_int(env, "ARGON2_MEMORY_COST", Argon2Params.memory_cost),
+            parallelism=_int(env, "ARGON2_PARALLELISM", Argon2Params.parallelism),
+        ),
+        range_cache_seconds=_int(env, "RANGE_CACHE_SECONDS", 3600),
+        api_rate_limit=env.get("API_RATE_LIMIT") or Settings.api_rate_limit,
+        secret_rate_limit=env.get("SECRET_RATE_LIMIT") or Settings.secret_rate_limit,
+        ratelimit_key_prefix=env.get("RATELIMIT_KEY_PREFIX") or "breachguard",
+        log_level=env.get("LOG_LEVEL") or "INFO",
+    )

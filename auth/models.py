@@ -1,0 +1,208 @@
+"""Tables. Digests are stored as 20 raw bytes (SHA-1), never as plaintext."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        result: dt.datetime = value.astimezone(dt.UTC)
+        return result if dialect.name != "sqlite" else result.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AccountStatus(enum.StrEnum):
+    ACTIVE = "active"
+    RESET_REQUIRED = "reset_required"
+    LOCKED = "locked"
+    DISABLED = "disabled"
+
+
+class BreachKind(enum.StrEnum):
+    PASSWORDS = "passwords"
+    EMAILS = "emails"
+    COMBOS = "combos"
+
+
+class FindingKind(enum.StrEnum):
+    """Ordered from most to least urgent."""
+
+    VALID_CREDENTIAL = "valid_credential"  # a leaked e-mail:password still signs in
+    PASSWORD_IN_BREACH = "password_in_breach"  # the password is in a corpus
+    EMAIL_IN_BREACH = "email_in_breach"  # the e-mail address appears in a breach
+
+
+class FindingStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class Role(enum.StrEnum):
+    HOOK = "hook"
+    SECURITY = "security"
+    ADMIN = "admin"
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email_sha1: Mapped[bytes] = mapped_column(LargeBinary(20), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    professional_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Breach(Base):
+    """One imported corpus; re-importing the same name replaces its entries."""
+
+    __tablename__ = "breaches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    breach_date: Mapped[dt.date | None] = mapped_column(Date)
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lines_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    lines_bad: Mapped[int] = mapped_column(BigInteger, default=0)
+    password_entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    email_entries: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PwnedPassword(Base):
+    """SHA-1 of a leaked password and how often one breach saw it."""
+
+    __tablename__ = "pwned_passwords"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    sha1: Mapped[bytes] = mapped_column(LargeBinary(20), primary_key=True)
+    breach_id: Mapped[int] = mapped_column(
+        ForeignKey("breaches.id", ondelete="CASCADE"), primary_key=True
+    )
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class BreachedEmail(Base):
+    """SHA-1 of a normalised e-mail address found in one breach."""
+
+    __tablename__ = "breached_emails"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    sha1: Mapped[bytes] = mapped_column(LargeBinary(20), primary_key=True)
+    breach_id: Mapped[int] = mapped_column(
+        ForeignKey("breaches.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Finding(Base):
+    """An account found exposed: by which kind of evidence, from which source and breach."""
+
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("account_id", "kind", "source", "breach"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))
+    breach: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=FindingStatus.OPEN)
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only; each row carries the hash of the one before it."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(320), index=True)
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's tip, one row: the lock appenders queue on, and proof against tail deletion."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiKey(Base):
+    """A scoped API key; only the SHA-256 of its secret part is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,49 @@
+"""argon2id password hashing with rehash-on-login when the parameters change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from auth.config import Argon2Params
+
+
+@dataclass(frozen=True)
+class Verified:
+    ok: bool
+    new_hash: str | None = None  # set when the stored hash should be replaced
+
+
+class Hasher:
+    """argon2id with the configured cost; cheap parameters are for tests only."""
+
+    def __init__(self, params: Argon2Params) -> None:
+        self._ph = PasswordHasher(
+            time_cost=params.time_cost,
+            memory_cost=params.memory_cost,
+            parallelism=params.parallelism,
+            type=Type.ID,
+        )
+        # Verified against for unknown accounts, so a miss costs what a hit costs.
+        self._dummy = self._ph.hash("breachguard-dummy-password")
+
+    def hash(self, password: str) -> str:
+        return self._ph.hash(password)
+
+    def verify(self, stored: str | None, password: str) -> Verified:
+        """Check a password; a missing or malformed hash never verifies but costs the same."""
+        try:
+            self._ph.verify(stored or self._dummy, password)
+        except (VerificationError, InvalidHashError):
+            return Verified(False)
+        if stored is None:
+            return Verified(False)
+        if self._ph.check_needs_rehash(stored):
+            return Verified(True, self._ph.hash(password))
+        return Verified(True)
+
+
+def is_argon2_hash(value: str) -> bool:
+    return value.startswith(("$argon2id$", "$argon2i$", "$argon2d$")) and value.count("$") >= 4
