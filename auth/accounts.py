@@ -7,9 +7,9 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
@@ -18,6 +18,7 @@ from auth.errors import ImportAborted, InvalidInput
 from auth.models import Account
 from auth.passwords import Hasher, is_argon2_hash
 
+ACCOUNTS = cast(Table, Account.__table__)  # Core table: executemany UPDATE by primary key
 COLUMNS = ("email", "name", "professional_id", "password_hash")
 BATCH = 1000
 
@@ -108,7 +109,7 @@ def _parse_row(line: int, fields: list[str], columns: tuple[str, ...]) -> Row:
 def read_rows(stream: IO[str], report: ImportReport) -> Iterator[Row]:
     """Yield valid rows; bad ones go to the report with their line number."""
     reader = csv.reader(stream)
-    columns = COLUMNS
+    columns: tuple[str, ...] = COLUMNS
     seen: dict[str, int] = {}
     for fields in reader:
         line = reader.line_num
@@ -155,7 +156,7 @@ def _apply_batch(
         if old is None:
             new.append(r)
             continue
-        diff = {}
+        diff: dict[str, str | None] = {}
         if old.name != r.name:
             diff["name"] = r.name
         if old.professional_id != r.professional_id:
@@ -197,7 +198,7 @@ def _apply_batch(
         )
     if changed:
         session.connection().execute(
-            update(Account.__table__).where(Account.__table__.c.id == bindparam("_id")), changed
+            update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("_id")), changed
         )
     report.created += len(new)
     report.updated += len(changed)

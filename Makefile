@@ -1,0 +1,37 @@
+# The two commands: `make run` and `make test`. Each sets up its own virtualenv.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+HOST    ?= 127.0.0.1
+PORT    ?= 5000
+
+.PHONY: run test lint bench-help clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## Serve on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/, demo data).
+run: $(STAMP)
+	$(BIN)/breachguard init
+	$(BIN)/breachguard demo
+	$(BIN)/breachguard serve --host $(HOST) --port $(PORT)
+
+## Lint, type-check, then the suite on SQLite; again on PostgreSQL + Redis when
+## TEST_DATABASE_URL (and TEST_REDIS_URL) are set, as .ci/run does.
+test: $(STAMP) lint
+	TEST_DATABASE_URL= TEST_REDIS_URL= $(BIN)/python -m pytest -q -p no:cacheprovider
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+	  echo "--- again on PostgreSQL ($${TEST_DATABASE_URL##*@}) and Redis ($${TEST_REDIS_URL:-none})"; \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

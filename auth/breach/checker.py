@@ -1,0 +1,131 @@
+"""One checker over the configured breach sources (local corpus, HIBP).
+
+Sources are asked by digest; the HIBP source sends only the k-anonymity prefix and
+matches the suffix here. A source that fails is handled by policy: `fail_open` logs and
+treats it as "not seen" (sign-ins go on when HIBP is down), `fail_closed` reports the
+check as failed so the caller can refuse.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from auth.breach import store
+from auth.breach.hashing import (
+    EMAIL_PREFIX_LEN,
+    PASSWORD_PREFIX_LEN,
+    email_sha1,
+    normalise_email,
+    password_sha1,
+    sha1_hex,
+)
+from auth.breach.hibp import HibpClient
+from auth.db import Database
+from auth.errors import BreachguardError, BreachSourceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BreachResult:
+    """What one source said: a count (passwords) or breach names (e-mails), or an error."""
+
+    source: str
+    count: int = 0
+    breaches: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    results: tuple[BreachResult, ...]
+    failed: bool  # a source failed and the policy is fail_closed
+
+    @property
+    def count(self) -> int:
+        """Times seen: the largest count any source gave (sources overlap, so no sum)."""
+        return max((r.count for r in self.results), default=0)
+
+    @property
+    def breaches(self) -> tuple[str, ...]:
+        return tuple(sorted({b for r in self.results for b in r.breaches}))
+
+    @property
+    def exposed(self) -> bool:
+        return self.count > 0 or bool(self.breaches)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return tuple(f"{r.source}: {r.error}" for r in self.results if r.error)
+
+
+class BreachSource(Protocol):
+    name: str
+
+    def password_count(self, digest: bytes) -> int: ...
+
+    def email_breaches(self, digest: bytes) -> tuple[str, ...]: ...
+
+
+class LocalSource:
+    name = "local"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def password_count(self, digest: bytes) -> int:
+        with self.db.engine.connect() as conn:
+            return store.password_count(conn, digest)
+
+    def email_breaches(self, digest: bytes) -> tuple[str, ...]:
+        with self.db.engine.connect() as conn:
+            return tuple(store.email_breaches(conn, digest))
+
+
+class HibpSource:
+    name = "hibp"
+
+    def __init__(self, client: HibpClient) -> None:
+        self.client = client
+
+    def password_count(self, digest: bytes) -> int:
+        hexed = sha1_hex(digest)
+        found = self.client.password_range(hexed[:PASSWORD_PREFIX_LEN])
+        return found.get(hexed[PASSWORD_PREFIX_LEN:], 0)
+
+    def email_breaches(self, digest: bytes) -> tuple[str, ...]:
+        hexed = sha1_hex(digest)
+        found = self.client.email_range(hexed[:EMAIL_PREFIX_LEN])
+        return tuple(found.get(hexed[EMAIL_PREFIX_LEN:], ()))
+
+
+class Checker:
+    def __init__(self, sources: Sequence[BreachSource], *, fail_closed: bool = False) -> None:
+        self.sources = tuple(sources)
+        self.fail_closed = fail_closed
+
+    def check_password(self, password: str) -> Check:
+        digest = password_sha1(password)
+        return self._ask(lambda s: BreachResult(s.name, count=s.password_count(digest)))
+
+    def check_email(self, email: str) -> Check:
+        digest = email_sha1(normalise_email(email))
+        return self._ask(lambda s: BreachResult(s.name, breaches=s.email_breaches(digest)))
+
+    def _ask(self, ask: _Ask) -> Check:
+        results = []
+        for source in self.sources:
+            try:
+                results.append(ask(source))
+            except (BreachSourceError, BreachguardError) as exc:
+                log.warning("breach source %s failed: %s", source.name, exc)
+                results.append(BreachResult(source.name, error=str(exc)))
+        failed = self.fail_closed and any(r.error for r in results)
+        return Check(tuple(results), failed)
+
+
+class _Ask(Protocol):
+    def __call__(self, source: BreachSource) -> BreachResult: ...

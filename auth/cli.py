@@ -1,0 +1,469 @@
+"""The `breachguard` command group. Exit status: 0 ok, 1 findings or failures, 2 bad input."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from sqlalchemy import inspect
+
+from auth import accounts, apikeys, audit
+from auth.breach import findings, importer, store
+from auth.breach import scan as scanning
+from auth.breach.formats import Format
+from auth.config import load_settings
+from auth.errors import AuditChainBroken, BreachguardError
+from auth.models import BreachKind, utcnow
+from auth.services import Services, build
+
+
+class Exit(click.ClickException):
+    """Bad input or usage: a clear message and exit status 2."""
+
+    exit_code = 2
+
+
+class Failed(click.ClickException):
+    """Something the caller must act on: exit status 1."""
+
+    exit_code = 1
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except AuditChainBroken as exc:
+        raise Failed(str(exc)) from None
+    except BreachguardError as exc:
+        raise Exit(str(exc)) from None
+
+
+def _services(ctx: click.Context, *, need_db: bool = True) -> Services:
+    obj = ctx.ensure_object(dict)
+    if "services" not in obj:
+        with _errors():
+            obj["services"] = build(load_settings())
+        ctx.call_on_close(obj["services"].close)
+    registry: Services = obj["services"]
+    if need_db and not inspect(registry.db.engine).has_table("alembic_version"):
+        raise Exit("the database is not initialised: run `breachguard init` first")
+    return registry
+
+
+def _actor() -> audit.Actor:
+    return audit.Actor.cli()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """breachguard: find accounts exposed by credential leaks and protect them."""
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create or upgrade the database and the instance folder."""
+    from auth import migrate
+
+    registry = _services(ctx, need_db=False)
+    registry.settings.outbox_path.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(registry.settings.database_url)
+    click.echo(f"database ready; instance folder {registry.settings.instance_path}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
+    """Run the service under gunicorn."""
+    from auth.serve import run
+
+    _services(ctx)  # fail early, with a clear message, on an uninitialised database
+    run(host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Seed demo accounts and a small sample corpus; print how to try them."""
+    from auth.demo import seed
+
+    registry = _services(ctx)
+    with _errors():
+        text = seed(registry, actor=_actor())
+    click.echo(text)
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+@main.group("accounts")
+def accounts_group() -> None:
+    """Create and import accounts."""
+
+
+@accounts_group.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad.")
+@click.pass_context
+def accounts_import(ctx: click.Context, file: io.BufferedReader, skip_bad: bool) -> None:
+    """Create or update accounts from a CSV: email, name, professional_id[, password_hash]."""
+    registry = _services(ctx)
+    with _errors(), registry.db.session() as session:
+        report = accounts.import_csv(session, file, actor=_actor(), now=utcnow(), skip_bad=skip_bad)
+    for line, message in report.bad:
+        click.echo(f"line {line}: skipped: {message}", err=True)
+    click.echo(
+        f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"bad {len(report.bad)}"
+    )
+    if report.bad:
+        ctx.exit(1)
+
+
+@accounts_group.command("create")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--professional-id", default=None)
+@click.option("--password", "ask_password", is_flag=True, help="Prompt for a password.")
+@click.pass_context
+def accounts_create(
+    ctx: click.Context, email: str, name: str, professional_id: str | None, ask_password: bool
+) -> None:
+    """Create one account (without a password it cannot sign in until a reset)."""
+    registry = _services(ctx)
+    password = _read_secret("Password", confirm=True) if ask_password else None
+    with _errors(), registry.db.session() as session:
+        account = accounts.create(
+            session,
+            email=email,
+            name=name,
+            professional_id=professional_id,
+            password=password,
+            hasher=registry.hasher,
+            actor=_actor(),
+            now=utcnow(),
+        )
+        click.echo(f"created account {account.id} <{account.email}>")
+
+
+# --- corpus -------------------------------------------------------------------------------
+
+
+@main.group()
+def corpus() -> None:
+    """Import and describe breach corpora."""
+
+
+def _progress_bar(total: int | None) -> Any:
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+
+
+@corpus.command("import")
+@click.argument("file")
+@click.option("--type", "kind", required=True, type=click.Choice([k.value for k in BreachKind]))
+@click.option("--breach", default=None, help="Breach name (default: the file name).")
+@click.option("--date", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Breach date.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", Format.SHA1, Format.PREFIX, Format.PLAIN]),
+    default="auto",
+    show_default=True,
+    help="For --type passwords: HIBP SHA1:COUNT, per-prefix SUFFIX:COUNT, or plain passwords.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def corpus_import(
+    ctx: click.Context,
+    file: str,
+    kind: str,
+    breach: str | None,
+    date: dt.datetime | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Import a breach file (FILE may be .gz/.bz2/.xz, `-` for stdin, or a folder of
+    per-prefix files). Stores SHA-1 digests only."""
+    registry = _services(ctx)
+    with _errors():
+        source = importer.Source(file)
+        bar = _progress_bar(source.total_bytes())
+        try:
+            with registry.db.session() as session:
+                report = importer.Importer(
+                    session, registry.hasher, _actor(), progress=bar.update if bar else None
+                ).run(
+                    source,
+                    BreachKind(kind),
+                    breach=breach,
+                    date=date.date() if date else None,
+                    fmt=None if fmt == "auto" else Format(fmt),
+                )
+        finally:
+            if bar is not None:
+                bar.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"breach {report.breach!r} ({report.kind}, {report.format}): {report.lines} lines, "
+            f"{report.password_entries} password digests, {report.email_entries} e-mail digests, "
+            f"{report.bad} malformed, {report.blank} blank, in {report.seconds:.1f} s"
+        )
+        for line, message in report.bad_samples:
+            click.echo(f"  line {line}: {message}", err=True)
+        if report.bad > len(report.bad_samples):
+            click.echo(f"  ... and {report.bad - len(report.bad_samples)} more", err=True)
+        if report.valid_credentials:
+            click.echo(
+                f"{report.valid_credentials} account(s) whose leaked password still works: "
+                "run `breachguard scan`"
+            )
+
+
+@corpus.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def corpus_stats(ctx: click.Context, as_json: bool) -> None:
+    """How many digests the local corpus holds, per breach."""
+    registry = _services(ctx)
+    with registry.db.engine.connect() as conn:
+        stats = store.stats(conn)
+    if as_json:
+        click.echo(json.dumps(stats.__dict__, indent=2, default=str))
+        return
+    click.echo(f"{stats.password_digests} distinct password digests")
+    click.echo(f"{stats.email_digests} distinct e-mail digests")
+    for b in stats.breaches:
+        click.echo(
+            f"  {b['name']}: {b['kind']}, {b['password_entries']} passwords, "
+            f"{b['email_entries']} e-mails, {b['lines_bad']} bad lines, "
+            f"date {b['breach_date'] or '?'}"
+        )
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+@main.group()
+def check() -> None:
+    """Check e-mails or a password against every configured source."""
+
+
+@check.command("email")
+@click.argument("addresses", nargs=-1, required=True)
+@click.pass_context
+def check_email(ctx: click.Context, addresses: tuple[str, ...]) -> None:
+    """Which breaches each address appears in (exit 1 if any does)."""
+    registry = _services(ctx)
+    exposed = failed = False
+    for address in addresses:
+        with _errors():
+            result = registry.checker.check_email(address)
+        for err in result.errors:
+            click.echo(f"{address}: source failed: {err}", err=True)
+        failed |= result.failed
+        if result.breaches:
+            exposed = True
+            click.echo(
+                f"{address}: in {len(result.breaches)} breach(es): {', '.join(result.breaches)}"
+            )
+        else:
+            click.echo(f"{address}: not found" + (" (check failed)" if result.failed else ""))
+    if exposed or failed:
+        ctx.exit(1)
+
+
+def _read_secret(prompt: str, *, confirm: bool = False) -> str:
+    if sys.stdin.isatty():
+        value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+        return value
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise Exit(f"{prompt.lower()} expected on standard input")
+    return value
+
+
+@check.command("password")
+@click.pass_context
+def check_password(ctx: click.Context) -> None:
+    """How often a password was seen (asked at a prompt, or one line on stdin; never argv)."""
+    registry = _services(ctx)
+    password = _read_secret("Password")
+    result = registry.checker.check_password(password)
+    del password
+    for err in result.errors:
+        click.echo(f"source failed: {err}", err=True)
+    if result.count:
+        click.echo(f"pwned: seen {result.count} time(s); do not use this password")
+        ctx.exit(1)
+    click.echo("not found in any source" + (" (check failed)" if result.failed else ""))
+    if result.failed:
+        ctx.exit(1)
+
+
+# --- scan ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_context
+def scan(ctx: click.Context, fmt: str) -> None:
+    """Check every account against every source; list open findings (exit 1 if any)."""
+    registry = _services(ctx)
+    with registry.db.session() as session:
+        report = scanning.scan(
+            session,
+            sources=registry.settings.breach_sources,
+            hibp=registry.hibp,
+            actor=_actor(),
+            now=utcnow(),
+        )
+        rows = findings.open_findings(session)
+    for err in report.errors:
+        click.echo(f"error: {err}", err=True)
+    _print_findings(rows, fmt)
+    click.echo(
+        f"{report.accounts} accounts scanned, {report.new_findings} new finding(s), "
+        f"{len({r.account_id for r in rows})} account(s) with open findings",
+        err=True,
+    )
+    if rows or report.errors:
+        ctx.exit(1)
+
+
+def _print_findings(rows: list[findings.FindingRow], fmt: str) -> None:
+    fields = ("email", "kind", "source", "breach", "first_seen", "last_seen")
+    records = [
+        {
+            "email": r.email,
+            "kind": r.kind,
+            "source": r.source,
+            "breach": r.breach,
+            "first_seen": r.first_seen.isoformat(timespec="seconds"),
+            "last_seen": r.last_seen.isoformat(timespec="seconds"),
+        }
+        for r in rows
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        click.echo(out.getvalue(), nl=False)
+    elif records:
+        widths = {f: max(len(f), *(len(r[f]) for r in records)) for f in fields}
+        click.echo("  ".join(f.upper().ljust(widths[f]) for f in fields))
+        for rec in records:
+            click.echo("  ".join(rec[f].ljust(widths[f]) for f in fields).rstrip())
+    else:
+        click.echo("no open findings")
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Read and verify the hash-chained audit trail."""
+
+
+@audit_group.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the hash chain; exit 1 and name the first bad event if it is broken."""
+    registry = _services(ctx)
+    with registry.db.session() as session:
+        report = audit.verify(session)
+    if not report.ok:
+        raise Failed(f"audit trail BROKEN: {report.problem}")
+    click.echo(f"audit trail intact: {report.events} events")
+
+
+@audit_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.pass_context
+def audit_export(ctx: click.Context, fmt: str) -> None:
+    """Write every event to stdout."""
+    registry = _services(ctx)
+    fields = ("seq", "at", "actor", "action", "target", "details", "prev_hash", "hash")
+    writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+    if fmt == "csv":
+        writer.writeheader()
+    with registry.db.session() as session:
+        for ev in audit.iter_events(session):
+            row = {f: getattr(ev, f) for f in fields}
+            row["at"] = ev.at.isoformat()
+            if fmt == "csv":
+                writer.writerow(row)
+            else:
+                row["details"] = json.loads(ev.details)
+                click.echo(json.dumps(row))
+
+
+# --- apikey -------------------------------------------------------------------------------
+
+
+@main.group("apikey")
+def apikey_group() -> None:
+    """Create, list and revoke API keys."""
+
+
+@apikey_group.command("create")
+@click.option("--role", required=True, type=click.Choice(["hook", "security", "admin"]))
+@click.option("--name", default="")
+@click.pass_context
+def apikey_create(ctx: click.Context, role: str, name: str) -> None:
+    """Create a key and print it once (the last word of the line)."""
+    registry = _services(ctx)
+    with _errors(), registry.db.session() as session:
+        key = apikeys.create(session, role=role, name=name, actor=_actor(), now=utcnow())
+    click.echo(f"created {key.role} key {key.id}; it is shown only now: {key.token}")
+
+
+@apikey_group.command("list")
+@click.pass_context
+def apikey_list(ctx: click.Context) -> None:
+    """List keys (never their secrets)."""
+    registry = _services(ctx)
+    with registry.db.session() as session:
+        keys = apikeys.list_keys(session)
+        for k in keys:
+            state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+            used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+            click.echo(f"{k.id}  {k.role:8}  {state:18}  last used {used}  {k.name}")
+
+
+@apikey_group.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def apikey_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke a key by its id."""
+    registry = _services(ctx)
+    with _errors(), registry.db.session() as session:
+        apikeys.revoke(session, key_id, actor=_actor(), now=utcnow())
+    click.echo(f"revoked {key_id}")

@@ -1,0 +1,68 @@
+"""`breachguard demo`: a handful of accounts and a small corpus, so `scan` shows hits at once.
+
+Running it twice changes nothing: accounts are created once, the sample breaches are
+re-imported (which replaces their entries).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import select
+
+from auth import accounts, audit
+from auth.breach import importer
+from auth.models import Account, BreachKind, utcnow
+from auth.services import Services
+
+# Demo people and passwords (printed; this is sample data, not a secret).
+PEOPLE = [
+    ("claire.martin@cabinet-exemple.fr", "Dr Claire Martin", "10003456789", "Soleil2019!"),
+    ("julien.petit@pharmacie-exemple.fr", "Julien Petit", "20004567891", "tulipe-rouge-88"),
+    ("amina.diallo@chu-exemple.fr", "Amina Diallo", "10005678912", "Correct-Horse-Battery-42"),
+    ("luc.bernard@infirmier-exemple.fr", "Luc Bernard", "60006789123", "azerty123"),
+    ("sofia.rossi@cabinet-exemple.fr", "Dr Sofia Rossi", "10007891234", "n0t-in-any-list-7Q"),
+]
+
+SAMPLES = [
+    ("common-passwords.txt", BreachKind.PASSWORDS, "CommonPasswords"),
+    ("sante-forum-2021-emails.txt", BreachKind.EMAILS, "SanteForum2021"),
+    ("webmail-2022-combos.txt", BreachKind.COMBOS, "Webmail2022"),
+]
+
+
+def sample_path(name: str) -> Path:
+    return Path(str(resources.files("auth") / "sample" / name))
+
+
+def seed(registry: Services, *, actor: audit.Actor) -> str:
+    now = utcnow()
+    with registry.db.session() as session:
+        existing = set(session.execute(select(Account.email)).scalars())
+        for email, name, pro_id, password in PEOPLE:
+            if email not in existing:
+                accounts.create(
+                    session,
+                    email=email,
+                    name=name,
+                    professional_id=pro_id,
+                    password=password,
+                    hasher=registry.hasher,
+                    actor=actor,
+                    now=now,
+                )
+    for filename, kind, breach in SAMPLES:
+        with registry.db.session() as session:
+            importer.Importer(session, registry.hasher, actor).run(
+                importer.Source(str(sample_path(filename))), kind, breach=breach
+            )
+    lines = ["Demo accounts (e-mail / password):"]
+    lines += [f"  {email}  {password}" for email, _, _, password in PEOPLE]
+    lines += [
+        "",
+        "Sample breaches imported: " + ", ".join(b for _, _, b in SAMPLES),
+        "Try:  breachguard scan",
+        "      curl http://127.0.0.1:5000/range/$(printf 'azerty123' | sha1sum | cut -c1-5)",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""HTTP surfaces: the HIBP-compatible ranges and the JSON API."""

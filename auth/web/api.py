@@ -1,0 +1,81 @@
+"""The JSON API under /api/v1; every route names the scope its key must grant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from auth.breach.checker import Check
+from auth.errors import InvalidEmail
+from auth.web.context import services
+from auth.web.keys import require
+from auth.web.openapi import SPEC
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def error(status: int, message: str, field: str | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _string_field(name: str) -> str | Response:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return error(400, "the body must be a JSON object")
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        return error(400, f"{name} is required and must be a non-empty string", name)
+    if len(value) > 1024:
+        return error(400, f"{name} is longer than 1024 characters", name)
+    return value
+
+
+def _sources(check: Check) -> list[dict[str, Any]]:
+    return [
+        {"source": r.source, "count": r.count, "breaches": list(r.breaches), "error": r.error}
+        for r in check.results
+    ]
+
+
+def _answer(check: Check, body: dict[str, Any]) -> Response:
+    body["sources"] = _sources(check)
+    body["failed"] = check.failed
+    response = jsonify(body)
+    if check.failed:  # fail_closed and a source could not answer
+        response.status_code = 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/check/password")
+@require("check:password")
+def check_password() -> Response:
+    password = _string_field("password")
+    if isinstance(password, Response):
+        return password
+    check = services().checker.check_password(password)
+    return _answer(check, {"pwned": check.count > 0, "count": check.count})
+
+
+@bp.post("/check/email")
+@require("check:email")
+def check_email() -> Response:
+    email = _string_field("email")
+    if isinstance(email, Response):
+        return email
+    try:
+        check = services().checker.check_email(email)
+    except InvalidEmail as exc:
+        return error(400, str(exc), "email")
+    return _answer(check, {"breached": bool(check.breaches), "breaches": list(check.breaches)})
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(SPEC)

@@ -1,0 +1,157 @@
+"""The OpenAPI description of /api/v1 and the HIBP-compatible ranges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+    "required": ["error"],
+}
+_DENIED = {
+    "type": "object",
+    "properties": {"statusCode": {"type": "integer"}, "message": {"type": "string"}},
+    "required": ["statusCode", "message"],
+}
+_SOURCES = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "source": {"type": "string", "enum": ["local", "hibp"]},
+            "count": {"type": "integer", "minimum": 0},
+            "breaches": {"type": "array", "items": {"type": "string"}},
+            "error": {"type": ["string", "null"]},
+        },
+        "required": ["source", "count", "breaches", "error"],
+    },
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _check(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": f"Check a {field} against every configured breach source",
+            "description": f"Needs an API key whose role grants `{scope}`.",
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                field: {"type": "string", "minLength": 1, "maxLength": 1024}
+                            },
+                            "required": [field],
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(result, "The check's answer"),
+                "400": _json(_ERROR, "The body is not what was expected; `field` names it"),
+                "401": _json(_DENIED, "No key, or an invalid or revoked one"),
+                "403": _json(_DENIED, "The key's role does not grant this call"),
+                "429": {"description": "Too many requests"},
+                "503": _json(result, "A source failed and the policy is fail_closed"),
+            },
+        }
+    }
+
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "breachguard", "version": "1"},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "paths": {
+        "/api/v1/check/password": _check(
+            "password",
+            {
+                "type": "object",
+                "properties": {
+                    "pwned": {"type": "boolean"},
+                    "count": {"type": "integer", "minimum": 0},
+                    "sources": _SOURCES,
+                    "failed": {"type": "boolean"},
+                },
+                "required": ["pwned", "count", "sources", "failed"],
+            },
+            "check:password",
+        ),
+        "/api/v1/check/email": _check(
+            "email",
+            {
+                "type": "object",
+                "properties": {
+                    "breached": {"type": "boolean"},
+                    "breaches": {"type": "array", "items": {"type": "string"}},
+                    "sources": _SOURCES,
+                    "failed": {"type": "boolean"},
+                },
+                "required": ["breached", "breaches", "sources", "failed"],
+            },
+            "check:email",
+        ),
+        "/range/{prefix}": {
+            "get": {
+                "summary": "Pwned Passwords range (HIBP-compatible, from the local corpus)",
+                "parameters": [
+                    {
+                        "name": "prefix",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{5}$"},
+                    },
+                    {"name": "Add-Padding", "in": "header", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "SUFFIX:COUNT lines joined by CRLF",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "400": {"description": "The prefix is not 5 hexadecimal characters"},
+                },
+            }
+        },
+        "/api/v3/breachedaccount/range/{prefix}": {
+            "get": {
+                "summary": "HIBP e-mail range search (security role)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "prefix",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{6}$"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "hashSuffix": {"type": "string"},
+                                    "websites": {"type": "array", "items": {"type": "string"}},
+                                },
+                                "required": ["hashSuffix", "websites"],
+                            },
+                        },
+                        "Digests under the prefix and the breaches they appear in",
+                    ),
+                    "400": {"description": "The prefix is not 6 hexadecimal characters"},
+                    "401": _json(_DENIED, "No key, or an invalid one"),
+                    "403": _json(_DENIED, "The key's role does not grant range:email"),
+                    "404": {"description": "No breached e-mail under this prefix"},
+                },
+            }
+        },
+    },
+}

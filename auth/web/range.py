@@ -1,0 +1,78 @@
+"""HIBP-compatible k-anonymity ranges served from the local corpus.
+
+`GET /range/{5 hex}` is byte-compatible with api.pwnedpasswords.com: 35-character
+uppercase suffixes, `SUFFIX:COUNT` joined by CRLF, `Add-Padding: true` pads with count-0
+entries to a random 800-1,000 lines. `GET /api/v3/breachedaccount/range/{6 hex}` is HIBP's
+e-mail range search, which names who was breached, so it needs a security-role key.
+https://haveibeenpwned.com/API/v3#SearchingPwnedPasswordsByRange
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, Response, jsonify, request
+
+from auth.breach import store
+from auth.breach.hashing import EMAIL_PREFIX_LEN, PASSWORD_PREFIX_LEN, parse_prefix
+from auth.web.context import services
+from auth.web.keys import require
+
+bp = Blueprint("range", __name__)
+
+PAD_MIN, PAD_MAX = 800, 1000
+
+
+def padded(lines: dict[str, int], *, rand: secrets.SystemRandom | None = None) -> dict[str, int]:
+    """Add count-0 entries with random suffixes, so the size of an answer says nothing."""
+    rand = rand or secrets.SystemRandom()
+    target = rand.randint(PAD_MIN, PAD_MAX)
+    out = dict(lines)
+    while len(out) < target:
+        suffix = f"{rand.getrandbits(140):035X}"
+        out.setdefault(suffix, 0)
+    return out
+
+
+def _bad_prefix(message: str) -> Response:
+    return Response(message + "\n", status=400, mimetype="text/plain")
+
+
+@bp.get("/range/<prefix>")
+def password_range(prefix: str) -> Response:
+    try:
+        prefix = parse_prefix(prefix, PASSWORD_PREFIX_LEN)
+    except ValueError as exc:
+        return _bad_prefix(str(exc))
+    with services().db.engine.connect() as conn:
+        rows = store.password_range(conn, prefix)
+    entries = {digest.hex().upper()[PASSWORD_PREFIX_LEN:]: count for digest, count in rows}
+    if request.headers.get("Add-Padding", "").lower() == "true":
+        entries = padded(entries)
+    body = "\r\n".join(f"{s}:{c}" for s, c in sorted(entries.items()))
+    response = Response(body, mimetype="text/plain")
+    response.headers["Cache-Control"] = f"public, max-age={services().settings.range_cache_seconds}"
+    response.headers["Vary"] = "Add-Padding"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/api/v3/breachedaccount/range/<prefix>")
+@require("range:email")
+def email_range(prefix: str) -> Response:
+    try:
+        prefix = parse_prefix(prefix, EMAIL_PREFIX_LEN)
+    except ValueError as exc:
+        return _bad_prefix(str(exc))
+    with services().db.engine.connect() as conn:
+        found = store.email_range(conn, prefix)
+    if not found:
+        return Response(status=404)
+    response = jsonify(
+        [
+            {"hashSuffix": digest.hex().upper()[EMAIL_PREFIX_LEN:], "websites": names}
+            for digest, names in found.items()
+        ]
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
