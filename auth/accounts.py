@@ -82,12 +82,27 @@ def create(
     return account
 
 
+def verify_password(
+    session: Session, account: Account, password: str, *, hasher: Hasher, now: dt.datetime
+) -> bool:
+    """Check an account's password; store a fresh hash when the argon2 parameters changed."""
+    result = hasher.verify(account.password_hash, password)
+    if result.new_hash is not None:
+        account.password_hash = result.new_hash
+        account.updated_at = now
+    return result.ok
+
+
 def _parse_row(line: int, fields: list[str], columns: tuple[str, ...]) -> Row:
     if any("\udc80" <= ch <= "\udcff" for value in fields for ch in value):
         raise InvalidInput("not valid UTF-8")
-    if len(fields) > len(columns) or len(fields) < 1:
+    if len(fields) > len(columns):
+        hint = (
+            "; quote the password hash, it contains commas" if "$argon2" in ",".join(fields) else ""
+        )
         raise InvalidInput(
-            f"expected at most {len(columns)} fields ({', '.join(columns)}), got {len(fields)}"
+            f"expected at most {len(columns)} fields ({', '.join(columns)}), "
+            f"got {len(fields)}{hint}"
         )
     values = dict(zip(columns, (f.strip() for f in fields), strict=False))
     try:

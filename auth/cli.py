@@ -182,7 +182,8 @@ def _progress_bar(total: int | None) -> Any:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", Format.SHA1, Format.PREFIX, Format.PLAIN]),
+    # .value: Click >= 8.2 shows and matches enum members by name (SHA1), not value (sha1).
+    type=click.Choice(["auto", Format.SHA1.value, Format.PREFIX.value, Format.PLAIN.value]),
     default="auto",
     show_default=True,
     help="For --type passwords: HIBP SHA1:COUNT, per-prefix SUFFIX:COUNT, or plain passwords.",

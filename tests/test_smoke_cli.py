@@ -8,3 +8,49 @@ def test_demo_then_scan_reports_the_seeded_exposures(runner: CliRunner) -> None:
     result = runner.invoke(main, ["scan", "--format", "csv"])
     assert result.exit_code == 1, result.output
     assert "luc.bernard@infirmier-exemple.fr,valid_credential,local,Webmail2022" in result.output
+
+
+def test_serve_answers_over_http_under_gunicorn(cli_env: dict[str, str]) -> None:
+    """`breachguard serve` really serves: health, a range, and a 400 on a bad prefix."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    env = {**os.environ, **cli_env}
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([bin_dir / "breachguard", "demo"], env=env, check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [bin_dir / "breachguard", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        from auth.breach.hashing import password_sha1, sha1_hex
+
+        digest = sha1_hex(password_sha1("azerty123"))  # in the demo corpus
+        body = urllib.request.urlopen(f"{base}/range/{digest[:5]}", timeout=5).read().decode()
+        assert f"{digest[5:]}:" in body
+        try:
+            urllib.request.urlopen(f"{base}/range/XYZ", timeout=5)
+            raise AssertionError("a bad prefix must be refused")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

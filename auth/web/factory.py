@@ -57,9 +57,10 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         settings.secret_rate_limit,
         key_func=lambda: "ip:" + get_remote_address(),
         deduct_when=lambda r: r.status_code == 401,
-    )(range_views.email_range)
+    )(range_views.accounts_bp)
 
     app.register_blueprint(range_views.bp)
+    app.register_blueprint(range_views.accounts_bp)
     app.register_blueprint(api.bp)
 
     @app.errorhandler(429)

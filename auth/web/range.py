@@ -19,6 +19,8 @@ from auth.web.context import services
 from auth.web.keys import require
 
 bp = Blueprint("range", __name__)
+# Separate, so its rate limit (it takes an API key) costs nothing on the public /range/.
+accounts_bp = Blueprint("breachedaccount", __name__)
 
 PAD_MIN, PAD_MAX = 800, 1000
 
@@ -57,7 +59,7 @@ def password_range(prefix: str) -> Response:
     return response
 
 
-@bp.get("/api/v3/breachedaccount/range/<prefix>")
+@accounts_bp.get("/api/v3/breachedaccount/range/<prefix>")
 @require("range:email")
 def email_range(prefix: str) -> Response:
     try:

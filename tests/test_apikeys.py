@@ -1,0 +1,73 @@
+"""API keys: shown once, stored hashed, scoped by role, revocable."""
+
+import datetime as dt
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from auth import apikeys, audit
+from auth.cli import main
+from auth.services import Services
+
+ALICE = audit.Actor.cli("alice")
+
+
+def test_a_key_is_stored_only_as_a_digest(registry: Services, now: dt.datetime) -> None:
+    with registry.db.session() as s:
+        key = apikeys.create(s, role="security", name="soc", actor=ALICE, now=now)
+    secret = key.token.split("_", 2)[2]
+    with registry.db.engine.connect() as c:
+        rows = c.execute(text("SELECT * FROM api_keys")).all()
+        trail = c.execute(text("SELECT details FROM audit_events")).scalars().all()
+    assert secret not in repr(rows) and secret not in repr(trail)
+
+
+def test_a_valid_token_authenticates_and_a_near_miss_does_not(
+    registry: Services, now: dt.datetime
+) -> None:
+    with registry.db.session() as s:
+        key = apikeys.create(s, role="hook", name="portal", actor=ALICE, now=now)
+    with registry.db.session() as s:
+        found = apikeys.authenticate(s, key.token, now=now)
+        assert found is not None and found.role == "hook"
+        assert apikeys.authenticate(s, key.token[:-1] + "x", now=now) is None
+        assert apikeys.authenticate(s, "bg_nope_nope", now=now) is None
+        assert apikeys.authenticate(s, "garbage", now=now) is None
+
+
+def test_a_revoked_key_no_longer_authenticates(registry: Services, now: dt.datetime) -> None:
+    with registry.db.session() as s:
+        key = apikeys.create(s, role="admin", name="", actor=ALICE, now=now)
+    with registry.db.session() as s:
+        apikeys.revoke(s, key.id, actor=ALICE, now=now)
+    with registry.db.session() as s:
+        assert apikeys.authenticate(s, key.token, now=now) is None
+
+
+def test_roles_grant_only_their_scopes() -> None:
+    assert apikeys.allows("hook", "hook") and apikeys.allows("hook", "check:password")
+    assert not apikeys.allows("hook", "check:email")
+    assert not apikeys.allows("hook", "reset") and not apikeys.allows("hook", "audit")
+    assert apikeys.allows("security", "range:email") and not apikeys.allows("security", "audit")
+    assert all(apikeys.allows("admin", s) for s in ("hook", "reset", "audit", "range:email"))
+    assert not apikeys.allows("root", "hook")
+
+
+def test_cli_prints_the_key_once_as_the_last_word_and_can_revoke_it(runner: CliRunner) -> None:
+    created = runner.invoke(main, ["apikey", "create", "--role", "security", "--name", "soc"])
+    assert created.exit_code == 0, created.output
+    token = created.output.split()[-1]
+    assert token.startswith("bg_")
+    key_id = token.split("_")[1]
+    listed = runner.invoke(main, ["apikey", "list"])
+    assert key_id in listed.output and "active" in listed.output
+    assert token.split("_", 2)[2] not in listed.output
+    assert runner.invoke(main, ["apikey", "revoke", key_id]).exit_code == 0
+    assert "revoked" in runner.invoke(main, ["apikey", "list"]).output
+    missing = runner.invoke(main, ["apikey", "revoke", "doesnotexist"])
+    assert missing.exit_code == 2 and "no API key" in missing.output
+
+
+def test_cli_refuses_an_unknown_role(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["apikey", "create", "--role", "root"])
+    assert result.exit_code == 2 and "root" in result.output

@@ -1,0 +1,114 @@
+"""The audit trail is append-only and hash-chained: any edit or deletion is detected."""
+
+import datetime as dt
+import threading
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from auth import audit
+from auth.cli import main
+from auth.services import Services
+
+ALICE = audit.Actor.cli("alice")
+
+
+def _append(registry: Services, n: int, now: dt.datetime) -> None:
+    with registry.db.session() as s:
+        audit.append(
+            s,
+            [
+                audit.Event(ALICE, audit.Action.ACCOUNT_CREATED, f"account:{i}", {"i": i})
+                for i in range(n)
+            ],
+            now=now,
+        )
+
+
+def _verify(registry: Services) -> audit.ChainReport:
+    with registry.db.session() as s:
+        return audit.verify(s)
+
+
+def test_an_untouched_trail_verifies(registry: Services, now: dt.datetime) -> None:
+    _append(registry, 3, now)
+    _append(registry, 2, now + dt.timedelta(seconds=1))
+    report = _verify(registry)
+    assert report.ok and report.events == 5
+
+
+def test_an_edited_event_is_named(registry: Services, now: dt.datetime) -> None:
+    _append(registry, 5, now)
+    with registry.db.engine.begin() as c:
+        c.execute(text("UPDATE audit_events SET target = 'account:999' WHERE seq = 3"))
+    report = _verify(registry)
+    assert not report.ok and report.first_bad_seq == 3 and "altered" in (report.problem or "")
+
+
+def test_a_deleted_event_in_the_middle_is_named(registry: Services, now: dt.datetime) -> None:
+    _append(registry, 5, now)
+    with registry.db.engine.begin() as c:
+        c.execute(text("DELETE FROM audit_events WHERE seq = 2"))
+    report = _verify(registry)
+    assert not report.ok and report.first_bad_seq == 2 and "missing" in (report.problem or "")
+
+
+def test_a_deleted_last_event_is_detected_by_the_head(registry: Services, now: dt.datetime) -> None:
+    _append(registry, 4, now)
+    with registry.db.engine.begin() as c:
+        c.execute(text("DELETE FROM audit_events WHERE seq = 4"))
+    assert not _verify(registry).ok
+
+
+def test_a_rewritten_chain_with_recomputed_hashes_still_fails_at_the_head(
+    registry: Services, now: dt.datetime
+) -> None:
+    _append(registry, 2, now)
+    with registry.db.engine.begin() as c:
+        c.execute(text("DELETE FROM audit_events WHERE seq = 2"))
+    assert "head" in (_verify(registry).problem or "")
+
+
+def test_concurrent_appenders_keep_one_unbroken_chain(registry: Services, now: dt.datetime) -> None:
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                _append(registry, 3, now)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    report = _verify(registry)
+    assert report.ok and report.events == 120
+
+
+def test_audit_verify_cli_exits_1_on_a_broken_trail(
+    registry: Services, runner: CliRunner, now: dt.datetime
+) -> None:
+    _append(registry, 3, now)
+    ok = runner.invoke(main, ["audit", "verify"])
+    assert ok.exit_code == 0 and "intact: 3 events" in ok.output
+    with registry.db.engine.begin() as c:
+        c.execute(text("UPDATE audit_events SET actor = 'cli:mallory' WHERE seq = 1"))
+    bad = runner.invoke(main, ["audit", "verify"])
+    assert bad.exit_code == 1 and "event 1 was altered" in bad.output
+
+
+def test_audit_export_writes_every_event_as_json_lines(
+    registry: Services, runner: CliRunner, now: dt.datetime
+) -> None:
+    import json
+
+    _append(registry, 3, now)
+    result = runner.invoke(main, ["audit", "export"])
+    events = [json.loads(line) for line in result.output.splitlines()]
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert events[0]["actor"] == "cli:alice" and events[2]["details"] == {"i": 2}
+    assert events[1]["prev_hash"] == events[0]["hash"]
