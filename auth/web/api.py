@@ -27,7 +27,7 @@ def error(status: int, message: str, field: str | None = None) -> Response:
 def _string_field(name: str) -> str | Response:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return error(400, "the body must be a JSON object")
+        return error(400, f'the body must be a JSON object like {{"{name}": "..."}}', name)
     value = data.get(name)
     if not isinstance(value, str) or not value:
         return error(400, f"{name} is required and must be a non-empty string", name)

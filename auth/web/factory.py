@@ -69,6 +69,12 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         response.status_code = 429
         return response
 
+    @app.after_request
+    def baseline_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
     @app.get("/healthz")
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")

@@ -1,0 +1,334 @@
+"""The HIBP-compatible range endpoints, served from a corpus imported into the real database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from auth import apikeys, audit
+from auth.breach.importer import Importer, Source
+from auth.models import BreachKind
+from auth.services import Services
+
+ACTOR = audit.Actor.cli("tester")
+SUFFIX_LINE = re.compile(r"\A[0-9A-F]{35}:[0-9]+\Z")
+
+LOWEST = "0" * 40
+LOWEST_NEIGHBOUR = "00001" + "0" * 35  # first digest of the next range up
+HIGHEST = "F" * 40
+HIGHEST_NEIGHBOUR = "FFFFE" + "F" * 35  # last digest of the range below
+PASSWORD = hashlib.sha1(b"password").hexdigest().upper()  # noqa: S324 - HIBP's scheme
+SIBLING = PASSWORD[:5] + "00D4F6E8FA6EECAD2A3AA415EEC418D38EC"  # same range, sorts first
+
+
+def import_file(registry: Services, path: Path, kind: BreachKind, name: str) -> None:
+    with registry.db.session() as session:
+        Importer(session, registry.hasher, ACTOR).run(Source(str(path)), kind, breach=name)
+
+
+def seed_passwords(registry: Services, tmp_path: Path, counts: dict[str, int], name: str) -> None:
+    path = tmp_path / f"{name}.txt"
+    path.write_text("".join(f"{d}:{c}\n" for d, c in counts.items()))
+    import_file(registry, path, BreachKind.PASSWORDS, name)
+
+
+def seed_emails(registry: Services, tmp_path: Path, emails: list[str], name: str) -> None:
+    path = tmp_path / f"{name}-emails.txt"
+    path.write_text("".join(e + "\n" for e in emails))
+    import_file(registry, path, BreachKind.EMAILS, name)
+
+
+@pytest.fixture
+def corpus(registry: Services, tmp_path: Path) -> Services:
+    seed_passwords(
+        registry,
+        tmp_path,
+        {
+            PASSWORD: 10434004,
+            SIBLING: 3,
+            LOWEST: 11,
+            LOWEST_NEIGHBOUR: 12,
+            HIGHEST: 13,
+            HIGHEST_NEIGHBOUR: 14,
+        },
+        "Big",
+    )
+    seed_passwords(registry, tmp_path, {PASSWORD: 6}, "Small")
+    return registry
+
+
+def lines(body: bytes) -> list[str]:
+    return body.decode("ascii").split("\r\n") if body else []
+
+
+# -- /range/{prefix} ---------------------------------------------------------------------------
+
+
+def test_a_range_is_byte_compatible_with_pwned_passwords(
+    corpus: Services, client: FlaskClient
+) -> None:
+    response = client.get(f"/range/{PASSWORD[:5]}")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert response.data == (f"{SIBLING[5:]}:3\r\n{PASSWORD[5:]}:10434010").encode()
+    assert "Cache-Control" in response.headers
+    assert "max-age" in response.headers["Cache-Control"]
+
+
+def test_the_prefix_is_case_insensitive(corpus: Services, client: FlaskClient) -> None:
+    upper = client.get(f"/range/{PASSWORD[:5]}")
+    lower = client.get(f"/range/{PASSWORD[:5].lower()}")
+
+    assert lower.status_code == 200
+    assert lower.data == upper.data != b""
+
+
+def test_lines_are_sorted_uppercase_suffix_count_without_a_trailing_crlf(
+    registry: Services, client: FlaskClient, tmp_path: Path
+) -> None:
+    digests = {f"ABCDE{i * 7919:035x}": i + 1 for i in range(40)}  # lower-case in the file
+    seed_passwords(registry, tmp_path, digests, "Many")
+
+    body = client.get("/range/abcde").data
+
+    assert not body.endswith(b"\r\n")
+    assert b"\n" not in body.replace(b"\r\n", b"")
+    got = lines(body)
+    assert all(SUFFIX_LINE.match(line) for line in got)
+    assert got == sorted(got)
+    assert dict(line.split(":") for line in got) == {
+        d[5:].upper(): str(c) for d, c in digests.items()
+    }
+
+
+def test_the_lowest_range_holds_the_all_zero_digest_and_nothing_beyond(
+    corpus: Services, client: FlaskClient
+) -> None:
+    assert client.get("/range/00000").data == f"{LOWEST[5:]}:11".encode()
+    assert client.get("/range/00001").data == f"{LOWEST_NEIGHBOUR[5:]}:12".encode()
+
+
+def test_the_highest_range_holds_the_all_f_digest_and_nothing_below(
+    corpus: Services, client: FlaskClient
+) -> None:
+    assert client.get("/range/FFFFF").data == f"{HIGHEST[5:]}:13".encode()
+    assert client.get("/range/fffff").data == f"{HIGHEST[5:]}:13".encode()
+    assert client.get("/range/FFFFE").data == f"{HIGHEST_NEIGHBOUR[5:]}:14".encode()
+
+
+@pytest.mark.parametrize("prefix", ["12345", "ABCDE", "abcde", "0F0F0", "FFFF0", "00010"])
+def test_a_valid_prefix_with_nothing_in_it_is_200_and_empty(
+    corpus: Services, client: FlaskClient, prefix: str
+) -> None:
+    response = client.get(f"/range/{prefix}")
+
+    assert response.status_code == 200
+    assert response.data == b""
+
+
+def test_padding_adds_count_zero_lines_up_to_800_to_1000(
+    corpus: Services, client: FlaskClient
+) -> None:
+    sizes = set()
+    for _ in range(6):
+        response = client.get(f"/range/{PASSWORD[:5]}", headers={"Add-Padding": "true"})
+        assert response.status_code == 200
+        assert not response.data.endswith(b"\r\n")
+        got = lines(response.data)
+        sizes.add(len(got))
+        assert 800 <= len(got) <= 1000
+        assert all(SUFFIX_LINE.match(line) for line in got)
+        assert got == sorted(got)
+        entries = dict(line.split(":") for line in got)
+        assert len(entries) == len(got)  # no suffix twice
+        assert entries[PASSWORD[5:]] == "10434010"
+        assert entries[SIBLING[5:]] == "3"
+        assert {c for s, c in entries.items() if s not in (PASSWORD[5:], SIBLING[5:])} == {"0"}
+    assert len(sizes) > 1  # the size varies, so it says nothing about the range
+
+
+def test_padding_also_hides_an_empty_range(corpus: Services, client: FlaskClient) -> None:
+    got = lines(client.get("/range/12345", headers={"Add-Padding": "True"}).data)
+
+    assert 800 <= len(got) <= 1000
+    assert {line.split(":")[1] for line in got} == {"0"}
+
+
+def test_without_the_padding_header_there_is_no_padding(
+    corpus: Services, client: FlaskClient
+) -> None:
+    for headers in ({}, {"Add-Padding": "false"}):
+        got = lines(client.get(f"/range/{PASSWORD[:5]}", headers=headers).data)
+        assert len(got) == 2
+
+
+@pytest.mark.parametrize("prefix", ["ABCD", "ABCDEF", "ABCDG", "0x123", "5BAA６", "ZZZZZ"])
+def test_a_bad_password_prefix_is_400_with_a_one_line_reason(
+    client: FlaskClient, prefix: str
+) -> None:
+    response = client.get(f"/range/{prefix}")
+
+    assert response.status_code == 400
+    reason = response.get_data(as_text=True).strip()
+    assert reason
+    assert "\n" not in reason
+    assert "5 hexadecimal" in reason
+
+
+# -- /api/v3/breachedaccount/range/{prefix} ----------------------------------------------------
+
+
+def make_key(registry: Services, role: str, now: dt.datetime) -> apikeys.NewKey:
+    with registry.db.session() as session:
+        return apikeys.create(session, role=role, name=f"{role} key", actor=ACTOR, now=now)
+
+
+def email_hex(email: str) -> str:
+    return hashlib.sha1(email.encode()).hexdigest().upper()  # noqa: S324
+
+
+@pytest.fixture
+def emails(registry: Services, tmp_path: Path) -> Services:
+    seed_emails(registry, tmp_path, ["nurse@example.org", "doctor@example.org"], "Forum2021")
+    seed_emails(registry, tmp_path, ["Nurse@Example.org"], "Adobe")
+    return registry
+
+
+def test_email_range_lists_suffixes_with_their_breaches(
+    emails: Services, client: FlaskClient, now: dt.datetime
+) -> None:
+    key = make_key(emails, "security", now)
+    digest = email_hex("nurse@example.org")
+
+    response = client.get(
+        f"/api/v3/breachedaccount/range/{digest[:6].lower()}",
+        headers={"hibp-api-key": key.token},
+    )
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    expected = {digest[6:]: ["Adobe", "Forum2021"]}
+    doctor = email_hex("doctor@example.org")
+    if doctor[:6] == digest[:6]:
+        expected[doctor[6:]] = ["Forum2021"]
+    assert {e["hashSuffix"]: e["websites"] for e in body} == expected
+    for entry in body:
+        assert set(entry) == {"hashSuffix", "websites"}
+        assert re.fullmatch(r"[0-9A-F]{34}", entry["hashSuffix"])
+
+
+def test_email_range_accepts_a_bearer_token(
+    emails: Services, client: FlaskClient, now: dt.datetime
+) -> None:
+    key = make_key(emails, "admin", now)
+    digest = email_hex("doctor@example.org")
+
+    response = client.get(
+        f"/api/v3/breachedaccount/range/{digest[:6]}",
+        headers={"Authorization": f"Bearer {key.token}"},
+    )
+
+    assert response.status_code == 200
+    assert {"hashSuffix": digest[6:], "websites": ["Forum2021"]} in response.get_json()
+
+
+def test_email_range_with_nothing_in_it_is_404(
+    emails: Services, client: FlaskClient, now: dt.datetime
+) -> None:
+    key = make_key(emails, "security", now)
+    taken = {email_hex("nurse@example.org")[:6], email_hex("doctor@example.org")[:6]}
+    empty = next(p for p in ("000000", "FFFFFF", "123456") if p not in taken)
+
+    response = client.get(
+        f"/api/v3/breachedaccount/range/{empty}", headers={"hibp-api-key": key.token}
+    )
+
+    assert response.status_code == 404
+
+
+def test_email_range_without_a_key_is_401(emails: Services, client: FlaskClient) -> None:
+    response = client.get(f"/api/v3/breachedaccount/range/{email_hex('nurse@example.org')[:6]}")
+
+    assert response.status_code == 401
+    assert response.get_json()["statusCode"] == 401
+    assert "hashSuffix" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "bg_000000000000_not-the-secret", "Bearer", ""],
+    ids=["garbage", "unknown-id", "word", "empty"],
+)
+def test_email_range_with_a_garbage_key_is_401(
+    emails: Services, client: FlaskClient, token: str
+) -> None:
+    response = client.get(
+        f"/api/v3/breachedaccount/range/{email_hex('nurse@example.org')[:6]}",
+        headers={"hibp-api-key": token},
+    )
+
+    assert response.status_code == 401
+
+
+def test_a_right_id_with_a_wrong_secret_is_401(
+    emails: Services, client: FlaskClient, now: dt.datetime
+) -> None:
+    key = make_key(emails, "security", now)
+    forged = key.token[:-4] + ("AAAA" if not key.token.endswith("AAAA") else "BBBB")
+
+    response = client.get(
+        f"/api/v3/breachedaccount/range/{email_hex('nurse@example.org')[:6]}",
+        headers={"Authorization": f"Bearer {forged}"},
+    )
+
+    assert response.status_code == 401
+
+
+def test_email_range_with_a_revoked_key_is_401(
+    emails: Services, client: FlaskClient, now: dt.datetime
+) -> None:
+    key = make_key(emails, "security", now)
+    url = f"/api/v3/breachedaccount/range/{email_hex('nurse@example.org')[:6]}"
+    assert client.get(url, headers={"hibp-api-key": key.token}).status_code == 200
+    with emails.db.session() as session:
+        apikeys.revoke(session, key.id, actor=ACTOR, now=now)
+
+    assert client.get(url, headers={"hibp-api-key": key.token}).status_code == 401
+    assert client.get(url, headers={"Authorization": f"Bearer {key.token}"}).status_code == 401
+
+
+def test_email_range_with_a_hook_key_is_403(
+    emails: Services, client: FlaskClient, now: dt.datetime
+) -> None:
+    key = make_key(emails, "hook", now)
+
+    response = client.get(
+        f"/api/v3/breachedaccount/range/{email_hex('nurse@example.org')[:6]}",
+        headers={"hibp-api-key": key.token},
+    )
+
+    assert response.status_code == 403
+    assert "hashSuffix" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("prefix", ["ABCDE", "ABCDEF0", "ABCDEG"])
+def test_a_bad_email_prefix_is_400_with_a_one_line_reason(
+    registry: Services, client: FlaskClient, now: dt.datetime, prefix: str
+) -> None:
+    key = make_key(registry, "security", now)
+
+    response = client.get(
+        f"/api/v3/breachedaccount/range/{prefix}", headers={"hibp-api-key": key.token}
+    )
+
+    assert response.status_code == 400
+    reason = response.get_data(as_text=True).strip()
+    assert "6 hexadecimal" in reason
+    assert "\n" not in reason
