@@ -125,6 +125,11 @@ class Breach(Base):
     email_entries: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+# The corpus tables carry breach_id without a foreign key: PostgreSQL checks a foreign key
+# row by row, which cut bulk loads from ~400k to ~90k rows/s. Only the importer writes
+# these rows, always for a breach row it holds in the same transaction.
+
+
 class PwnedPassword(Base):
     """SHA-1 of a leaked password and how often one breach saw it."""
 
@@ -132,9 +137,7 @@ class PwnedPassword(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     sha1: Mapped[bytes] = mapped_column(LargeBinary(20), primary_key=True)
-    breach_id: Mapped[int] = mapped_column(
-        ForeignKey("breaches.id", ondelete="CASCADE"), primary_key=True
-    )
+    breach_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
 
 
@@ -145,9 +148,7 @@ class BreachedEmail(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     sha1: Mapped[bytes] = mapped_column(LargeBinary(20), primary_key=True)
-    breach_id: Mapped[int] = mapped_column(
-        ForeignKey("breaches.id", ondelete="CASCADE"), primary_key=True
-    )
+    breach_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class Finding(Base):

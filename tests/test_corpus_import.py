@@ -23,6 +23,7 @@ from auth import accounts, audit
 from auth.breach import store
 from auth.breach.importer import Importer, Source
 from auth.cli import main
+from auth.errors import InvalidInput
 from auth.models import Breach, BreachKind, Finding, FindingKind
 from auth.services import Services
 
@@ -573,7 +574,9 @@ def test_a_corrupt_compressed_file_fails_and_leaves_the_database_as_it_was(
 
     result = run_import(runner, broken, "--type", "passwords", "--breach", "Leak")
 
-    assert result.exit_code != 0
+    assert result.exit_code == 2
+    assert "could not read the file" in result.output and "nothing was imported" in result.output
+    assert "Traceback" not in result.output
     assert dump(registry) == before
     assert count(registry, "keep-me") == 1
 
@@ -590,7 +593,7 @@ def test_a_failure_after_batches_were_written_rolls_everything_back(
     (folder / "FFFFF.txt").mkdir()  # a name that fits, but nothing that can be read
     before = dump(registry)
 
-    with pytest.raises(OSError), registry.db.session() as session:
+    with pytest.raises(InvalidInput, match=r"FFFFF\.txt"), registry.db.session() as session:
         Importer(session, registry.hasher, ACTOR, batch=10).run(
             Source(str(folder)), BreachKind.PASSWORDS, now=now
         )
@@ -676,3 +679,26 @@ def test_a_wrong_leaked_password_is_no_valid_credential(
     assert report_json(result)["valid_credentials"] == 0
     assert _valid_credential_findings(registry) == []
     assert email_breaches(registry, "safe@example.org") == ["combos"]
+
+
+def test_a_header_line_does_not_turn_a_hash_file_into_passwords(
+    runner: CliRunner, registry: Services, tmp_path: Path
+) -> None:
+    path = tmp_path / "hashes.txt"
+    a = hexsha1("password")
+    path.write_text(f"hash:count\n{a}:7\n")
+    result = run_import(runner, path, "--type", "passwords", "--breach", "H", "--json")
+    report = json.loads(result.output)
+    assert report["format"] == "sha1" and report["bad"] == 1
+    assert report["bad_samples"][0]["line"] == 1
+    assert count(registry, "password") == 7
+
+
+def test_counts_saturate_instead_of_overflowing_the_column(
+    runner: CliRunner, registry: Services, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.txt"
+    a = hexsha1("password")
+    path.write_text(f"{a}:2000000000\n{a}:2000000000\n")
+    assert run_import(runner, path, "--type", "passwords", "--breach", "Big").exit_code == 0
+    assert count(registry, "password") == 2**31 - 1

@@ -7,8 +7,11 @@ only between a parse and the SHA-1 that follows it.
 
 from __future__ import annotations
 
+import binascii
 import enum
+import hashlib
 import re
+from collections.abc import Sequence
 
 from auth.breach.hashing import email_sha1, normalise_email
 from auth.errors import InvalidEmail
@@ -29,6 +32,8 @@ class Format(enum.StrEnum):
 _SHA1_LINE = re.compile(rb"\A([0-9A-Fa-f]{40})(?::(\d{1,12}))?\s*\Z")
 _SUFFIX_LINE = re.compile(rb"\A([0-9A-Fa-f]{35}):(\d{1,12})\s*\Z")
 _COMBO_SEPARATORS = re.compile(r"[:;\t]")
+# pwned_passwords.count is a 32-bit integer: a larger count is a bad line, not a failed import.
+MAX_COUNT = 2**31 - 1
 
 
 def decode(raw: bytes) -> str:
@@ -39,17 +44,46 @@ def decode(raw: bytes) -> str:
 
 
 def sha1_count(raw: bytes) -> tuple[bytes, int]:
+    # Fast path for the canonical `40HEX:DIGITS` line (nearly every line of HIBP's file),
+    # about twice as fast as the regex. It accepts exactly what _SHA1_LINE accepts for that
+    # shape: unhexlify takes only hex digits (either case), bytes.isdigit only ASCII 0-9.
+    # Anything else (bare SHA1, trailing blanks, errors) takes the regex below.
+    if len(raw) > 41 and raw[40] == 58:  # b":"
+        tail = raw[41:]
+        if len(tail) <= 12 and tail.isdigit():
+            try:
+                return binascii.unhexlify(raw[:40]), _count(tail)
+            except binascii.Error:
+                pass
     m = _SHA1_LINE.match(raw)
     if m is None:
         raise LineError("expected SHA1:COUNT (40 hexadecimal characters, a colon, a number)")
-    return bytes.fromhex(m.group(1).decode("ascii")), int(m.group(2) or 1)
+    return bytes.fromhex(m.group(1).decode("ascii")), _count(m.group(2) or b"1")
 
 
 def suffix_count(raw: bytes, prefix: bytes) -> tuple[bytes, int]:
     m = _SUFFIX_LINE.match(raw)
     if m is None:
         raise LineError("expected SUFFIX:COUNT (35 hexadecimal characters, a colon, a number)")
-    return bytes.fromhex((prefix + m.group(1)).decode("ascii")), int(m.group(2))
+    return bytes.fromhex((prefix + m.group(1)).decode("ascii")), _count(m.group(2))
+
+
+def _count(raw: bytes) -> int:
+    count = int(raw)
+    if count > MAX_COUNT:
+        raise LineError(f"the count {count} is larger than {MAX_COUNT}")
+    return count
+
+
+def password_digest(raw: bytes) -> bytes:
+    """SHA-1 of a plain-password line, as hashing.password_sha1(decode(raw)) computes it.
+
+    Valid UTF-8 is its own UTF-8 encoding, so the bytes are hashed as they are once checked
+    (an ASCII line needs no check): this saves a decode and an encode per line.
+    """
+    if not raw.isascii():
+        decode(raw)
+    return hashlib.sha1(raw, usedforsecurity=False).digest()
 
 
 def email_digest(raw: bytes) -> bytes:
@@ -75,12 +109,17 @@ def combo(raw: bytes) -> tuple[str, str]:
     return email, password
 
 
-def sniff(first_line: bytes, filename: str | None) -> Format:
-    """Guess a password file's format from its first line (and name, for per-prefix files)."""
-    if _SHA1_LINE.match(first_line):
-        return Format.SHA1
-    if _SUFFIX_LINE.match(first_line) and prefix_from_name(filename) is not None:
-        return Format.PREFIX
+def sniff(first_lines: Sequence[bytes], filename: str | None) -> Format:
+    """Guess a password file's format from its first lines (and name, for per-prefix files).
+
+    Any hash-shaped line among them decides, so a header line is reported as malformed
+    instead of turning a hash file into a list of "passwords".
+    """
+    for line in first_lines:
+        if _SHA1_LINE.match(line):
+            return Format.SHA1
+        if _SUFFIX_LINE.match(line) and prefix_from_name(filename) is not None:
+            return Format.PREFIX
     return Format.PLAIN
 
 

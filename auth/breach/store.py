@@ -7,25 +7,52 @@ executemany upsert per batch; PostgreSQL gets COPY into a temp table and one INS
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, text
 
+from auth.breach.formats import MAX_COUNT
 from auth.breach.hashing import prefix_bounds
+
+_RANGE_SQL = (
+    "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= {p} AND sha1 < {p} "
+    "GROUP BY sha1 ORDER BY sha1"
+)
+_PASSWORD_RANGE = {
+    "qmark": _RANGE_SQL.format(p="?"),  # sqlite3
+    "format": _RANGE_SQL.format(p="%s"),  # psycopg
+    "pyformat": _RANGE_SQL.format(p="%s"),
+}
 
 
 def password_range(conn: Connection, prefix: str) -> list[tuple[bytes, int]]:
     """(digest, times seen over all breaches) for every digest under a 5-hex prefix, sorted."""
     lo, hi = prefix_bounds(prefix)
-    rows = conn.execute(
-        text(
-            "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= :lo AND sha1 < :hi "
-            "GROUP BY sha1 ORDER BY sha1"
-        ),
-        {"lo": lo, "hi": hi},
-    ).all()
+    # The hot path of GET /range/: one fixed statement straight on the DBAPI connection, in
+    # the caller's transaction. SQLAlchemy's per-execute work (text(), cache key, result
+    # wrapping) was 4/5 of the latency: ~80 of ~95 us p50 on SQLite. sqlite3 caches the
+    # prepared statement; psycopg prepares it server-side after a few executions.
+    sql = _PASSWORD_RANGE.get(conn.dialect.paramstyle)
+    if sql is None:  # another driver: let SQLAlchemy translate the parameters
+        rows = conn.execute(
+            text(
+                "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= :lo AND sha1 < :hi "
+                "GROUP BY sha1 ORDER BY sha1"
+            ),
+            {"lo": lo, "hi": hi},
+        ).all()
+    else:
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, (lo, hi))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
     return [(bytes(r[0]), int(r[1])) for r in rows]
 
 
@@ -85,12 +112,46 @@ def stats(conn: Connection) -> CorpusStats:
     return CorpusStats(breaches, int(pw or 0), int(em or 0))
 
 
+# PostgreSQL binary COPY of (sha1 bytea, count int4): packing whole batches with struct is
+# ~3x cheaper per row than psycopg's write_row (text COPY), which was most of the client time.
+_PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_PG_COPY_ROW = struct.Struct("!hi20sii")  # 2 fields: (length 20, digest), (length 4, int4)
+_PG_COPY_TRAILER = b"\xff\xff"
+
+# SQLite: a batch goes in as one statement whose rows SQLite unpacks itself from a blob of
+# digests and a JSON array of counts (json_each is built in from 3.38). One statement per
+# 100k rows instead of 100k executemany steps: ~3x faster, all of it with the GIL released.
+_SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)
+_PW_INSERT_SQLITE = (
+    "INSERT INTO pwned_passwords (sha1, breach_id, count) "
+    "SELECT substr(?1, key * 20 + 1, 20), ?2, value FROM json_each(?3) WHERE true"
+)
+_PW_UPSERT_SQLITE = (
+    "INSERT INTO pwned_passwords (sha1, breach_id, count) "
+    "SELECT substr(?1, key * 20 + 1, 20), ?2, value FROM json_each(?3) WHERE true "
+    "ON CONFLICT (sha1, breach_id) DO UPDATE SET count = MIN(count + excluded.count, 2147483647)"
+)
+_PW_INSERT_PG = (
+    "INSERT INTO pwned_passwords (sha1, breach_id, count) SELECT sha1, %s, count FROM bg_stage"
+)
+_PW_UPSERT_PG = (
+    "INSERT INTO pwned_passwords (sha1, breach_id, count) SELECT sha1, %s, count FROM bg_stage "
+    "ON CONFLICT (sha1, breach_id) DO UPDATE "
+    "SET count = LEAST(pwned_passwords.count::int8 + EXCLUDED.count, 2147483647)"
+)
+
+
 class CorpusWriter:
     """Bulk writes of one breach's digests inside the caller's transaction."""
 
     def __init__(self, conn: Connection, breach_id: int) -> None:
         self.conn = conn
         self.breach_id = breach_id
+        # After clear(passwords=True) this breach holds no password rows; while every batch
+        # starts above the highest digest written so far (a sorted file such as HIBP's), no
+        # row can exist yet, so a plain INSERT does what the upsert would, ~30% cheaper.
+        self._pw_cleared = False
+        self._pw_highest: bytes | None = None
         self.dbapi: Any = cast(Any, conn.connection.driver_connection)
         self.postgres = conn.dialect.name == "postgresql"
         if self.postgres:
@@ -106,6 +167,7 @@ class CorpusWriter:
             self.conn.execute(
                 text("DELETE FROM pwned_passwords WHERE breach_id = :b"), {"b": self.breach_id}
             )
+            self._pw_cleared, self._pw_highest = True, None
         if emails:
             self.conn.execute(
                 text("DELETE FROM breached_emails WHERE breach_id = :b"), {"b": self.breach_id}
@@ -115,20 +177,28 @@ class CorpusWriter:
         """Add counts (already summed within the batch) to this breach's totals."""
         if not counts:
             return
-        items = sorted(counts.items())
+        # Counts saturate at the column's int4 maximum rather than fail the whole import.
+        items = sorted((d, min(c, MAX_COUNT)) for d, c in counts.items())
+        first, last = items[0][0], items[-1][0]
+        fresh = self._pw_cleared and (self._pw_highest is None or first > self._pw_highest)
+        self._pw_highest = last if self._pw_highest is None else max(self._pw_highest, last)
         if self.postgres:
             self._copy_stage(items)
-            self._pg(
-                "INSERT INTO pwned_passwords (sha1, breach_id, count) "
-                "SELECT sha1, %s, count FROM bg_stage "
-                "ON CONFLICT (sha1, breach_id) DO UPDATE "
-                "SET count = pwned_passwords.count + EXCLUDED.count"
+            self._pg(_PW_INSERT_PG if fresh else _PW_UPSERT_PG)
+        elif _SQLITE_JSON:
+            digests = b"".join([d for d, _ in items])
+            if len(digests) != 20 * len(items):
+                raise ValueError("SHA-1 digests are 20 bytes")
+            self.dbapi.execute(
+                _PW_INSERT_SQLITE if fresh else _PW_UPSERT_SQLITE,
+                (digests, self.breach_id, json.dumps([c for _, c in items])),
             )
         else:
             b = self.breach_id
             self.dbapi.executemany(
                 "INSERT INTO pwned_passwords (sha1, breach_id, count) VALUES (?, ?, ?) "
-                "ON CONFLICT (sha1, breach_id) DO UPDATE SET count = count + excluded.count",
+                "ON CONFLICT (sha1, breach_id) DO UPDATE "
+                "SET count = MIN(count + excluded.count, 2147483647)",
                 ((d, b, c) for d, c in items),
             )
 
@@ -151,11 +221,18 @@ class CorpusWriter:
             )
 
     def _copy_stage(self, rows: Iterable[tuple[bytes, int]]) -> None:
+        rows = list(rows)
+        if any(len(d) != 20 for d, _ in rows):  # "20s" would pad or cut silently
+            raise ValueError("SHA-1 digests are 20 bytes")
+        pack = _PG_COPY_ROW.pack
+        try:
+            data = b"".join([pack(2, 20, d, 4, c) for d, c in rows])
+        except struct.error as exc:  # a count beyond int4, which the text COPY refused too
+            raise ValueError(f"count out of range for the corpus: {exc}") from None
         with self.dbapi.cursor() as cur:
             cur.execute("TRUNCATE bg_stage")
-            with cur.copy("COPY bg_stage (sha1, count) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            with cur.copy("COPY bg_stage (sha1, count) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_PG_COPY_HEADER + data + _PG_COPY_TRAILER)
 
     def _pg(self, sql: str) -> None:
         with self.dbapi.cursor() as cur:

@@ -104,12 +104,6 @@ def upgrade() -> None:
         "breached_emails",
         sa.Column("sha1", sa.LargeBinary(length=20), nullable=False),
         sa.Column("breach_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["breach_id"],
-            ["breaches.id"],
-            name=op.f("fk_breached_emails_breach_id_breaches"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("sha1", "breach_id", name=op.f("pk_breached_emails")),
         sqlite_with_rowid=False,
     )
@@ -142,12 +136,6 @@ def upgrade() -> None:
         sa.Column("sha1", sa.LargeBinary(length=20), nullable=False),
         sa.Column("breach_id", sa.Integer(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["breach_id"],
-            ["breaches.id"],
-            name=op.f("fk_pwned_passwords_breach_id_breaches"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("sha1", "breach_id", name=op.f("pk_pwned_passwords")),
         sqlite_with_rowid=False,
     )

@@ -1,0 +1,214 @@
+"""HTTP throughput of GET /range/<5hex> under gunicorn, against /healthz of the same server.
+
+A fresh database gets a corpus of random SHA-1 digests (default 1e6), then
+`breachguard serve` (gunicorn, gthread, 2 workers x 4 threads by default) listens on
+127.0.0.1. wrk loads /range/ with random prefixes (a Lua script), then, in the same run
+and the same way, /healthz: a trivial endpoint of the same app, so the ratio is what the
+range look-up costs on top of Flask, gunicorn and the rate limiter. Target ratio >= 0.5.
+
+Needs wrk (`apt-get install -y wrk`, or build https://github.com/wg/wrk).
+
+    .venv/bin/python bench/http_range.py                         # 1e6, SQLite and PostgreSQL
+    .venv/bin/python bench/http_range.py --db sqlite --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    CLI,
+    add_breach,
+    bench_db,
+    bulk_load,
+    cli_env,
+    hibp_counts,
+    human,
+    parse_size,
+    random_digests,
+    table,
+    verdict,
+    workdir,
+)
+
+TARGET_RATIO = 0.5
+
+LUA = r"""
+math.randomseed(%(seed)d)
+request = function()
+  return wrk.format("GET", string.format("/range/%%05X", math.random(0, 0xFFFFF)))
+end
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH p50_us=%%d p99_us=%%d errors=%%d\n",
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.status + summary.errors.timeout))
+end
+"""
+
+DONE_ONLY = r"""
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH p50_us=%d p99_us=%d errors=%d\n",
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.status + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the server did not answer {url}")
+
+
+def wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, float]:
+    cmd = [
+        "wrk",
+        "-t",
+        str(args.wrk_threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.duration}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"BENCH p50_us=(\d+) p99_us=(\d+) errors=(\d+)", out)
+    assert m, out
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "rps": rps,
+        "p50": float(m.group(1)) / 1000,
+        "p99": float(m.group(2)) / 1000,
+        "errors": int(m.group(3)) + (int(non2xx.group(1)) if non2xx else 0),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--size", type=parse_size, default=1_000_000, help="corpus size")
+    ap.add_argument(
+        "--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
+    )
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--wrk-threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=20240603)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk (or build github.com/wg/wrk)")
+
+    rows: list[list[object]] = []
+    ratios: dict[str, float] = {}
+    with workdir() as work:
+        lua_range, lua_plain = work / "range.lua", work / "plain.lua"
+        lua_range.write_text(LUA % {"seed": args.seed})
+        lua_plain.write_text(DONE_ONLY)
+        digests = random_digests(args.size, args.seed)
+        counts = hibp_counts(args.size, args.seed)
+        for kind in args.db:
+            with bench_db(kind, work, "http") as db:
+                breach = add_breach(db, "bench", "passwords")
+                bulk_load(
+                    db,
+                    "pwned_passwords",
+                    ((d, breach, c) for d, c in zip(digests, counts, strict=True)),
+                    ("sha1", "breach_id", "count"),
+                    skip_fk_checks=True,
+                )
+                port = free_port()
+                env = cli_env(db, work / "instance")
+                env["API_RATE_LIMIT"] = "1000000 per minute"
+                server = subprocess.Popen(
+                    [
+                        CLI,
+                        "serve",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        str(args.workers),
+                        "--threads",
+                        str(args.threads),
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                try:
+                    base = f"http://127.0.0.1:{port}"
+                    wait_up(base + "/healthz")
+                    wait_up(base + "/range/ABCDE")
+                    # warm both endpoints (pool connections, statement caches) before timing
+                    short = argparse.Namespace(**{**vars(args), "duration": 2})
+                    wrk(base + "/range/00000", lua_range, short)
+                    rng = wrk(base + "/range/00000", lua_range, args)
+                    wrk(base + "/healthz", lua_plain, short)
+                    hz = wrk(base + "/healthz", lua_plain, args)
+                finally:
+                    server.terminate()
+                    server.wait(timeout=30)
+            ratios[kind] = rng["rps"] / hz["rps"]
+            rows.append(
+                [kind, "/healthz (baseline)", hz["rps"], hz["p50"], hz["p99"], hz["errors"], 1.0]
+            )
+            rows.append(
+                [
+                    kind,
+                    f"/range/ ({human(args.size)} digests)",
+                    rng["rps"],
+                    rng["p50"],
+                    rng["p99"],
+                    rng["errors"],
+                    ratios[kind],
+                ]
+            )
+
+    print()
+    print(
+        f"gunicorn gthread {args.workers} workers x {args.threads} threads on 127.0.0.1; "
+        f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s on the same "
+        "2-core machine"
+    )
+    print(table(["db", "endpoint", "requests/s", "p50 ms", "p99 ms", "errors", "x healthz"], rows))
+    print()
+    for kind, ratio in ratios.items():
+        print(
+            f"target /range/ >= {TARGET_RATIO} x /healthz ({kind}): {ratio:.2f}: "
+            f"{verdict(ratio >= TARGET_RATIO)}"
+        )
+
+
+if __name__ == "__main__":
+    main()
