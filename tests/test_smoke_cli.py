@@ -54,3 +54,11 @@ def test_serve_answers_over_http_under_gunicorn(cli_env: dict[str, str]) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_front_page_lists_the_endpoints_with_its_stylesheet(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/")
+    assert page.status_code == 200
+    assert b"/range/" in page.data and b"openapi.json" in page.data
+    css = client.get("/static/style.css")
+    assert css.status_code == 200 and b"breachguard" in css.data

@@ -116,6 +116,7 @@ def stats(conn: Connection) -> CorpusStats:
 # ~3x cheaper per row than psycopg's write_row (text COPY), which was most of the client time.
 _PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_COPY_ROW = struct.Struct("!hi20sii")  # 2 fields: (length 20, digest), (length 4, int4)
+_PG_COPY_ROW3 = struct.Struct("!hi20siiii")  # 3 fields: digest, breach_id int4, count int4
 _PG_COPY_TRAILER = b"\xff\xff"
 
 # SQLite: a batch goes in as one statement whose rows SQLite unpacks itself from a blob of
@@ -130,9 +131,6 @@ _PW_UPSERT_SQLITE = (
     "INSERT INTO pwned_passwords (sha1, breach_id, count) "
     "SELECT substr(?1, key * 20 + 1, 20), ?2, value FROM json_each(?3) WHERE true "
     "ON CONFLICT (sha1, breach_id) DO UPDATE SET count = MIN(count + excluded.count, 2147483647)"
-)
-_PW_INSERT_PG = (
-    "INSERT INTO pwned_passwords (sha1, breach_id, count) SELECT sha1, %s, count FROM bg_stage"
 )
 _PW_UPSERT_PG = (
     "INSERT INTO pwned_passwords (sha1, breach_id, count) SELECT sha1, %s, count FROM bg_stage "
@@ -182,9 +180,13 @@ class CorpusWriter:
         first, last = items[0][0], items[-1][0]
         fresh = self._pw_cleared and (self._pw_highest is None or first > self._pw_highest)
         self._pw_highest = last if self._pw_highest is None else max(self._pw_highest, last)
-        if self.postgres:
+        if self.postgres and fresh:
+            # No row of this batch can exist yet: COPY straight into the table, one write
+            # instead of stage + INSERT..SELECT (~170k -> ~300k lines/s on a 1e7 file).
+            self._copy_direct(items)
+        elif self.postgres:
             self._copy_stage(items)
-            self._pg(_PW_INSERT_PG if fresh else _PW_UPSERT_PG)
+            self._pg(_PW_UPSERT_PG)
         elif _SQLITE_JSON:
             digests = b"".join([d for d, _ in items])
             if len(digests) != 20 * len(items):
@@ -233,6 +235,19 @@ class CorpusWriter:
             cur.execute("TRUNCATE bg_stage")
             with cur.copy("COPY bg_stage (sha1, count) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(_PG_COPY_HEADER + data + _PG_COPY_TRAILER)
+
+    def _copy_direct(self, rows: list[tuple[bytes, int]]) -> None:
+        if any(len(d) != 20 for d, _ in rows):
+            raise ValueError("SHA-1 digests are 20 bytes")
+        pack, b = _PG_COPY_ROW3.pack, self.breach_id
+        data = b"".join([pack(3, 20, d, 4, b, 4, c) for d, c in rows])
+        with (
+            self.dbapi.cursor() as cur,
+            cur.copy(
+                "COPY pwned_passwords (sha1, breach_id, count) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.write(_PG_COPY_HEADER + data + _PG_COPY_TRAILER)
 
     def _pg(self, sql: str) -> None:
         with self.dbapi.cursor() as cur:

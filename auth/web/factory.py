@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, render_template
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from sqlalchemy import text
 
 from auth.config import Settings, load_settings
 from auth.services import Services, build
@@ -14,6 +16,9 @@ from auth.web import api
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
 from auth.web.keys import presented_token
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 def _limit_key() -> str:
@@ -27,7 +32,12 @@ def _limit_key() -> str:
 def create_app(settings: Settings | None = None, registry: Services | None = None) -> Flask:
     settings = settings or (registry.settings if registry else load_settings())
     registry = registry or build(settings)
-    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app = Flask(
+        __name__,
+        instance_path=str(settings.instance_path),
+        static_folder=str(STATIC),
+        template_folder=str(TEMPLATES),
+    )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         JSON_SORT_KEYS=False,
@@ -74,6 +84,13 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
+
+    @app.get("/")
+    def index() -> str:
+        with registry.db.engine.connect() as conn:
+            # Per-breach totals kept by the importer: a COUNT over the corpus would scan it.
+            digests = conn.execute(text("SELECT SUM(password_entries) FROM breaches")).scalar() or 0
+        return render_template("index.html", password_digests=digests)
 
     @app.get("/healthz")
     def healthz() -> Response:
