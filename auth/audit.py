@@ -41,6 +41,11 @@ class Actor:
         return cls("api_key", key_id)
 
     @classmethod
+    def account(cls, account_id: int) -> Actor:
+        """The person themself, signed in to the web pages."""
+        return cls("account", str(account_id))
+
+    @classmethod
     def policy(cls, name: str) -> Actor:
         return cls("policy", name)
 
@@ -56,6 +61,17 @@ class Action(enum.StrEnum):
     CORPUS_IMPORTED = "corpus:imported"
     FINDING_RECORDED = "finding:recorded"
     SCAN_COMPLETED = "scan:completed"
+    MFA_ENROLLED = "mfa:enrolled"
+    MFA_RENAMED = "mfa:renamed"
+    MFA_REMOVED = "mfa:removed"
+    MFA_FAILED = "mfa:failed"
+    MFA_LOCKED = "mfa:locked"
+    MFA_CLONE_SUSPECTED = "mfa:webauthn:clone_suspected"
+    MFA_KEYS_ROTATED = "mfa:keys:rotated"
+    RECOVERY_GENERATED = "mfa:recovery:generated"
+    RECOVERY_USED = "mfa:recovery:used"
+    SESSION_STARTED = "session:started"
+    LOGIN_FAILED = "login:failed"
 
 
 @dataclass(frozen=True)

@@ -468,3 +468,26 @@ def apikey_revoke(ctx: click.Context, key_id: str) -> None:
     with _errors(), registry.db.session() as session:
         apikeys.revoke(session, key_id, actor=_actor(), now=utcnow())
     click.echo(f"revoked {key_id}")
+
+
+# --- mfa ----------------------------------------------------------------------------------
+
+
+@main.group("mfa")
+def mfa_group() -> None:
+    """Second-factor administration."""
+
+
+@mfa_group.command("rotate-keys")
+@click.pass_context
+def mfa_rotate_keys(ctx: click.Context) -> None:
+    """Re-encrypt every TOTP secret with the first key of MFA_ENCRYPTION_KEYS.
+
+    Put the new key first, keep the old ones after it, run this, then drop the old keys.
+    """
+    from auth.mfa import factors
+
+    registry = _services(ctx)
+    with _errors(), registry.db.session() as session:
+        changed = factors.rotate_keys(session, keys=registry.keys, actor=_actor(), now=utcnow())
+    click.echo(f"re-encrypted {changed} secret(s) with key {registry.keys.current}")

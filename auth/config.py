@@ -5,9 +5,10 @@ The environment variable names are a contract (see README): renaming one breaks 
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,19 @@ class Settings:
     secret_rate_limit: str = "30 per minute"
     ratelimit_key_prefix: str = "breachguard"
     log_level: str = "INFO"
+    # Second factors.
+    mfa_encryption_keys: tuple[str, ...] = ()  # first encrypts, all decrypt
+    totp_issuer: str = "breachguard"
+    totp_window: int = 1  # accepted steps either side of now
+    mfa_max_failures: int = 5  # within mfa_failure_window, then the factor step locks
+    mfa_failure_window: int = 15 * 60
+    mfa_lock_seconds: int = 60  # first lock; doubles with each further lock
+    mfa_ip_rate_limit: str = "20 per minute"
+    login_rate_limit: str = "30 per minute"
+    webauthn_rp_id: str = "localhost"
+    webauthn_rp_name: str = "breachguard"
+    webauthn_origins: tuple[str, ...] = ("http://localhost:5000",)
+    webauthn_timeout: int = 120  # seconds a challenge lives
 
     @property
     def outbox_path(self) -> Path:
@@ -75,13 +89,35 @@ def _sources(raw: str) -> tuple[str, ...]:
     return names
 
 
-def instance_secret(instance_path: Path, filename: str) -> str:
+def _new_aes_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for i, key in enumerate(keys, 1):
+        try:
+            ok = len(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))) == 32
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InvalidInput(
+                f"MFA_ENCRYPTION_KEYS: key {i} is not 32 bytes in base64url "
+                "(make one with: python -c 'import os,base64;"
+                "print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+            )
+    return keys
+
+
+def instance_secret(
+    instance_path: Path, filename: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)
+) -> str:
     """Read a generated secret from the instance folder, creating it (mode 0600) once."""
     path = instance_path / filename
     if path.exists():
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
+    value = make()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
@@ -117,4 +153,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_rate_limit=env.get("SECRET_RATE_LIMIT") or Settings.secret_rate_limit,
         ratelimit_key_prefix=env.get("RATELIMIT_KEY_PREFIX") or "breachguard",
         log_level=env.get("LOG_LEVEL") or "INFO",
+        mfa_encryption_keys=_keys(
+            env.get("MFA_ENCRYPTION_KEYS") or instance_secret(instance, "mfa_keys", _new_aes_key)
+        ),
+        totp_issuer=env.get("TOTP_ISSUER") or Settings.totp_issuer,
+        totp_window=_int(env, "MFA_TOTP_WINDOW", Settings.totp_window),
+        mfa_max_failures=_int(env, "MFA_MAX_FAILURES", Settings.mfa_max_failures),
+        mfa_failure_window=_int(env, "MFA_FAILURE_WINDOW", Settings.mfa_failure_window),
+        mfa_lock_seconds=_int(env, "MFA_LOCK_SECONDS", Settings.mfa_lock_seconds),
+        mfa_ip_rate_limit=env.get("MFA_IP_RATE_LIMIT") or Settings.mfa_ip_rate_limit,
+        login_rate_limit=env.get("LOGIN_RATE_LIMIT") or Settings.login_rate_limit,
+        webauthn_rp_id=env.get("WEBAUTHN_RP_ID") or Settings.webauthn_rp_id,
+        webauthn_rp_name=env.get("WEBAUTHN_RP_NAME") or Settings.webauthn_rp_name,
+        webauthn_origins=tuple(
+            o.strip().rstrip("/")
+            for o in (env.get("WEBAUTHN_ORIGINS") or "http://localhost:5000").split(",")
+            if o.strip()
+        ),
     )

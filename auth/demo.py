@@ -61,6 +61,9 @@ def seed(registry: Services, *, actor: audit.Actor) -> str:
     lines += [f"  {email}  {password}" for email, _, _, password in PEOPLE]
     lines += [
         "",
+        "Sign in at http://localhost:5000/login (use localhost, not 127.0.0.1: security keys",
+        "and passkeys need the configured WebAuthn domain).",
+        "",
         "Sample breaches imported: " + ", ".join(b for _, _, b in SAMPLES),
         "Try:  breachguard scan",
         "      curl http://127.0.0.1:5000/range/$(printf 'azerty123' | sha1sum | cut -c1-5)",

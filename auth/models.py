@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -105,6 +107,8 @@ class Account(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by policy (a forced reset, a finding): the last second factor cannot be removed.
+    mfa_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -207,3 +211,79 @@ class ApiKey(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="")
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class FactorKind(enum.StrEnum):
+    TOTP = "totp"
+    WEBAUTHN = "webauthn"
+
+
+class MfaFactor(Base):
+    """A second factor: an authenticator app (TOTP) or a security key / passkey (WebAuthn)."""
+
+    __tablename__ = "mfa_factors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None: pending
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # TOTP: the secret, AES-GCM encrypted; the last accepted time step (replay guard).
+    secret_enc: Mapped[str | None] = mapped_column(Text)
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # WebAuthn credential.
+    credential_id: Mapped[bytes | None] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[str] = mapped_column(Text, default="[]")
+    aaguid: Mapped[str | None] = mapped_column(String(36))
+    backup_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    backup_state: Mapped[bool] = mapped_column(Boolean, default=False)
+    possibly_cloned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code; only its SHA-256 is kept (80 random bits each)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    code_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebauthnChallenge(Base):
+    """A server-side WebAuthn challenge: single-use, short-lived, shared by every instance."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16))  # register | authenticate
+    challenge: Mapped[bytes] = mapped_column(LargeBinary(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class MfaThrottle(Base):
+    """Second-factor failures per account, in the database so every worker sees them."""
+
+    __tablename__ = "mfa_throttle"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    locks: Mapped[int] = mapped_column(Integer, default=0)  # grows the next lock's length

@@ -12,6 +12,7 @@ from auth.breach.checker import BreachSource, Checker, HibpSource, LocalSource
 from auth.breach.hibp import HibpClient, HibpSettings
 from auth.config import Settings
 from auth.db import Database
+from auth.mfa.crypto import KeyRing
 from auth.passwords import Hasher
 
 
@@ -22,6 +23,7 @@ class Services:
     hasher: Hasher
     hibp: HibpClient | None
     checker: Checker
+    keys: KeyRing
 
     def close(self) -> None:
         if self.hibp is not None:
@@ -50,4 +52,5 @@ def build(settings: Settings, db: Database | None = None) -> Services:
         elif name == "hibp" and hibp is not None:
             sources.append(HibpSource(hibp))
     checker = Checker(sources, fail_closed=settings.breach_failure_policy == "fail_closed")
-    return Services(settings, db, Hasher(settings.argon2), hibp, checker)
+    keys = KeyRing(settings.mfa_encryption_keys)
+    return Services(settings, db, Hasher(settings.argon2), hibp, checker, keys)

@@ -26,6 +26,7 @@ from auth.web.factory import create_app
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
+TEST_MFA_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdC0"  # 32 bytes, tests only
 CHEAP_ARGON2 = Argon2Params(time_cost=1, memory_cost=1024, parallelism=1)
 
 
@@ -73,6 +74,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         redis_url=REDIS_URL,
         argon2=CHEAP_ARGON2,
         ratelimit_key_prefix=f"bgtest-{uuid.uuid4().hex[:12]}",
+        mfa_encryption_keys=(TEST_MFA_KEY,),
     )
 
 
@@ -106,6 +108,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "ARGON2_MEMORY_COST": str(CHEAP_ARGON2.memory_cost),
         "BREACH_SOURCES": "local",
         "REDIS_URL": REDIS_URL or "",
+        "MFA_ENCRYPTION_KEYS": TEST_MFA_KEY,
     }
 
 

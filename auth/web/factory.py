@@ -5,20 +5,38 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, Response, jsonify, render_template
+from flask import Flask, Response, jsonify, render_template, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import text
 
 from auth.config import Settings, load_settings
 from auth.services import Services, build
-from auth.web import api
+from auth.web import api, mfa_api, pages
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
 from auth.web.keys import presented_token
+from auth.web.session import SessionInterface
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+# Pages run no inline script or style, and may not be framed (clickjacking).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _by_address() -> str:
+    return "ip:" + get_remote_address()
 
 
 def _limit_key() -> str:
@@ -44,6 +62,8 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="bg_session",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session cookie
     )
     app.extensions[EXTENSION] = registry
     logging.basicConfig(level=settings.log_level)
@@ -69,20 +89,50 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         deduct_when=lambda r: r.status_code == 401,
     )(range_views.accounts_bp)
 
+    # Sign-in and second-factor checks take secrets: a budget per address (failures per
+    # account are counted in the database as well, see auth/mfa/throttle.py).
+    limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=_by_address)(pages.bp)
+    limiter.limit(settings.mfa_ip_rate_limit, methods=["POST"], key_func=_by_address)(mfa_api.bp)
+
+    csrf = CSRFProtect(app)
+    for keyed in (api.bp, range_views.accounts_bp):  # API keys, no cookies: nothing to forge
+        csrf.exempt(keyed)
+    app.session_interface = SessionInterface()
+
     app.register_blueprint(range_views.bp)
     app.register_blueprint(range_views.accounts_bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(pages.account_bp)
+    app.register_blueprint(mfa_api.bp)
+
+    @app.context_processor
+    def signed_in() -> dict[str, bool]:
+        return {"signed_in": "aid" in session}
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "base.html", error="This form has expired: go back, reload the page and try again."
+        ), 400
 
     @app.errorhandler(429)
-    def too_many(exc: Exception) -> Response:
+    def too_many(exc: Exception) -> Response | tuple[str, int]:
+        if request.blueprint == "pages":
+            return render_template(
+                "login.html", error="Too many attempts from your network: wait a minute."
+            ), 429
         response = jsonify({"error": f"too many requests: {getattr(exc, 'description', '')}"})
         response.status_code = 429
         return response
 
     @app.after_request
     def baseline_headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     @app.get("/")

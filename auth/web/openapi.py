@@ -65,10 +65,51 @@ def _check(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]:
     }
 
 
+def _ceremony(summary: str, *, body: bool, result: dict[str, Any]) -> dict[str, Any]:
+    """The browser's WebAuthn calls: signed-in (or half-signed-in) session cookie + CSRF header."""
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"session": []}],
+        "parameters": [
+            {"name": "X-CSRFToken", "in": "header", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": {
+            "200": _json(result, "The next step of the ceremony"),
+            "400": _json(_ERROR, "Rejected: the message says why"),
+            "401": _json(_ERROR, "No session (or the sign-in took too long)"),
+            "429": _json(_ERROR, "Too many attempts"),
+        },
+    }
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "credential": {"type": "object"},
+                            "name": {"type": "string", "maxLength": 100},
+                        },
+                        "required": ["credential"],
+                    }
+                }
+            },
+        }
+    return {"post": op}
+
+
+_OPTIONS = {"type": "object", "description": "PublicKeyCredential options, base64url fields"}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "breachguard", "version": "1"},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "bg_session"},
+        }
+    },
     "paths": {
         "/api/v1/check/password": _check(
             "password",
@@ -97,6 +138,35 @@ SPEC: dict[str, Any] = {
                 "required": ["breached", "breaches", "sources", "failed"],
             },
             "check:email",
+        ),
+        "/api/v1/mfa/webauthn/register/options": _ceremony(
+            "Start adding a security key or passkey", body=False, result=_OPTIONS
+        ),
+        "/api/v1/mfa/webauthn/register/verify": _ceremony(
+            "Finish adding it; the first factor also returns ten recovery codes",
+            body=True,
+            result={
+                "type": "object",
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "factor": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "recovery_codes": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["ok", "factor", "name", "recovery_codes"],
+            },
+        ),
+        "/api/v1/mfa/webauthn/authenticate/options": _ceremony(
+            "Second step of a sign-in: ask for an assertion", body=False, result=_OPTIONS
+        ),
+        "/api/v1/mfa/webauthn/authenticate/verify": _ceremony(
+            "Second step of a sign-in: check the assertion and open the session",
+            body=True,
+            result={
+                "type": "object",
+                "properties": {"ok": {"type": "boolean"}, "redirect": {"type": "string"}},
+                "required": ["ok", "redirect"],
+            },
         ),
         "/range/{prefix}": {
             "get": {

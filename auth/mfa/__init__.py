@@ -1,0 +1,1 @@
+"""Second factors: TOTP, WebAuthn, recovery codes."""

@@ -1,0 +1,601 @@
+"""WebAuthn ceremonies (security keys and passkeys) over py_webauthn, with server-side challenges.
+
+https://www.w3.org/TR/webauthn-3/
+
+Challenges live in the database (`webauthn_challenges`) so that any instance can finish a
+ceremony another one began, and each is spent by one conditional UPDATE committed before the
+response is verified: a challenge is single-use even when verification then fails
+(https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
+
+Sign counters are compared by us, after the signature has been verified, so that nobody can
+flag someone else's key as cloned with an unsigned response; a regression marks the factor
+`possibly_cloned` for good (https://www.w3.org/TR/webauthn-3/#sctn-sign-counter).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from sqlalchemy import CursorResult, Result, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    bytes_to_base64url,
+    parse_authentication_credential_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.cose import COSEAlgorithmIdentifier
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    CredentialDeviceType,
+    PublicKeyCredentialDescriptor,
+    RegistrationCredential,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from auth import audit
+from auth.config import Settings
+from auth.db import Database
+from auth.errors import BreachguardError, InvalidInput
+from auth.models import Account, FactorKind, MfaFactor, WebauthnChallenge
+
+REGISTER: Final = "register"
+AUTHENTICATE: Final = "authenticate"
+NAME_MAX = 100
+# Used and expired challenges are kept this long, so a late retry is told "already used" or
+# "expired" rather than "unknown"; then purge_expired_challenges deletes them.
+CHALLENGE_GRACE = dt.timedelta(hours=1)
+# ES256 first: every authenticator supports it; EdDSA and RS256 (Windows Hello) follow.
+# https://www.w3.org/TR/webauthn-3/#dom-publickeycredentialcreationoptions-pubkeycredparams
+ALGORITHMS: Final = [
+    COSEAlgorithmIdentifier.ECDSA_SHA_256,
+    COSEAlgorithmIdentifier.EDDSA,
+    COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
+]
+# What py_webauthn (and the bytes it parses) may raise on a malformed or forged response.
+_REFUSALS = (WebAuthnException, ValueError, TypeError, KeyError, IndexError)
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """Who we are to authenticators: the RP ID (a registrable domain) and the page origins."""
+
+    id: str
+    name: str
+    origins: tuple[str, ...]
+    timeout: int  # seconds a challenge lives; also the browser's timeout hint
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RelyingParty:
+        return cls(
+            id=settings.webauthn_rp_id,
+            name=settings.webauthn_rp_name,
+            origins=tuple(settings.webauthn_origins),
+            timeout=settings.webauthn_timeout,
+        )
+
+
+class WebauthnError(BreachguardError):
+    """A WebAuthn ceremony failed; the message says what was expected and what arrived."""
+
+
+class ChallengeError(WebauthnError):
+    """The challenge is unknown, already used, expired, or for another account or purpose."""
+
+
+class CeremonyRejected(WebauthnError):
+    """py_webauthn (or we) refused the response: origin, RP ID, signature, JSON, presence..."""
+
+
+class UnknownCredential(WebauthnError):
+    """The credential is not registered, or not to this account."""
+
+
+class InvalidName(WebauthnError, InvalidInput):
+    """The name given to a new security key is empty or too long."""
+
+
+class ClonedCredential(WebauthnError):
+    """The sign counter went backwards: two authenticators may hold this key."""
+
+    def __init__(self, message: str, *, factor_id: int) -> None:
+        super().__init__(message)
+        self.factor_id = factor_id
+
+
+def user_handle(account_id: int) -> bytes:
+    """The WebAuthn user.id for an account: 16 bytes of SHA-256 over a fixed label and the id.
+
+    Derived rather than stored, so no column is needed; it carries no e-mail or name as the
+    spec asks (https://www.w3.org/TR/webauthn-3/#sctn-user-handle-privacy). It is not a
+    secret: it only has to be stable and distinct per account.
+    """
+    return hashlib.sha256(f"breachguard-user:{account_id}".encode()).digest()[:16]
+
+
+# --- challenges -------------------------------------------------------------------------
+
+
+def _new_challenge(challenge: bytes | None) -> bytes:
+    """64 random bytes unless given (tests); the spec asks for at least 16."""
+    if challenge is None:
+        return secrets.token_bytes(64)
+    if not 16 <= len(challenge) <= 64:
+        raise ValueError(f"a challenge must be 16 to 64 bytes, got {len(challenge)}")
+    return challenge
+
+
+def _store_challenge(
+    session: Session,
+    *,
+    account_id: int | None,
+    purpose: str,
+    challenge: bytes,
+    expires_at: dt.datetime,
+) -> str:
+    challenge_id = secrets.token_urlsafe(24)  # 32 characters
+    session.add(
+        WebauthnChallenge(
+            id=challenge_id,
+            account_id=account_id,
+            purpose=purpose,
+            challenge=challenge,
+            expires_at=expires_at,
+        )
+    )
+    return challenge_id
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _why_refused(
+    row: WebauthnChallenge | None, *, account_id: int | None, purpose: str, now: dt.datetime
+) -> str:
+    """Name the reason a challenge could not be spent (the UPDATE only says it could not)."""
+    if row is None:
+        return "this sign-in attempt is unknown; please start again"
+    if row.purpose != purpose:
+        return f"this challenge was issued to {row.purpose}, not to {purpose}; please start again"
+    if row.account_id != account_id:
+        return "this challenge was issued for another account; please start again"
+    if row.used_at is not None:
+        return "this challenge was already used; please start again"
+    if row.expires_at <= now:
+        return f"this challenge expired at {row.expires_at:%H:%M:%S} UTC; please start again"
+    return "this challenge cannot be used; please start again"
+
+
+def _consume_challenge(
+    db: Database, *, challenge_id: str, account_id: int | None, purpose: str, now: dt.datetime
+) -> bytes:
+    """Spend a challenge in its own committed transaction and return its bytes.
+
+    One conditional UPDATE does the check and the spending, so two requests racing with one
+    challenge cannot both proceed; it is committed before verification, so a failed attempt
+    burns it too.
+    """
+    with db.session() as session:
+        spent = session.execute(
+            update(WebauthnChallenge)
+            .where(
+                WebauthnChallenge.id == challenge_id,
+                WebauthnChallenge.used_at.is_(None),
+                WebauthnChallenge.expires_at > now,
+                WebauthnChallenge.purpose == purpose,
+                WebauthnChallenge.account_id.is_(None)
+                if account_id is None
+                else WebauthnChallenge.account_id == account_id,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        row = session.get(WebauthnChallenge, challenge_id)
+        if _rowcount(spent) != 1 or row is None:
+            reason = _why_refused(row, account_id=account_id, purpose=purpose, now=now)
+        else:
+            return row.challenge
+    raise ChallengeError(reason)
+
+
+def purge_expired_challenges(db: Database, *, now: dt.datetime) -> int:
+    """Delete challenges that expired, or were used, more than CHALLENGE_GRACE ago."""
+    cutoff = now - CHALLENGE_GRACE
+    with db.session() as session:
+        result = session.execute(
+            delete(WebauthnChallenge)
+            .where(or_(WebauthnChallenge.expires_at < cutoff, WebauthnChallenge.used_at < cutoff))
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+
+# --- credentials ------------------------------------------------------------------------
+
+
+def _transports(raw: str) -> list[AuthenticatorTransport]:
+    """Stored transport names as py_webauthn enums; names it does not know are dropped."""
+    try:
+        names = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    known = {t.value: t for t in AuthenticatorTransport}
+    return [known[n] for n in names if isinstance(n, str) and n in known]
+
+
+def _descriptors(session: Session, account_id: int) -> list[PublicKeyCredentialDescriptor]:
+    """The account's WebAuthn credentials, for excludeCredentials / allowCredentials."""
+    factors = session.execute(
+        select(MfaFactor)
+        .where(
+            MfaFactor.account_id == account_id,
+            MfaFactor.kind == FactorKind.WEBAUTHN,
+            MfaFactor.credential_id.is_not(None),
+        )
+        .order_by(MfaFactor.id)
+    ).scalars()
+    return [
+        PublicKeyCredentialDescriptor(id=f.credential_id, transports=_transports(f.transports))
+        for f in factors
+        if f.credential_id is not None
+    ]
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not 1 <= len(cleaned) <= NAME_MAX:
+        raise InvalidName(
+            f"name: give the security key a name of 1 to {NAME_MAX} characters (got {len(cleaned)})"
+        )
+    return cleaned
+
+
+def _rejected(exc: Exception, rp: RelyingParty) -> CeremonyRejected:
+    """py_webauthn's reason, made readable where it says too little."""
+    message = str(exc) or type(exc).__name__
+    if message == "Unexpected RP ID hash":
+        message = f"the response was made for another site than {rp.id!r} (RP ID hash differs)"
+    elif message == "Client data challenge was not expected challenge":
+        message = "it answers another challenge than the one this server issued"
+    elif "See __cause__" in message and exc.__cause__ is not None:
+        message = f"{message.split('. See __cause__')[0]}: {exc.__cause__}"
+    return CeremonyRejected(f"the security key's response was refused: {message}")
+
+
+# --- registration -----------------------------------------------------------------------
+
+
+def begin_registration(
+    db: Database,
+    *,
+    account: Account,
+    rp: RelyingParty,
+    now: dt.datetime,
+    challenge: bytes | None = None,
+) -> tuple[str, str]:
+    """Store a registration challenge; return (challenge_id, options JSON for credentials.create).
+
+    Passkeys are preferred (resident key, user verification), attestation is not asked for
+    (we keep no allow-list of models), and the account's keys are excluded so one is not
+    registered twice (https://www.w3.org/TR/webauthn-3/#sctn-registering-a-new-credential).
+    """
+    raw = _new_challenge(challenge)
+    with db.session() as session:
+        exclude = _descriptors(session, account.id)
+        challenge_id = _store_challenge(
+            session,
+            account_id=account.id,
+            purpose=REGISTER,
+            challenge=raw,
+            expires_at=now + dt.timedelta(seconds=rp.timeout),
+        )
+    options = generate_registration_options(
+        rp_id=rp.id,
+        rp_name=rp.name,
+        user_id=user_handle(account.id),
+        user_name=account.email,
+        user_display_name=account.name or account.email,
+        challenge=raw,
+        timeout=rp.timeout * 1000,
+        attestation=AttestationConveyancePreference.NONE,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.PREFERRED,
+            user_verification=UserVerificationRequirement.PREFERRED,
+        ),
+        exclude_credentials=exclude,
+        supported_pub_key_algs=list(ALGORITHMS),
+    )
+    return challenge_id, options_to_json(options)
+
+
+def _parse_registration(
+    credential: str | dict[str, Any], rp: RelyingParty
+) -> RegistrationCredential:
+    try:
+        return parse_registration_credential_json(credential)
+    except _REFUSALS as exc:
+        raise _rejected(exc, rp) from exc
+
+
+def finish_registration(
+    db: Database,
+    *,
+    account: Account,
+    challenge_id: str,
+    credential: str | dict[str, Any],
+    name: str,
+    rp: RelyingParty,
+    now: dt.datetime,
+    actor: audit.Actor,
+) -> MfaFactor:
+    """Verify navigator.credentials.create()'s response and store the credential as a factor.
+
+    https://www.w3.org/TR/webauthn-3/#sctn-registering-a-new-credential
+    The name is checked before the challenge is spent, so a bad name can be corrected.
+    """
+    name = _clean_name(name)
+    expected = _consume_challenge(
+        db, challenge_id=challenge_id, account_id=account.id, purpose=REGISTER, now=now
+    )
+    parsed = _parse_registration(credential, rp)
+    try:
+        verified = verify_registration_response(
+            credential=parsed,
+            expected_challenge=expected,
+            expected_rp_id=rp.id,
+            expected_origin=list(rp.origins),
+            require_user_verification=False,
+            supported_pub_key_algs=list(ALGORITHMS),
+        )
+    except _REFUSALS as exc:
+        raise _rejected(exc, rp) from exc
+    transports = [t.value for t in parsed.response.transports or []]
+    try:
+        with db.session() as session:
+            taken = session.execute(
+                select(MfaFactor.id).where(MfaFactor.credential_id == verified.credential_id)
+            ).first()
+            if taken is not None:
+                raise CeremonyRejected("this security key is already registered")
+            factor = MfaFactor(
+                account_id=account.id,
+                kind=FactorKind.WEBAUTHN,
+                name=name,
+                credential_id=verified.credential_id,
+                public_key=verified.credential_public_key,
+                sign_count=verified.sign_count,
+                transports=json.dumps(transports),
+                aaguid=verified.aaguid,
+                backup_eligible=verified.credential_device_type
+                == CredentialDeviceType.MULTI_DEVICE,
+                backup_state=verified.credential_backed_up,
+                possibly_cloned=False,
+                confirmed_at=now,
+                created_at=now,
+            )
+            session.add(factor)
+            session.flush()
+            audit.append(
+                session,
+                [
+                    audit.Event(
+                        actor,
+                        audit.Action.MFA_ENROLLED,
+                        f"account:{account.id}",
+                        {"kind": FactorKind.WEBAUTHN.value, "factor": factor.id, "name": name},
+                    )
+                ],
+                now=now,
+            )
+    except IntegrityError as exc:  # registered by a concurrent request since our check
+        raise CeremonyRejected("this security key is already registered") from exc
+    return factor
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+def begin_authentication(
+    db: Database,
+    *,
+    account: Account | None,
+    rp: RelyingParty,
+    now: dt.datetime,
+    challenge: bytes | None = None,
+) -> tuple[str, str]:
+    """Store an authentication challenge; return (challenge_id, options JSON for credentials.get).
+
+    With an account, allowCredentials lists its keys (second factor after the password);
+    without, it is empty and the browser offers discoverable passkeys
+    (https://www.w3.org/TR/webauthn-3/#dom-publickeycredentialrequestoptions-allowcredentials).
+    (An account without keys gets an empty list too; finish_authentication then accepts
+    only a key of that account, so callers should not offer WebAuthn to it.)
+    """
+    raw = _new_challenge(challenge)
+    with db.session() as session:
+        allow = _descriptors(session, account.id) if account is not None else []
+        challenge_id = _store_challenge(
+            session,
+            account_id=account.id if account is not None else None,
+            purpose=AUTHENTICATE,
+            challenge=raw,
+            expires_at=now + dt.timedelta(seconds=rp.timeout),
+        )
+    options = generate_authentication_options(
+        rp_id=rp.id,
+        challenge=raw,
+        timeout=rp.timeout * 1000,
+        allow_credentials=allow,
+        user_verification=UserVerificationRequirement.PREFERRED,
+    )
+    return challenge_id, options_to_json(options)
+
+
+def _parse_assertion(
+    credential: str | dict[str, Any], rp: RelyingParty
+) -> AuthenticationCredential:
+    try:
+        parsed = parse_authentication_credential_json(credential)
+    except _REFUSALS as exc:
+        raise _rejected(exc, rp) from exc
+    if bytes_to_base64url(parsed.raw_id) != parsed.id:
+        raise CeremonyRejected("the security key's response was refused: id and rawId differ")
+    return parsed
+
+
+def _find_factor(
+    db: Database, *, parsed: AuthenticationCredential, account: Account | None
+) -> tuple[MfaFactor, bytes]:
+    """The registered factor for the response's credential id, checked against the account
+    and the userHandle (https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion, step 6)."""
+    with db.session() as session:
+        factor = session.execute(
+            select(MfaFactor).where(
+                MfaFactor.credential_id == parsed.raw_id, MfaFactor.kind == FactorKind.WEBAUTHN
+            )
+        ).scalar_one_or_none()
+    if factor is None or not factor.public_key:
+        raise UnknownCredential("this security key is not registered here")
+    if account is not None and factor.account_id != account.id:
+        raise UnknownCredential("this security key is not registered to this account")
+    handle = parsed.response.user_handle
+    if account is None and handle is None:
+        raise CeremonyRejected(
+            "the passkey did not say which account it is for (no userHandle); "
+            "use a passkey, or sign in with your password first"
+        )
+    if handle is not None and handle != user_handle(factor.account_id):
+        raise UnknownCredential(
+            "this passkey's user handle names another account than the one it is registered to"
+        )
+    return factor, factor.public_key
+
+
+def _record_use(
+    db: Database,
+    *,
+    factor_id: int,
+    new_count: int,
+    backed_up: bool,
+    now: dt.datetime,
+    actor: audit.Actor,
+) -> MfaFactor:
+    """Store the new counter, or flag the factor if its counter did not grow.
+
+    The UPDATE re-checks the counter against the row itself, so two assertions racing cannot
+    both move it; whichever loses is treated as a regression, as the spec would have it.
+    """
+    counter_ok = MfaFactor.sign_count == 0 if new_count == 0 else MfaFactor.sign_count < new_count
+    with db.session() as session:
+        moved = session.execute(
+            update(MfaFactor)
+            .where(MfaFactor.id == factor_id, MfaFactor.possibly_cloned.is_(False), counter_ok)
+            .values(sign_count=new_count, last_used_at=now, backup_state=backed_up)
+            .execution_options(synchronize_session=False)
+        )
+        factor = session.get(MfaFactor, factor_id, populate_existing=True)
+        if factor is None:
+            raise UnknownCredential("this security key was removed meanwhile")
+        if _rowcount(moved) == 1:
+            session.expunge(factor)
+            return factor
+        refused = factor.possibly_cloned
+        stored = factor.sign_count
+        if not refused:
+            factor.possibly_cloned = True
+            audit.append(
+                session,
+                [
+                    audit.Event(
+                        actor,
+                        audit.Action.MFA_CLONE_SUSPECTED,
+                        f"account:{factor.account_id}",
+                        {"factor": factor_id, "stored": stored, "received": new_count},
+                    )
+                ],
+                now=now,
+            )
+    if refused:
+        raise _cloned(factor_id)
+    raise ClonedCredential(
+        f"this security key's signature counter went backwards (expected more than {stored}, "
+        f"got {new_count}): it may have been copied, so it is blocked; "
+        "use another factor and register the key again",
+        factor_id=factor_id,
+    )
+
+
+def _cloned(factor_id: int) -> ClonedCredential:
+    return ClonedCredential(
+        "this security key is blocked because it may have been copied; "
+        "use another factor and register the key again",
+        factor_id=factor_id,
+    )
+
+
+def finish_authentication(
+    db: Database,
+    *,
+    challenge_id: str,
+    credential: str | dict[str, Any],
+    rp: RelyingParty,
+    now: dt.datetime,
+    actor: audit.Actor,
+    account: Account | None = None,
+) -> MfaFactor:
+    """Verify navigator.credentials.get()'s response; return the factor used (detached).
+
+    https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion
+    With account=None (passkey sign-in) the caller signs in factor.account_id.
+    The signature is verified before the counter is looked at: py_webauthn gets a stored
+    count of 0 so that its own check never fires, and _record_use compares the counters.
+    """
+    expected = _consume_challenge(
+        db,
+        challenge_id=challenge_id,
+        account_id=account.id if account is not None else None,
+        purpose=AUTHENTICATE,
+        now=now,
+    )
+    parsed = _parse_assertion(credential, rp)
+    factor, public_key = _find_factor(db, parsed=parsed, account=account)
+    if factor.possibly_cloned:
+        raise _cloned(factor.id)
+    try:
+        verified = verify_authentication_response(
+            credential=parsed,
+            expected_challenge=expected,
+            expected_rp_id=rp.id,
+            expected_origin=list(rp.origins),
+            credential_public_key=public_key,
+            credential_current_sign_count=0,
+            require_user_verification=False,
+        )
+    except _REFUSALS as exc:
+        raise _rejected(exc, rp) from exc
+    return _record_use(
+        db,
+        factor_id=factor.id,
+        new_count=verified.new_sign_count,
+        backed_up=verified.credential_backed_up,
+        now=now,
+        actor=actor,
+    )

@@ -1,0 +1,293 @@
+"""HTML pages: sign-in, the second step, sign-out, and /account/security.
+
+Views parse the form, call one domain function, and render. Every POST carries a CSRF
+token (Flask-WTF's CSRFProtect, enabled in the factory).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import segno
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from auth import accounts, audit
+from auth.breach.hashing import normalise_email
+from auth.errors import InvalidInput, NotFound
+from auth.mfa import factors, recovery, second_step, totp
+from auth.models import Account, AccountStatus, utcnow
+from auth.web import session as web_session
+from auth.web.context import services
+
+bp = Blueprint("pages", __name__)  # signing in: rate-limited per address
+account_bp = Blueprint("account", __name__)  # /account/security, for a signed-in person
+
+WRONG = "The e-mail address or the password is not right."
+
+
+def _account_by_email(raw: str) -> Account | None:
+    try:
+        email = normalise_email(raw)
+    except InvalidInput:
+        return None
+    with services().db.session() as db:
+        account = db.execute(select(Account).where(Account.email == email)).scalar_one_or_none()
+        if account is not None:
+            db.expunge(account)
+        return account
+
+
+@bp.get("/login")
+def login() -> Any:
+    if web_session.current_account() is not None:
+        return redirect(url_for("account.security"))
+    return render_template("login.html", next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+def login_post() -> Any:
+    registry = services()
+    email, password = request.form.get("email", ""), request.form.get("password", "")
+    next_url = web_session.safe_next(request.form.get("next"))
+    account = _account_by_email(email)
+    now = utcnow()
+    with registry.db.session() as db:
+        stored = db.get(Account, account.id) if account else None
+        # An unknown e-mail costs one argon2 verify too (dummy hash): no account enumeration.
+        ok = (
+            accounts.verify_password(db, stored, password, hasher=registry.hasher, now=now)
+            if stored is not None
+            else registry.hasher.verify(None, password).ok
+        )
+        if ok and stored is not None:
+            kinds = factors.kinds(db, stored.id)
+            status = stored.status
+            db.expunge(stored)
+    if not ok or stored is None:
+        return render_template("login.html", error=WRONG, email=email, next=next_url or ""), 401
+    if status == AccountStatus.RESET_REQUIRED:
+        return render_template(
+            "login.html",
+            error="Your password must be changed before you can sign in: "
+            "use the link in the e-mail we sent you.",
+            email=email,
+        ), 403
+    if status != AccountStatus.ACTIVE:
+        return render_template("login.html", error=WRONG, email=email), 401
+    if kinds:
+        web_session.open_pending(stored, next_url)
+        return redirect(url_for("pages.login_mfa"))
+    web_session.start(stored, "password")
+    return redirect(next_url or url_for("account.security"))
+
+
+@bp.get("/login/mfa")
+def login_mfa() -> Any:
+    account = web_session.pending_account()
+    if account is None:
+        return redirect(url_for("pages.login"))
+    with services().db.session() as db:
+        kinds = factors.kinds(db, account.id)
+        codes_left = recovery.remaining(db, account.id)
+    return render_template("login_mfa.html", kinds=kinds, codes_left=codes_left)
+
+
+@bp.post("/login/mfa")
+def login_mfa_post() -> Any:
+    account = web_session.pending_account()
+    if account is None:
+        flash("Your sign-in took too long: please start again.")
+        return redirect(url_for("pages.login"))
+    registry = services()
+    result = second_step.verify_code(
+        registry.db,
+        account_id=account.id,
+        code=request.form.get("code", ""),
+        keys=registry.keys,
+        settings=registry.settings,
+        actor=audit.Actor.account(account.id),
+        now=utcnow(),
+    )
+    if not result.ok:
+        with registry.db.session() as db:
+            kinds = factors.kinds(db, account.id)
+        status = 429 if result.outcome is second_step.Outcome.LOCKED else 401
+        return render_template("login_mfa.html", kinds=kinds, error=result.message), status
+    return _finish_mfa(account, result)
+
+
+def _finish_mfa(account: Account, result: second_step.StepResult) -> Any:
+    from flask import session
+
+    next_url = web_session.safe_next(session.get("next"))
+    web_session.start(account, result.kind)
+    if result.message:
+        flash(result.message)
+    return redirect(next_url or url_for("account.security"))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    web_session.close()
+    flash("You are signed out.")
+    return redirect(url_for("pages.login"))
+
+
+# --- /account/security ----------------------------------------------------------------------
+
+
+def _security_page(account: Account, **extra: Any) -> str:
+    with services().db.session() as db:
+        active = factors.active(db, account.id)
+        codes_left = recovery.remaining(db, account.id)
+        for f in active:
+            db.expunge(f)
+    return render_template(
+        "security.html", account=account, factors=active, codes_left=codes_left, **extra
+    )
+
+
+@account_bp.get("/account/security")
+@web_session.login_required
+def security() -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    return _security_page(account)
+
+
+@account_bp.post("/account/security/totp")
+@web_session.login_required
+def totp_start() -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    registry = services()
+    with registry.db.session() as db:
+        pending = factors.start_totp(
+            db,
+            account=account,
+            name=request.form.get("name", ""),
+            keys=registry.keys,
+            issuer=registry.settings.totp_issuer,
+            now=utcnow(),
+        )
+    return _totp_page(pending.factor_id, pending.secret, pending.uri)
+
+
+def _totp_page(factor_id: int, secret: str, uri: str, error: str | None = None) -> str:
+    qr = segno.make(uri, error="m").svg_inline(scale=5, title="QR code for your authenticator app")
+    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return render_template(
+        "totp_enroll.html", factor_id=factor_id, qr=qr, secret=grouped, uri=uri, error=error
+    )
+
+
+@account_bp.post("/account/security/totp/<int:factor_id>/confirm")
+@web_session.login_required
+def totp_confirm(factor_id: int) -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    registry = services()
+    now = utcnow()
+    actor = audit.Actor.account(account.id)
+    try:
+        with registry.db.session() as db:
+            first = not factors.active(db, account.id)
+            result = factors.confirm_totp(
+                db,
+                account=account,
+                factor_id=factor_id,
+                code=request.form.get("code", ""),
+                keys=registry.keys,
+                window=registry.settings.totp_window,
+                actor=actor,
+                now=now,
+            )
+            ok = result.outcome is totp.Outcome.OK
+            codes = (
+                recovery.generate(db, account_id=account.id, actor=actor, now=now)
+                if ok and first
+                else None
+            )
+    except NotFound as exc:
+        flash(str(exc))
+        return redirect(url_for("account.security"))
+    if not ok:
+        return _totp_retry(account, factor_id), 400
+    if codes:
+        return render_template("recovery_codes.html", codes=codes, first=True)
+    flash("Authenticator app added.")
+    return redirect(url_for("account.security"))
+
+
+def _totp_retry(account: Account, factor_id: int) -> str:
+    """The same QR code again: the secret stays until the enrollment is confirmed."""
+    registry = services()
+    with registry.db.session() as db:
+        pending = factors.pending_totp(db, account_id=account.id, factor_id=factor_id)
+        secret = registry.keys.decrypt(
+            pending.secret_enc or "", context=factors.context(account.id)
+        )
+    uri = totp.provisioning_uri(
+        secret, account_name=account.email, issuer=registry.settings.totp_issuer
+    )
+    return _totp_page(
+        factor_id, secret, uri, "That code is not right: type the one your app shows now."
+    )
+
+
+@account_bp.post("/account/security/factors/<int:factor_id>/rename")
+@web_session.login_required
+def factor_rename(factor_id: int) -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    try:
+        with services().db.session() as db:
+            factors.rename(
+                db,
+                account_id=account.id,
+                factor_id=factor_id,
+                name=request.form.get("name", ""),
+                actor=audit.Actor.account(account.id),
+                now=utcnow(),
+            )
+        flash("Name changed.")
+    except (NotFound, InvalidInput) as exc:
+        flash(str(exc))
+    return redirect(url_for("account.security"))
+
+
+@account_bp.post("/account/security/factors/<int:factor_id>/remove")
+@web_session.login_required
+def factor_remove(factor_id: int) -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    try:
+        with services().db.session() as db:
+            factors.remove(
+                db,
+                account=account,
+                factor_id=factor_id,
+                required_by_policy=False,
+                actor=audit.Actor.account(account.id),
+                now=utcnow(),
+            )
+        flash("Factor removed.")
+    except (NotFound, InvalidInput) as exc:
+        return _security_page(account, error=str(exc)), 409
+    return redirect(url_for("account.security"))
+
+
+@account_bp.post("/account/security/recovery")
+@web_session.login_required
+def recovery_regenerate() -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    with services().db.session() as db:
+        if not factors.active(db, account.id):
+            flash("Add a second factor first: recovery codes stand in for it.")
+            return redirect(url_for("account.security"))
+        codes = recovery.generate(
+            db, account_id=account.id, actor=audit.Actor.account(account.id), now=utcnow()
+        )
+    return render_template("recovery_codes.html", codes=codes, first=False)
