@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from auth.models import AuditEvent, AuditHead
+from auth.models import AuditEvent, AuditHead, table
 
 GENESIS = "0" * 64
 
@@ -71,7 +71,11 @@ class Action(enum.StrEnum):
     RECOVERY_GENERATED = "mfa:recovery:generated"
     RECOVERY_USED = "mfa:recovery:used"
     SESSION_STARTED = "session:started"
+    ACCOUNT_RESET_FORCED = "account:reset:forced"
+    RESET_JOB_FINISHED = "reset:job:finished"
     LOGIN_FAILED = "login:failed"
+    PASSWORD_RESET_REQUESTED = "password:reset:requested"
+    PASSWORD_CHANGED = "password:changed"
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def append(session: Session, events: Iterable[Event], *, now: dt.datetime) -> in
         )
         prev = digest
     if rows:
-        session.execute(insert(AuditEvent), rows)
+        session.execute(insert(table(AuditEvent)), rows)  # Core: batched multi-row INSERT
         head.seq, head.hash = seq, prev
     return len(rows)
 

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ from auth.breach import scan as scanning
 from auth.breach.formats import Format
 from auth.config import load_settings
 from auth.errors import AuditChainBroken, BreachguardError
-from auth.models import BreachKind, utcnow
+from auth.models import BreachKind, FindingKind, utcnow
 from auth.services import Services, build
 
 
@@ -166,12 +167,15 @@ def corpus() -> None:
     """Import and describe breach corpora."""
 
 
-def _progress_bar(total: int | None) -> Any:
+def _progress_bar(total: int | None, unit: str = "B") -> Any:
+    """tqdm on a terminal (rate and ETA), nothing otherwise."""
     if not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+    if unit == "B":
+        return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+    return tqdm(total=total, unit=f" {unit}", file=sys.stderr)
 
 
 @corpus.command("import")
@@ -491,3 +495,179 @@ def mfa_rotate_keys(ctx: click.Context) -> None:
     with _errors(), registry.db.session() as session:
         changed = factors.rotate_keys(session, keys=registry.keys, actor=_actor(), now=utcnow())
     click.echo(f"re-encrypted {changed} secret(s) with key {registry.keys.current}")
+
+
+# --- reset --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--emails",
+    "emails_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="E-mails to reset: one per line, or a CSV with an email column.",
+)
+@click.option("--from-scan", is_flag=True, help="Reset the accounts with open findings.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice([k.value for k in FindingKind]),
+    help="With --from-scan: only findings of this kind (repeatable).",
+)
+@click.option("--account", "account_id", type=int, help="Reset one account by id.")
+@click.option(
+    "--reason",
+    default="",
+    help="Why, in plain words, in the people's language: it goes into the notice "
+    "(default: each notice's own words for 'your password may have been exposed in a leak').",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would happen; change nothing.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the outcome per account to FILE (.csv or .json).",
+)
+@click.option("--no-send", is_flag=True, help="Queue the notices but do not send them now.")
+@click.pass_context
+def reset(
+    ctx: click.Context,
+    emails_file: Path | None,
+    from_scan: bool,
+    kinds: tuple[str, ...],
+    account_id: int | None,
+    reason: str,
+    dry_run: bool,
+    report_path: Path | None,
+    no_send: bool,
+) -> None:
+    """Force a password reset: sessions end, the password stops working, each person gets
+    one notice with a reset link. Rerun after an interruption to finish what is left."""
+    from auth.reset import job
+
+    if sum([emails_file is not None, from_scan, account_id is not None]) != 1:
+        raise Exit("choose exactly one of --emails FILE, --from-scan, --account ID")
+    if kinds and not from_scan:
+        raise Exit("--kind only goes with --from-scan")
+    registry = _services(ctx)
+    settings = registry.settings
+    source: job.Source
+    if emails_file is not None:
+        file_source = job.EmailFile(emails_file)
+        bad = file_source.validate()
+        if bad:
+            lines = "\n".join(f"line {n}: {m}" for n, m in bad[:20])
+            more = f"\n... and {len(bad) - 20} more" if len(bad) > 20 else ""
+            raise Exit(
+                f"{len(bad)} bad line(s) in {emails_file}; nothing was reset:\n{lines}{more}"
+            )
+        source = file_source
+    elif from_scan:
+        source = job.FromScan(kinds)
+    else:
+        assert account_id is not None
+        source = job.OneAccount(account_id)
+    report_file = job.ReportFile(report_path) if report_path else None
+    verb = {"reset": "would reset", "already_reset": "already reset", "unknown": "unknown"}
+
+    def show(row: job.Row) -> None:
+        email, _, outcome, detail = row
+        if dry_run or outcome.value in ("unknown", "failed"):
+            suffix = f" ({detail})" if outcome.value == "failed" else ""
+            click.echo(f"{verb.get(outcome.value, outcome.value)}: {email}{suffix}")
+        if report_file is not None:
+            report_file(row)
+
+    bar = None
+    with _errors():
+        try:
+            with registry.db.session() as session:
+                source.fingerprint(session, reason)  # names a missing --account at once
+            bar = None if dry_run else _progress_bar(source.total(), unit="account")
+            report = job.run(
+                registry.db,
+                source,
+                reason=reason,
+                actor=_actor(),
+                secret_key=settings.secret_key,
+                require_mfa=settings.reset_requires_mfa,
+                batch=settings.reset_batch,
+                dry_run=dry_run,
+                sink=show,
+                progress=bar.update if bar else None,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    if report_file is not None:
+        report_file.close(report)
+    summary = report.summary()
+    prefix = "dry run, nothing changed: " if dry_run else f"job {report.job_id}: "
+    click.echo(
+        prefix + f"{'would reset' if dry_run else 'reset'} {summary['reset']}, already reset "
+        f"{summary['already_reset']}, unknown {summary['unknown']}, failed {summary['failed']}"
+    )
+    if report_path is not None:
+        click.echo(f"report written to {report_path}")
+    if not dry_run and not no_send:  # also what an interrupted run left queued
+        from auth import notify
+
+        sent = notify.drain(
+            registry.db, mailer=notify.mailer_from_settings(settings), settings=settings
+        )
+        click.echo(f"notices: {sent.sent} sent, {sent.retrying} to retry, {sent.failed} failed")
+    if report.failed:
+        ctx.exit(1)
+
+
+# --- notices ------------------------------------------------------------------------------
+
+
+@main.group("notices")
+def notices_group() -> None:
+    """Send and inspect the queue of e-mail notices (SMTP_URL, or the outbox folder)."""
+
+
+@notices_group.command("send")
+@click.option("--limit", type=int, default=None, help="Send at most this many.")
+@click.pass_context
+def notices_send(ctx: click.Context, limit: int | None) -> None:
+    """Send every notice due now, once (exit 1 if any failed for good)."""
+    from auth import notify
+
+    registry = _services(ctx)
+    settings = registry.settings
+    with _errors():
+        report = notify.drain(
+            registry.db,
+            mailer=notify.mailer_from_settings(settings),
+            settings=settings,
+            worker="cli",
+            limit=limit,
+        )
+    click.echo(
+        f"sent {report.sent}, retrying {report.retrying}, failed {report.failed}"
+        + (f", skipped {report.skipped} (link no longer valid)" if report.skipped else "")
+    )
+    if report.failed:
+        ctx.exit(1)
+
+
+@notices_group.command("status")
+@click.pass_context
+def notices_status(ctx: click.Context) -> None:
+    """Counts per status, then the notices that failed or wait for a retry (never a link)."""
+    from auth import notify
+
+    registry = _services(ctx)
+    report = notify.status(registry.db)
+    click.echo(", ".join(f"{name} {count}" for name, count in report.counts.items()))
+    for row in report.problems:
+        when = "-" if row.status == "failed" else f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}Z"
+        click.echo(
+            f"#{row.id}  {row.status:8}  {row.kind:15}  attempts {row.attempts}  next {when}  "
+            f"{row.email}  {row.last_error or ''}".rstrip()
+        )
+    if report.more:
+        click.echo(f"... and {report.more} more")

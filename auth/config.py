@@ -16,6 +16,7 @@ from auth.errors import InvalidInput
 
 SOURCES = ("local", "hibp")
 FAILURE_POLICIES = ("fail_open", "fail_closed")
+LANGUAGES = ("fr", "en")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,16 @@ class Settings:
     webauthn_rp_name: str = "breachguard"
     webauthn_origins: tuple[str, ...] = ("http://localhost:5000",)
     webauthn_timeout: int = 120  # seconds a challenge lives
+    # Forced resets and notices.
+    public_url: str = "http://localhost:5000"  # links in e-mails point here
+    reset_token_minutes: int = 30  # from the notice's sending
+    reset_requires_mfa: bool = True  # a forced reset makes a second factor mandatory
+    reset_batch: int = 1000  # accounts per transaction in a bulk reset
+    default_language: str = "fr"
+    smtp_url: str | None = None  # unset: .eml files in the outbox folder
+    mail_from: str = "breachguard <no-reply@localhost>"
+    notice_max_attempts: int = 8
+    forgot_rate_limit: str = "5 per minute"
 
     @property
     def outbox_path(self) -> Path:
@@ -163,6 +174,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mfa_lock_seconds=_int(env, "MFA_LOCK_SECONDS", Settings.mfa_lock_seconds),
         mfa_ip_rate_limit=env.get("MFA_IP_RATE_LIMIT") or Settings.mfa_ip_rate_limit,
         login_rate_limit=env.get("LOGIN_RATE_LIMIT") or Settings.login_rate_limit,
+        public_url=(env.get("PUBLIC_URL") or Settings.public_url).rstrip("/"),
+        reset_token_minutes=_int(env, "RESET_TOKEN_MINUTES", Settings.reset_token_minutes),
+        reset_requires_mfa=_choices(env, "RESET_REQUIRES_MFA", "true", ("true", "false")) == "true",
+        reset_batch=_int(env, "RESET_BATCH", Settings.reset_batch),
+        default_language=_choices(env, "DEFAULT_LANGUAGE", "fr", LANGUAGES),
+        smtp_url=env.get("SMTP_URL") or None,
+        mail_from=env.get("MAIL_FROM") or Settings.mail_from,
+        notice_max_attempts=_int(env, "NOTICE_MAX_ATTEMPTS", Settings.notice_max_attempts),
+        forgot_rate_limit=env.get("FORGOT_RATE_LIMIT") or Settings.forgot_rate_limit,
         webauthn_rp_id=env.get("WEBAUTHN_RP_ID") or Settings.webauthn_rp_id,
         webauthn_rp_name=env.get("WEBAUTHN_RP_NAME") or Settings.webauthn_rp_name,
         webauthn_origins=tuple(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -61,6 +62,12 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(model: type[Base]) -> Table:
+    """A model's Core table, for executemany and set-based statements on hot paths."""
+    result: Table = model.__table__  # type: ignore[assignment]
+    return result
 
 
 class AccountStatus(enum.StrEnum):
@@ -109,6 +116,8 @@ class Account(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     # Set by policy (a forced reset, a finding): the last second factor cannot be removed.
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    language: Mapped[str | None] = mapped_column(String(8))  # notices; None: the default
+    reset_reason: Mapped[str | None] = mapped_column(Text)  # why a reset is required
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -169,6 +178,10 @@ class Finding(Base):
     source: Mapped[str] = mapped_column(String(16))
     breach: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=FindingStatus.OPEN)
+    # The forced reset that acted on this finding: `reset --from-scan` skips it afterwards.
+    reset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resets.id", ondelete="SET NULL", use_alter=True), index=True
+    )
     first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -211,6 +224,10 @@ class ApiKey(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="")
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A key that acts for one person (revoked with that account's forced reset).
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
 
 
 class FactorKind(enum.StrEnum):
@@ -287,3 +304,93 @@ class MfaThrottle(Base):
     window_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     locks: Mapped[int] = mapped_column(Integer, default=0)  # grows the next lock's length
+
+
+class JobStatus(enum.StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+
+
+class ResetJob(Base):
+    """One `breachguard reset` run; the same input finds the same job, so a rerun resumes it."""
+
+    __tablename__ = "reset_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(200))  # what was targeted, for people
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.RUNNING)
+    targets: Mapped[int] = mapped_column(Integer, default=0)
+    reset: Mapped[int] = mapped_column(Integer, default=0)
+    already: Mapped[int] = mapped_column(Integer, default=0)
+    unknown: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Reset(Base):
+    """One forced reset of one account; `reset_key` makes it happen once per finding or job."""
+
+    __tablename__ = "resets"
+    __table_args__ = (UniqueConstraint("account_id", "reset_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("reset_jobs.id"), index=True)
+    finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
+    reset_key: Mapped[str] = mapped_column(String(64))  # finding:<id> or job:<id>
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # new password set
+
+
+class ResetToken(Base):
+    """A reset link's token, kept only as SHA-256; it lives from the notice's sending."""
+
+    __tablename__ = "reset_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public, random
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    reset_id: Mapped[int | None] = mapped_column(ForeignKey("resets.id", ondelete="CASCADE"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # set when sent
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class NoticeStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last retry; still listed by `notices status`
+
+
+class Notice(Base):
+    """An e-mail to send, once: the idempotency key is unique (account + reset)."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))  # reset_forced | reset_requested
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    token_id: Mapped[str | None] = mapped_column(ForeignKey("reset_tokens.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=NoticeStatus.QUEUED, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from auth.web.factory import create_app
+
+NOTICE_DRAIN_SECONDS = 10.0
+_drain_started = threading.Lock()  # held for good once the master has its drain thread
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -22,6 +28,34 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
+_RESET_LINK = re.compile(r"/reset/[^/?#\s\"]+")
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """The access log, without reset tokens: a live link in a log file is a live key."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        for name, value in atoms.items():  # the request line, path, referer, raw environ
+            if isinstance(value, str) and "/reset/" in value:
+                atoms[name] = _RESET_LINK.sub("/reset/[redacted]", value)
+        return atoms
+
+
+def _start_notice_drain(server: Any) -> None:
+    """gunicorn's `when_ready` hook: the master, which outlives its workers, drains the
+    notice queue in a daemon thread. Nothing here may stop the server from serving."""
+    if not _drain_started.acquire(blocking=False):
+        return
+    try:
+        from auth import notify
+        from auth.config import load_settings
+
+        notify.start_background(load_settings(), interval=NOTICE_DRAIN_SECONDS)
+    except Exception:
+        server.log.exception("notices will not be sent by this server: the drain did not start")
+
+
 def run(*, host: str, port: int, workers: int, threads: int) -> None:
     _Gunicorn(
         {
@@ -30,6 +64,8 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             "threads": threads,
             "worker_class": "gthread",
             "accesslog": "-",
+            "logger_class": "auth.serve.RedactingLogger",
             "timeout": 30,
+            "when_ready": _start_notice_drain,
         }
     ).run()

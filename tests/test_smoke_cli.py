@@ -62,3 +62,34 @@ def test_the_front_page_lists_the_endpoints_with_its_stylesheet(client) -> None:
     assert b"/range/" in page.data and b"openapi.json" in page.data
     css = client.get("/static/style.css")
     assert css.status_code == 200 and b"breachguard" in css.data
+
+
+def test_the_access_log_never_shows_a_reset_token() -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from auth.serve import RedactingLogger
+
+    logger = RedactingLogger(Config())
+    req = SimpleNamespace(
+        method="GET",
+        path="/reset/SECRET-TOKEN",
+        query="",
+        version=(1, 1),
+        headers=[],
+        uri="/reset/SECRET-TOKEN",
+    )
+    resp = SimpleNamespace(status="200 OK", sent=10, headers=[], response_length=10)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/reset/SECRET-TOKEN",
+        "PATH_INFO": "/reset/SECRET-TOKEN",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    atoms = logger.atoms(resp, req, environ, dt.timedelta(seconds=0.01))
+    assert "SECRET-TOKEN" not in repr(atoms)
+    assert atoms["U"] == "/reset/[redacted]"

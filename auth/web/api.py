@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from auth import audit
 from auth.breach.checker import Check
-from auth.errors import InvalidEmail
+from auth.errors import InvalidEmail, InvalidInput
+from auth.models import FindingKind
 from auth.web.context import services
-from auth.web.keys import require
+from auth.web.keys import current_key, require
 from auth.web.openapi import SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -74,6 +76,62 @@ def check_email() -> Response:
     except InvalidEmail as exc:
         return error(400, str(exc), "email")
     return _answer(check, {"breached": bool(check.breaches), "breaches": list(check.breaches)})
+
+
+@bp.post("/resets")
+@require("reset")
+def resets() -> Response:
+    """Force resets, as `breachguard reset` does; notices are queued for the worker."""
+    from auth.reset import job
+
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return error(400, "the body must be a JSON object", "emails")
+    reason = data.get("reason", "")
+    if not isinstance(reason, str):
+        return error(400, "reason must be a string", "reason")
+    registry = services()
+    key = current_key()
+    assert key is not None
+    source: job.Source
+    rows: list[job.Row] = []
+    try:
+        if isinstance(data.get("emails"), list):
+            source = job.EmailList(map(str, data["emails"]))
+        elif data.get("from_scan") is True:
+            kinds = data.get("kinds") or []
+            if not isinstance(kinds, list) or not all(k in set(FindingKind) for k in kinds):
+                return error(
+                    400, f"kinds must list finding kinds: {', '.join(FindingKind)}", "kinds"
+                )
+            source = job.FromScan(kinds)
+        else:
+            return error(400, "give emails (a list) or from_scan: true", "emails")
+        report = job.run(
+            registry.db,
+            source,
+            reason=reason,
+            actor=audit.Actor.api_key(key.id),
+            secret_key=registry.settings.secret_key,
+            require_mfa=registry.settings.reset_requires_mfa,
+            batch=registry.settings.reset_batch,
+            dry_run=data.get("dry_run") is True,
+            sink=rows.append,
+        )
+    except InvalidInput as exc:
+        field = str(exc).split("[", 1)[0].split(":", 1)[0].lstrip("-")
+        return error(400, str(exc), field if field in ("emails", "reason") else None)
+    return jsonify(
+        {
+            "job": report.job_id,
+            "dry_run": report.dry_run,
+            "summary": report.summary(),
+            "accounts": [
+                {"email": e, "account_id": a, "outcome": o.value, "detail": d}
+                for e, a, o, d in rows
+            ],
+        }
+    )
 
 
 @bp.get("/openapi.json")

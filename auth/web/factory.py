@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from auth.config import Settings, load_settings
 from auth.services import Services, build
-from auth.web import api, mfa_api, pages
+from auth.web import api, mfa_api, pages, reset_pages
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
 from auth.web.keys import presented_token
@@ -93,6 +93,17 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     # account are counted in the database as well, see auth/mfa/throttle.py).
     limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=_by_address)(pages.bp)
     limiter.limit(settings.mfa_ip_rate_limit, methods=["POST"], key_func=_by_address)(mfa_api.bp)
+    # Reset links: asking for one sends an e-mail and revokes the previous link, so it is
+    # limited per network address and per e-mail address; using one takes a password.
+    limiter.limit(settings.forgot_rate_limit, methods=["POST"], key_func=_by_address)(
+        reset_pages.forgot_bp
+    )
+    limiter.limit(
+        settings.forgot_rate_limit, methods=["POST"], key_func=reset_pages.forgot_email_key
+    )(reset_pages.forgot_bp)
+    limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=_by_address)(
+        reset_pages.reset_bp
+    )
 
     csrf = CSRFProtect(app)
     for keyed in (api.bp, range_views.accounts_bp):  # API keys, no cookies: nothing to forge
@@ -105,6 +116,8 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.account_bp)
     app.register_blueprint(mfa_api.bp)
+    app.register_blueprint(reset_pages.forgot_bp)
+    app.register_blueprint(reset_pages.reset_bp)
 
     @app.context_processor
     def signed_in() -> dict[str, bool]:

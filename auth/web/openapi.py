@@ -168,6 +168,47 @@ SPEC: dict[str, Any] = {
                 "required": ["ok", "redirect"],
             },
         ),
+        "/api/v1/resets": {
+            "post": {
+                "summary": "Force password resets (security or admin key)",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "emails": {"type": "array", "items": {"type": "string"}},
+                                    "from_scan": {"type": "boolean"},
+                                    "kinds": {"type": "array", "items": {"type": "string"}},
+                                    "reason": {"type": "string"},
+                                    "dry_run": {"type": "boolean"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "job": {"type": ["integer", "null"]},
+                                "dry_run": {"type": "boolean"},
+                                "summary": {"type": "object"},
+                                "accounts": {"type": "array", "items": {"type": "object"}},
+                            },
+                            "required": ["job", "dry_run", "summary", "accounts"],
+                        },
+                        "What was done (or would be, in a dry run), per account",
+                    ),
+                    "400": _json(_ERROR, "Bad input; `field` names it"),
+                    "401": _json(_DENIED, "No key, or an invalid or revoked one"),
+                    "403": _json(_DENIED, "The key's role does not grant reset"),
+                },
+            }
+        },
         "/range/{prefix}": {
             "get": {
                 "summary": "Pwned Passwords range (HIBP-compatible, from the local corpus)",

@@ -1,0 +1,194 @@
+"""A forced reset, applied to a batch of accounts in one transaction, set-based.
+
+For each account not already waiting for a reset: a Reset row (unique per account and
+reset key, so a finding or a job resets an account once), status `reset_required` with
+the reason (the password no longer signs in), the session epoch bumped (every session
+dies), the account's API keys revoked, a second factor required by policy, a fresh reset
+token (older ones revoked), one queued notice (idempotency key `reset:<id>`), the findings
+behind it linked to the reset, and an audit event naming the actor and the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from auth import audit
+from auth.models import (
+    Account,
+    AccountStatus,
+    ApiKey,
+    Finding,
+    Notice,
+    NoticeStatus,
+    Reset,
+    table,
+)
+from auth.reset import tokens
+
+CHUNK = 500  # ids per IN (...) list
+DEFAULT_REASON = "password may have been exposed in a data leak (default wording)"
+
+
+class Outcome(enum.StrEnum):
+    RESET = "reset"
+    ALREADY = "already_reset"
+    UNKNOWN = "unknown"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Target:
+    account_id: int
+    finding_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    reason: str
+    reset_key: str  # "job:<id>" or "" to use the first finding: "finding:<id>"
+    job_id: int | None
+    require_mfa: bool
+    actor: audit.Actor
+
+
+@dataclass
+class BatchResult:
+    reset: list[int] = field(default_factory=list)
+    already: list[int] = field(default_factory=list)
+
+
+def key_for(target: Target, plan: Plan) -> str:
+    if plan.reset_key:
+        return plan.reset_key
+    return f"finding:{min(target.finding_ids)}" if target.finding_ids else "manual"
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    return [list(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+
+
+def classify(session: Session, targets: Sequence[Target], plan: Plan) -> BatchResult:
+    """Which targets a reset would act on, and which are already waiting for one."""
+    result = BatchResult()
+    ids = [t.account_id for t in targets]
+    waiting: set[int] = set()
+    done: set[tuple[int, str]] = set()
+    for chunk in _chunks(ids):
+        waiting |= set(
+            session.execute(
+                select(Account.id).where(
+                    Account.id.in_(chunk), Account.status == AccountStatus.RESET_REQUIRED
+                )
+            ).scalars()
+        )
+        done |= {
+            (a, k)
+            for a, k in session.execute(
+                select(Reset.account_id, Reset.reset_key).where(Reset.account_id.in_(chunk))
+            ).all()
+        }
+    for t in targets:
+        if t.account_id in waiting or (t.account_id, key_for(t, plan)) in done:
+            result.already.append(t.account_id)
+        else:
+            result.reset.append(t.account_id)
+    return result
+
+
+def apply(
+    session: Session, targets: Sequence[Target], plan: Plan, *, secret_key: str, now: dt.datetime
+) -> BatchResult:
+    """Force the reset of every target not already waiting for one, inside the caller's
+    transaction; returns what was done."""
+    result = classify(session, targets, plan)
+    chosen = set(result.reset)
+    todo = [t for t in targets if t.account_id in chosen]
+    if not todo:
+        return result
+    ids = [t.account_id for t in todo]
+    keys = {t.account_id: key_for(t, plan) for t in todo}
+    # Core executemany without RETURNING: SQLAlchemy batches these into multi-row INSERTs;
+    # nothing below needs the new row ids (the notice's key is account + reset key).
+    session.execute(
+        insert(table(Reset)),
+        [
+            {
+                "account_id": t.account_id,
+                "job_id": plan.job_id,
+                "finding_id": min(t.finding_ids) if t.finding_ids else None,
+                "reset_key": keys[t.account_id],
+                "reason": plan.reason,
+                "actor": str(plan.actor),
+                "created_at": now,
+            }
+            for t in todo
+        ],
+    )
+    accounts = table(Account)
+    for chunk in _chunks(ids):
+        values: dict[str, object] = {
+            "status": AccountStatus.RESET_REQUIRED,
+            "reset_reason": plan.reason,
+            "session_epoch": accounts.c.session_epoch + 1,
+            "updated_at": now,
+        }
+        if plan.require_mfa:
+            values["mfa_required"] = True
+        session.execute(update(accounts).where(accounts.c.id.in_(chunk)).values(**values))
+        session.execute(
+            update(table(ApiKey))
+            .where(table(ApiKey).c.account_id.in_(chunk), table(ApiKey).c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    token_ids = tokens.issue(session, [(a, None) for a in ids], secret_key=secret_key, now=now)
+    session.execute(
+        insert(table(Notice)),
+        [
+            {
+                "account_id": a,
+                "kind": "reset_forced",
+                "idempotency_key": f"reset:{a}:{keys[a]}",
+                "token_id": token_ids[a],
+                "reason": plan.reason,
+                "status": NoticeStatus.QUEUED,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for a in ids
+        ],
+    )
+    finding_ids = [f for t in todo for f in t.finding_ids]
+    findings, resets = table(Finding), table(Reset)
+    latest = (
+        select(func.max(resets.c.id))
+        .where(resets.c.account_id == findings.c.account_id)
+        .scalar_subquery()
+    )
+    for chunk in _chunks(finding_ids):
+        session.execute(update(findings).where(findings.c.id.in_(chunk)).values(reset_id=latest))
+    audit.append(
+        session,
+        [
+            audit.Event(
+                plan.actor,
+                audit.Action.ACCOUNT_RESET_FORCED,
+                f"account:{t.account_id}",
+                {
+                    "reason": plan.reason or DEFAULT_REASON,
+                    "reset_key": keys[t.account_id],
+                    "job": plan.job_id,
+                    "findings": list(t.finding_ids),
+                },
+            )
+            for t in todo
+        ],
+        now=now,
+    )
+    return result

@@ -1,0 +1,109 @@
+"""Reset tokens: 256-bit, single-use, stored only as SHA-256.
+
+A token is HMAC-SHA256(SECRET_KEY, token id): the queue can hold the (public, random) id
+and the notice worker derive the link when it sends, so no plaintext token is ever stored,
+and the database alone cannot produce one. A token lives `RESET_TOKEN_MINUTES` from the
+moment its notice was sent (a backlog does not eat its lifetime), dies when used, when a
+newer one is issued, or when the password changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from auth.models import ResetToken, table
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+def derive(secret_key: str, token_id: str) -> str:
+    mac = hmac.new(secret_key.encode(), b"reset-token:" + token_id.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def revoke_open(session: Session, account_ids: Iterable[int], *, now: dt.datetime) -> None:
+    """Kill the unused tokens of these accounts: a newer one is coming, or the password changed."""
+    ids = list(account_ids)
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(ResetToken)
+            .where(
+                ResetToken.account_id.in_(ids[start : start + 500]),
+                ResetToken.used_at.is_(None),
+                ResetToken.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def issue(
+    session: Session,
+    pairs: Iterable[tuple[int, int | None]],
+    *,
+    secret_key: str,
+    now: dt.datetime,
+) -> dict[int, str]:
+    """New tokens for (account id, reset id) pairs, older ones revoked; account id -> token id."""
+    pairs = list(pairs)
+    revoke_open(session, (a for a, _ in pairs), now=now)
+    rows = []
+    ids: dict[int, str] = {}
+    for account_id, reset_id in pairs:
+        token_id = new_id()
+        ids[account_id] = token_id
+        rows.append(
+            {
+                "id": token_id,
+                "account_id": account_id,
+                "reset_id": reset_id,
+                "token_sha256": digest(derive(secret_key, token_id)),
+                "created_at": now,
+            }
+        )
+    if rows:
+        session.execute(insert(table(ResetToken)), rows)  # Core: batched multi-row INSERT
+    return ids
+
+
+def activate(
+    session: Session, token_id: str, *, secret_key: str, lifetime: dt.timedelta, now: dt.datetime
+) -> str | None:
+    """At sending time: start the token's lifetime and return it for the link (None if dead)."""
+    token = session.get(ResetToken, token_id)
+    if token is None or token.used_at is not None or token.revoked_at is not None:
+        return None
+    token.expires_at = now + lifetime
+    return derive(secret_key, token_id)
+
+
+def find_valid(session: Session, token: str, *, now: dt.datetime) -> ResetToken | None:
+    """The live token row for a presented token, or None (unknown, used, revoked, expired)."""
+    if not token or len(token) > 100:
+        return None
+    row = session.execute(
+        select(ResetToken).where(ResetToken.token_sha256 == digest(token))
+    ).scalar_one_or_none()
+    if (
+        row is None
+        or row.used_at is not None
+        or row.revoked_at is not None
+        or row.expires_at is None
+        or row.expires_at <= now
+    ):
+        return None
+    return row

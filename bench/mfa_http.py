@@ -1,0 +1,356 @@
+"""HTTP throughput of the second step, POST /login/mfa with a TOTP code, under gunicorn,
+against /healthz of the same server.
+
+A fresh database gets made-up accounts, each with one confirmed TOTP factor (inserted
+directly, secret encrypted as enrollment does; see bench/mfa_verify.py). `breachguard serve`
+(gunicorn gthread, 2 workers x 4 threads by default) listens on 127.0.0.1 with
+LOGIN_RATE_LIMIT / MFA_IP_RATE_LIMIT set far out of reach. For every account the benchmark
+builds what a browser holds after the password step: a signed session cookie carrying the
+pending sign-in and a CSRF token (flask_wtf.csrf.generate_csrf in a test request context of
+the same app, the cookie signed with app.session_interface's serializer), and the account's
+TOTP code. wrk posts them with a Lua script, each request a different account (each wrk
+thread reads its own slice of the tuples), and counts the answers in its `response`
+callback: a success is a 302 to /account/security. Afterwards the `session:started` audit
+events are counted too. Then /healthz is loaded the same way (same server, same wrk
+settings): the ratio is what the second step costs on top of Flask, gunicorn and wrk.
+Target ratio >= 0.4.
+
+Each request runs: the rate limiter, the CSRF check, the pending account's row, the throttle
+row, the factor (decrypt, check), the replay guard (last_step) and its commit, then the
+session start with its hash-chained audit event (a second transaction, serialised on the
+audit head row).
+
+Codes are made for the middle of each wrk run, so a run may last up to ~50 s.
+
+    .venv/bin/python bench/mfa_http.py                          # SQLite and PostgreSQL
+    .venv/bin/python bench/mfa_http.py --db sqlite --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import CLI, analyze, bench_db, cli_env, table, verdict, workdir
+from http_range import DONE_ONLY, free_port, wait_up
+from mfa_verify import BENCH_KEY, add_accounts, add_totp_factors, totp_code_for
+
+TARGET_RATIO = 0.4
+NO_LIMIT = "1000000 per second"  # a moving window of 1 s keeps the limiter's list short
+
+LUA = r"""
+-- each wrk thread posts its own slice of the prepared (cookie, csrf token, code) tuples
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  nthreads = tonumber(args[2])
+  mine = {}
+  local i = 0
+  for line in io.lines(args[1]) do
+    if i %% nthreads == tid then
+      local cookie, token, code = line:match("^([^\t]+)\t([^\t]+)\t([^\t]+)$")
+      table.insert(mine, {cookie, token, code})
+    end
+    i = i + 1
+  end
+  idx = 0
+  ok, other302, s400, s401, s429, s5xx, other, wrapped = 0, 0, 0, 0, 0, 0, 0, 0
+end
+
+function request()
+  idx = idx + 1
+  if idx > #mine then
+    idx = 1
+    wrapped = wrapped + 1
+  end
+  local t = mine[idx]
+  return wrk.format("POST", "/login/mfa", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Cookie"] = "%(cookie_name)s=" .. t[1],
+  }, "csrf_token=" .. t[2] .. "&code=" .. t[3])
+end
+
+function response(status, headers, body)
+  if status == 302 then
+    local loc = headers["Location"] or headers["location"] or ""
+    if loc == "/account/security" or loc:sub(-17) == "/account/security" then
+      ok = ok + 1
+    else
+      other302 = other302 + 1
+    end
+  elseif status == 400 then s400 = s400 + 1
+  elseif status == 401 then s401 = s401 + 1
+  elseif status == 429 then s429 = s429 + 1
+  elseif status >= 500 then s5xx = s5xx + 1
+  else other = other + 1 end
+end
+
+function done(summary, latency, requests)
+  local t = {ok = 0, other302 = 0, s400 = 0, s401 = 0, s429 = 0, s5xx = 0, other = 0, wrapped = 0}
+  for _, thread in ipairs(threads) do
+    for k, _ in pairs(t) do t[k] = t[k] + (thread:get(k) or 0) end
+  end
+  io.write(string.format(
+    "BENCH p50_us=%%d p99_us=%%d errors=%%d\n",
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.status + summary.errors.timeout))
+  io.write(string.format(
+    "STATUS ok=%%d other302=%%d s400=%%d s401=%%d s429=%%d s5xx=%%d other=%%d wrapped=%%d\n",
+    t.ok, t.other302, t.s400, t.s401, t.s429, t.s5xx, t.other, t.wrapped))
+end
+"""
+
+
+def run_wrk(
+    url: str, script: Path, args: argparse.Namespace, duration: int, *extra: str
+) -> dict[str, Any]:
+    cmd = [
+        "wrk",
+        "-t",
+        str(args.wrk_threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{duration}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    if extra:
+        cmd += ["--", *extra]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    b = re.search(r"BENCH p50_us=(\d+) p99_us=(\d+) errors=(\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    assert m and b and total, out
+    result: dict[str, Any] = {
+        "rps": float(m.group(1)),
+        "requests": int(total.group(1)),
+        "p50": int(b.group(1)) / 1000,
+        "p99": int(b.group(2)) / 1000,
+        "errors": int(b.group(3)),
+    }
+    s = re.search(r"STATUS (.*)", out)
+    if s:
+        result["status"] = {k: int(v) for k, v in (kv.split("=") for kv in s.group(1).split())}
+    return result
+
+
+def prepare(app: Any, ids: list[int], secrets_: dict[int, str], when: float, path: Path) -> None:
+    """One line per account: signed session cookie, CSRF token, TOTP code at `when`."""
+    from flask import session
+    from flask_wtf.csrf import generate_csrf
+
+    serializer = app.session_interface.get_signing_serializer(app)
+    lines = []
+    now = int(time.time())
+    for a in ids:
+        with app.test_request_context("/login/mfa", base_url="http://127.0.0.1/"):
+            session["pending"] = {"aid": a, "epoch": 0, "at": now}
+            token = generate_csrf()
+            cookie = serializer.dumps(dict(session))
+        lines.append(f"{cookie}\t{token}\t{totp_code_for(secrets_[a], when)}\n")
+    path.write_text("".join(lines))
+
+
+def sessions_started(db: Any) -> int:
+    from sqlalchemy import func, select
+
+    from auth.models import AuditEvent
+
+    with db.session() as s:
+        return int(
+            s.execute(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "session:started")
+            ).scalar_one()
+        )
+
+
+def bench_one(
+    kind: str, work: Path, args: argparse.Namespace, lua: Path, plain: Path
+) -> list[list[Any]]:
+    from auth.config import load_settings
+    from auth.models import utcnow
+    from auth.web.factory import create_app
+
+    with bench_db(kind, work, "mfahttp") as db:
+        env = cli_env(db, work / "instance")
+        env.update(
+            MFA_ENCRYPTION_KEYS=BENCH_KEY,
+            LOGIN_RATE_LIMIT=NO_LIMIT,
+            MFA_IP_RATE_LIMIT=NO_LIMIT,
+        )
+        app = create_app(load_settings(env))  # same SECRET_KEY as the server: signs cookies
+        registry = app.extensions["breachguard"]
+        now = utcnow()
+        ids = add_accounts(registry.db, 1, args.accounts + args.warmup_accounts, now)
+        secrets_ = add_totp_factors(registry.db, registry.keys, ids, now)
+        analyze(db)
+        warm_ids, run_ids = ids[: args.warmup_accounts], ids[args.warmup_accounts :]
+
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                CLI,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_up(base + "/healthz")
+            tuples = work / f"{kind}-tuples.tsv"
+            # warm both endpoints (pools, caches, imports) before timing
+            run_wrk(base + "/healthz", plain, args, 2)
+            prepare(app, warm_ids, secrets_, time.time() + 1, tuples)
+            warm = run_wrk(base + "/login/mfa", lua, args, 2, str(tuples), str(args.wrk_threads))
+            time.sleep(1)  # let the warm-up requests still in flight finish
+            before = sessions_started(registry.db)
+
+            hz = run_wrk(base + "/healthz", plain, args, args.duration)
+            prepare(app, run_ids, secrets_, time.time() + args.duration / 2, tuples)
+            mfa = run_wrk(
+                base + "/login/mfa", lua, args, args.duration, str(tuples), str(args.wrk_threads)
+            )
+            started = sessions_started(registry.db) - before
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a loaded machine: gunicorn's graceful stop lags
+                server.kill()
+                server.wait(timeout=30)
+            registry.close()
+
+    st = mfa["status"]
+    mfa["audit_started"] = started
+    if st["wrapped"]:
+        print(f"warning ({kind}): the tuples ran out, accounts were reused: raise --accounts")
+    if warm["status"]["ok"] != warm["requests"]:
+        print(f"warning ({kind}): warm-up statuses {warm['status']}")
+    ratio = mfa["rps"] / hz["rps"]
+    fail = {k: v for k, v in st.items() if k not in ("ok", "wrapped") and v}
+    return (
+        [
+            [
+                kind,
+                "/healthz (baseline)",
+                hz["rps"],
+                hz["p50"],
+                hz["p99"],
+                hz["requests"],
+                "-",
+                "-",
+                1.0,
+            ],
+            [
+                kind,
+                "POST /login/mfa (TOTP)",
+                mfa["rps"],
+                mfa["p50"],
+                mfa["p99"],
+                mfa["requests"],
+                f"{st['ok']:,} (audit: {started:,})",  # audit also counts requests in flight at the end
+                ", ".join(f"{k}={v}" for k, v in fail.items()) or "none",
+                ratio,
+            ],
+        ],
+        ratio,
+        st["ok"] == mfa["requests"] and 0 <= started - st["ok"] <= args.connections,
+    )  # type: ignore[return-value]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
+    )
+    ap.add_argument(
+        "--accounts", type=int, default=20000, help="accounts for the timed run (> requests)"
+    )
+    ap.add_argument("--warmup-accounts", type=int, default=3000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (<= 50)")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--wrk-threads", type=int, default=2)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk (or build github.com/wg/wrk)")
+    if args.duration > 50:
+        raise SystemExit("--duration: at most 50 s (the codes must stay within the TOTP window)")
+
+    rows: list[list[Any]] = []
+    ratios: dict[str, float] = {}
+    all_ok: dict[str, bool] = {}
+    with workdir() as work:
+        lua, plain = work / "mfa.lua", work / "plain.lua"
+        lua.write_text(LUA % {"cookie_name": "bg_session"})
+        plain.write_text(DONE_ONLY)
+        for kind in args.db:
+            out, ratios[kind], all_ok[kind] = bench_one(kind, work, args, lua, plain)  # type: ignore[misc]
+            rows += out
+
+    print()
+    print(
+        f"gunicorn gthread {args.workers} workers x {args.threads} threads on 127.0.0.1; "
+        f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s on the same "
+        "2-core machine; each POST a different account"
+    )
+    print(
+        table(
+            [
+                "db",
+                "endpoint",
+                "requests/s",
+                "p50 ms",
+                "p99 ms",
+                "requests",
+                "succeeded (302)",
+                "failures",
+                "x healthz",
+            ],
+            rows,
+        )
+    )
+    print()
+    for kind, ratio in ratios.items():
+        print(
+            f"target POST /login/mfa >= {TARGET_RATIO} x /healthz ({kind}): {ratio:.2f}: "
+            f"{verdict(ratio >= TARGET_RATIO)}"
+            + ("" if all_ok[kind] else "  (NOT every request succeeded: see failures)")
+        )
+
+
+if __name__ == "__main__":
+    main()
