@@ -17,9 +17,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from auth.bulk import insert_rows
 from auth.models import AuditEvent, AuditHead, table
 
 GENESIS = "0" * 64
@@ -123,7 +124,7 @@ def append(session: Session, events: Iterable[Event], *, now: dt.datetime) -> in
         )
         prev = digest
     if rows:
-        session.execute(insert(table(AuditEvent)), rows)  # Core: batched multi-row INSERT
+        insert_rows(session, table(AuditEvent), rows)
         head.seq, head.hash = seq, prev
     return len(rows)
 

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import Connection, CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.errors import InvalidInput, NotFound
 from auth.mfa import totp
 from auth.mfa.crypto import KeyRing
-from auth.models import Account, FactorKind, MfaFactor
+from auth.models import Account, FactorKind, MfaFactor, table
 
 
 class FactorRefused(InvalidInput):
@@ -124,7 +124,7 @@ def confirm_totp(
 
 
 def verify_totp(
-    session: Session,
+    conn: Session | Connection,
     *,
     account_id: int,
     code: str,
@@ -135,32 +135,32 @@ def verify_totp(
     """Check a code against the account's active TOTP factors; remember the step on success.
 
     Returns the result and the id of the factor that accepted the code. This runs on every
-    sign-in, so it reads columns rather than entities, and stores the step with one
+    sign-in, so it is Core SQL (no ORM identity work) and stores the step with one
     conditional UPDATE (only if newer than the stored one): of two requests racing with
     one code, only one passes; the other is told REPLAYED.
     """
+    t = table(MfaFactor)
     best = totp.TotpResult(totp.Outcome.INVALID)
-    rows = session.execute(
-        select(MfaFactor.id, MfaFactor.secret_enc, MfaFactor.last_step)
+    rows = conn.execute(
+        select(t.c.id, t.c.secret_enc, t.c.last_step)
         .where(
-            MfaFactor.account_id == account_id,
-            MfaFactor.kind == FactorKind.TOTP,
-            MfaFactor.confirmed_at.is_not(None),
+            t.c.account_id == account_id,
+            t.c.kind == FactorKind.TOTP.value,
+            t.c.confirmed_at.is_not(None),
         )
-        .order_by(MfaFactor.created_at, MfaFactor.id)
+        .order_by(t.c.created_at, t.c.id)
     ).all()
     for factor_id, secret_enc, last_step in rows:
         secret = keys.decrypt(secret_enc or "", context=context(account_id))
         result = totp.check(secret, code, now=now.timestamp(), last_step=last_step, window=window)
         if result.outcome is totp.Outcome.OK:
-            stored = session.execute(
-                update(MfaFactor)
+            stored = conn.execute(
+                update(t)
                 .where(
-                    MfaFactor.id == factor_id,
-                    or_(MfaFactor.last_step.is_(None), MfaFactor.last_step < result.step),
+                    t.c.id == factor_id,
+                    or_(t.c.last_step.is_(None), t.c.last_step < result.step),
                 )
                 .values(last_step=result.step, last_used_at=now)
-                .execution_options(synchronize_session=False)
             )
             if cast(CursorResult[Any], stored).rowcount == 1:
                 return result, factor_id

@@ -68,13 +68,14 @@ def verify_code(
     """A 6-digit code is tried as TOTP, anything longer as a recovery code."""
     digits = "".join(code.split())
     kind = "totp" if digits.isdigit() and len(digits) == totp.DIGITS else "recovery"
-    with db.session() as session:
-        current = throttle.state(session, account_id)
-        if current.locked(now) and current.locked_until is not None:
-            return _locked(current.locked_until)
-        if kind == "totp":
+    if kind == "totp":
+        # The common case, on every sign-in: one Core transaction, three statements.
+        with db.engine.begin() as conn:
+            current = throttle.state(conn, account_id)
+            if current.locked(now) and current.locked_until is not None:
+                return _locked(current.locked_until)
             result, _ = factors.verify_totp(
-                session,
+                conn,
                 account_id=account_id,
                 code=digits,
                 keys=keys,
@@ -82,7 +83,7 @@ def verify_code(
                 now=now,
             )
             if result.outcome is totp.Outcome.OK:
-                throttle.record_success(session, account_id=account_id, known=current)
+                throttle.record_success(conn, account_id=account_id, known=current)
                 return StepResult(Outcome.OK, kind)
             if result.outcome is totp.Outcome.REPLAYED:
                 # Not counted as a failure: the person typed a right code twice.
@@ -91,7 +92,11 @@ def verify_code(
                     kind,
                     "This code was already used: wait for the next one in your app.",
                 )
-        else:
+    else:
+        with db.session() as session:
+            current = throttle.state(session, account_id)
+            if current.locked(now) and current.locked_until is not None:
+                return _locked(current.locked_until)
             left = recovery.use(session, account_id=account_id, code=code, actor=actor, now=now)
             if left is not None:
                 throttle.record_success(session, account_id=account_id)

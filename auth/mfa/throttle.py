@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from sqlalchemy import text
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.models import MfaThrottle
+from auth.models import MfaThrottle, table
 
 MAX_LOCK = dt.timedelta(hours=24)
 
@@ -63,11 +63,15 @@ def _row(session: Session, account_id: int) -> MfaThrottle:
     return row
 
 
-def state(session: Session, account_id: int) -> State:
-    row = session.get(MfaThrottle, account_id)
-    if row is None:
-        return State()
-    return State(row.failures, row.window_start, row.locked_until, row.locks)
+def state(conn: Session | Connection, account_id: int) -> State:
+    """The account's throttle state (Core: this runs on every second-factor check)."""
+    t = table(MfaThrottle)
+    row = conn.execute(
+        select(t.c.failures, t.c.window_start, t.c.locked_until, t.c.locks).where(
+            t.c.account_id == account_id
+        )
+    ).first()
+    return State() if row is None else State(*row)
 
 
 def locked_until(session: Session, account_id: int, *, now: dt.datetime) -> dt.datetime | None:
@@ -105,7 +109,9 @@ def record_failure(
     return after.locked_until if newly_locked else None
 
 
-def record_success(session: Session, *, account_id: int, known: State | None = None) -> None:
+def record_success(
+    session: Session | Connection, *, account_id: int, known: State | None = None
+) -> None:
     """A success clears the failure count and the growth of future locks.
 
     known: the state read earlier in this transaction; when it has nothing to clear (the
@@ -113,6 +119,7 @@ def record_success(session: Session, *, account_id: int, known: State | None = N
     """
     if known is not None and known.failures == 0 and known.locks == 0 and not known.window_start:
         return
-    row = session.get(MfaThrottle, account_id)
-    if row is not None:
-        row.failures, row.window_start, row.locks = 0, None, 0
+    t = table(MfaThrottle)
+    session.execute(
+        update(t).where(t.c.account_id == account_id).values(failures=0, window_start=None, locks=0)
+    )

@@ -15,10 +15,11 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
+from auth.bulk import among, insert_rows
 from auth.models import (
     Account,
     AccountStatus,
@@ -31,7 +32,7 @@ from auth.models import (
 )
 from auth.reset import tokens
 
-CHUNK = 500  # ids per IN (...) list
+CHUNK = 5000  # ids per IN (...) list (an array parameter on PostgreSQL)
 DEFAULT_REASON = "password may have been exposed in a data leak (default wording)"
 
 
@@ -106,17 +107,48 @@ def apply(
 ) -> BatchResult:
     """Force the reset of every target not already waiting for one, inside the caller's
     transaction; returns what was done."""
-    result = classify(session, targets, plan)
-    chosen = set(result.reset)
+    accounts, resets = table(Account), table(Reset)
+    conditions = [accounts.c.status != AccountStatus.RESET_REQUIRED]
+    if plan.reset_key:  # a job's list: an account it reset (and who changed password) stays done
+        conditions.append(
+            ~exists().where(
+                resets.c.account_id == accounts.c.id, resets.c.reset_key == plan.reset_key
+            )
+        )
+    values: dict[str, object] = {
+        "status": AccountStatus.RESET_REQUIRED,
+        "reset_reason": plan.reason,
+        "session_epoch": accounts.c.session_epoch + 1,
+        "updated_at": now,
+    }
+    if plan.require_mfa:
+        values["mfa_required"] = True
+    # The UPDATE decides who is reset (RETURNING), so no separate look-up is needed: the
+    # row lock it takes also keeps two concurrent runs from resetting one account twice.
+    chosen: set[int] = set()
+    for chunk in _chunks([t.account_id for t in targets]):
+        chosen.update(
+            session.execute(
+                update(accounts)
+                .where(among(session, accounts.c.id, chunk), *conditions)
+                .values(**values)
+                .returning(accounts.c.id)
+            ).scalars()
+        )
     todo = [t for t in targets if t.account_id in chosen]
+    result = BatchResult(
+        reset=[t.account_id for t in todo],
+        already=[t.account_id for t in targets if t.account_id not in chosen],
+    )
     if not todo:
         return result
-    ids = [t.account_id for t in todo]
+    ids = result.reset
     keys = {t.account_id: key_for(t, plan) for t in todo}
-    # Core executemany without RETURNING: SQLAlchemy batches these into multi-row INSERTs;
-    # nothing below needs the new row ids (the notice's key is account + reset key).
-    session.execute(
-        insert(table(Reset)),
+    # Nothing below needs the new rows' ids (the notice's key is account + reset key), so
+    # the inserts can be COPY on PostgreSQL (auth/bulk.py).
+    insert_rows(
+        session,
+        resets,
         [
             {
                 "account_id": t.account_id,
@@ -130,25 +162,19 @@ def apply(
             for t in todo
         ],
     )
-    accounts = table(Account)
     for chunk in _chunks(ids):
-        values: dict[str, object] = {
-            "status": AccountStatus.RESET_REQUIRED,
-            "reset_reason": plan.reason,
-            "session_epoch": accounts.c.session_epoch + 1,
-            "updated_at": now,
-        }
-        if plan.require_mfa:
-            values["mfa_required"] = True
-        session.execute(update(accounts).where(accounts.c.id.in_(chunk)).values(**values))
         session.execute(
             update(table(ApiKey))
-            .where(table(ApiKey).c.account_id.in_(chunk), table(ApiKey).c.revoked_at.is_(None))
+            .where(
+                among(session, table(ApiKey).c.account_id, chunk),
+                table(ApiKey).c.revoked_at.is_(None),
+            )
             .values(revoked_at=now)
         )
     token_ids = tokens.issue(session, [(a, None) for a in ids], secret_key=secret_key, now=now)
-    session.execute(
-        insert(table(Notice)),
+    insert_rows(
+        session,
+        table(Notice),
         [
             {
                 "account_id": a,
@@ -165,14 +191,16 @@ def apply(
         ],
     )
     finding_ids = [f for t in todo for f in t.finding_ids]
-    findings, resets = table(Finding), table(Reset)
+    findings = table(Finding)
     latest = (
         select(func.max(resets.c.id))
         .where(resets.c.account_id == findings.c.account_id)
         .scalar_subquery()
     )
     for chunk in _chunks(finding_ids):
-        session.execute(update(findings).where(findings.c.id.in_(chunk)).values(reset_id=latest))
+        session.execute(
+            update(findings).where(among(session, findings.c.id, chunk)).values(reset_id=latest)
+        )
     audit.append(
         session,
         [

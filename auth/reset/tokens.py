@@ -16,9 +16,10 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from auth.bulk import among, insert_rows
 from auth.models import ResetToken, table
 
 
@@ -38,11 +39,11 @@ def digest(token: str) -> str:
 def revoke_open(session: Session, account_ids: Iterable[int], *, now: dt.datetime) -> None:
     """Kill the unused tokens of these accounts: a newer one is coming, or the password changed."""
     ids = list(account_ids)
-    for start in range(0, len(ids), 500):
+    for start in range(0, len(ids), 5000):
         session.execute(
             update(ResetToken)
             .where(
-                ResetToken.account_id.in_(ids[start : start + 500]),
+                among(session, ResetToken.account_id, ids[start : start + 5000]),
                 ResetToken.used_at.is_(None),
                 ResetToken.revoked_at.is_(None),
             )
@@ -76,7 +77,7 @@ def issue(
             }
         )
     if rows:
-        session.execute(insert(table(ResetToken)), rows)  # Core: batched multi-row INSERT
+        insert_rows(session, table(ResetToken), rows)
     return ids
 
 
