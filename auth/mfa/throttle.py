@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from auth import audit
@@ -63,14 +63,15 @@ def _row(session: Session, account_id: int) -> MfaThrottle:
     return row
 
 
+_T = table(MfaThrottle)
+_STATE = select(_T.c.failures, _T.c.window_start, _T.c.locked_until, _T.c.locks).where(
+    _T.c.account_id == bindparam("account")
+)
+
+
 def state(conn: Session | Connection, account_id: int) -> State:
-    """The account's throttle state (Core: this runs on every second-factor check)."""
-    t = table(MfaThrottle)
-    row = conn.execute(
-        select(t.c.failures, t.c.window_start, t.c.locked_until, t.c.locks).where(
-            t.c.account_id == account_id
-        )
-    ).first()
+    """The account's throttle state (a prebuilt statement: it runs on every check)."""
+    row = conn.execute(_STATE, {"account": account_id}).first()
     return State() if row is None else State(*row)
 
 
