@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Result, delete, or_, select, update
+from sqlalchemy import CursorResult, Result, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from webauthn import (
@@ -54,7 +54,7 @@ from auth import audit
 from auth.config import Settings
 from auth.db import Database
 from auth.errors import BreachguardError, InvalidInput
-from auth.models import Account, FactorKind, MfaFactor, WebauthnChallenge
+from auth.models import Account, FactorKind, MfaFactor, WebauthnChallenge, table
 
 REGISTER: Final = "register"
 AUTHENTICATE: Final = "authenticate"
@@ -163,6 +163,39 @@ def _store_challenge(
     return challenge_id
 
 
+_CH, _FA = table(WebauthnChallenge), table(MfaFactor)
+# Sign-ins run these on every assertion: built once, since building a statement costs more
+# than running it (bench/mfa_verify.py).
+_SPEND = (
+    update(_CH)
+    .where(
+        _CH.c.id == bindparam("challenge_id"),
+        _CH.c.used_at.is_(None),
+        _CH.c.expires_at > bindparam("at"),
+        _CH.c.purpose == bindparam("for_purpose"),
+    )
+    .values(used_at=bindparam("at"))
+    .returning(_CH.c.challenge)
+)
+_SPEND_ANONYMOUS = _SPEND.where(_CH.c.account_id.is_(None))
+_SPEND_FOR_ACCOUNT = _SPEND.where(_CH.c.account_id == bindparam("account"))
+_FACTOR_BY_CREDENTIAL = select(
+    _FA.c.id, _FA.c.account_id, _FA.c.public_key, _FA.c.possibly_cloned
+).where(_FA.c.credential_id == bindparam("credential"), _FA.c.kind == FactorKind.WEBAUTHN.value)
+_COUNTER = (
+    update(_FA)
+    .where(_FA.c.id == bindparam("factor"), _FA.c.possibly_cloned.is_(False))
+    .values(
+        sign_count=bindparam("count"),
+        last_used_at=bindparam("used_at"),
+        backup_state=bindparam("backed_up"),
+    )
+    .returning(*_FA.c)
+)
+_COUNTER_GREW = _COUNTER.where(_FA.c.sign_count < bindparam("count"))
+_COUNTER_ZERO = _COUNTER.where(_FA.c.sign_count == 0)
+
+
 def _rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
@@ -193,26 +226,22 @@ def _consume_challenge(
     challenge cannot both proceed; it is committed before verification, so a failed attempt
     burns it too.
     """
-    with db.session() as session:
-        spent = session.execute(
-            update(WebauthnChallenge)
-            .where(
-                WebauthnChallenge.id == challenge_id,
-                WebauthnChallenge.used_at.is_(None),
-                WebauthnChallenge.expires_at > now,
-                WebauthnChallenge.purpose == purpose,
-                WebauthnChallenge.account_id.is_(None)
-                if account_id is None
-                else WebauthnChallenge.account_id == account_id,
-            )
-            .values(used_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    statement = _SPEND_ANONYMOUS if account_id is None else _SPEND_FOR_ACCOUNT
+    with db.engine.begin() as conn:
+        spent = conn.execute(
+            statement,
+            {
+                "challenge_id": challenge_id,
+                "at": now,
+                "for_purpose": purpose,
+                "account": account_id,
+            },
+        ).first()
+    if spent is not None:
+        return bytes(spent[0])
+    with db.session() as session:  # the rare path: say why
         row = session.get(WebauthnChallenge, challenge_id)
-        if _rowcount(spent) != 1 or row is None:
-            reason = _why_refused(row, account_id=account_id, purpose=purpose, now=now)
-        else:
-            return row.challenge
+        reason = _why_refused(row, account_id=account_id, purpose=purpose, now=now)
     raise ChallengeError(reason)
 
 
@@ -463,15 +492,11 @@ def _parse_assertion(
 
 def _find_factor(
     db: Database, *, parsed: AuthenticationCredential, account: Account | None
-) -> tuple[MfaFactor, bytes]:
+) -> tuple[_FoundFactor, bytes]:
     """The registered factor for the response's credential id, checked against the account
     and the userHandle (https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion, step 6)."""
-    with db.session() as session:
-        factor = session.execute(
-            select(MfaFactor).where(
-                MfaFactor.credential_id == parsed.raw_id, MfaFactor.kind == FactorKind.WEBAUTHN
-            )
-        ).scalar_one_or_none()
+    with db.engine.connect() as conn:
+        factor = conn.execute(_FACTOR_BY_CREDENTIAL, {"credential": parsed.raw_id}).first()
     if factor is None or not factor.public_key:
         raise UnknownCredential("this security key is not registered here")
     if account is not None and factor.account_id != account.id:
@@ -486,7 +511,16 @@ def _find_factor(
         raise UnknownCredential(
             "this passkey's user handle names another account than the one it is registered to"
         )
-    return factor, factor.public_key
+    return _FoundFactor(factor.id, factor.account_id, factor.possibly_cloned), bytes(
+        factor.public_key
+    )
+
+
+@dataclass(frozen=True)
+class _FoundFactor:
+    id: int
+    account_id: int
+    possibly_cloned: bool
 
 
 def _record_use(
@@ -503,20 +537,18 @@ def _record_use(
     The UPDATE re-checks the counter against the row itself, so two assertions racing cannot
     both move it; whichever loses is treated as a regression, as the spec would have it.
     """
-    counter_ok = MfaFactor.sign_count == 0 if new_count == 0 else MfaFactor.sign_count < new_count
+    statement = _COUNTER_ZERO if new_count == 0 else _COUNTER_GREW
+    with db.engine.begin() as conn:
+        moved = conn.execute(
+            statement,
+            {"factor": factor_id, "count": new_count, "used_at": now, "backed_up": backed_up},
+        ).first()
+    if moved is not None:
+        return MfaFactor(**moved._mapping)  # detached, as the caller expects
     with db.session() as session:
-        moved = session.execute(
-            update(MfaFactor)
-            .where(MfaFactor.id == factor_id, MfaFactor.possibly_cloned.is_(False), counter_ok)
-            .values(sign_count=new_count, last_used_at=now, backup_state=backed_up)
-            .execution_options(synchronize_session=False)
-        )
-        factor = session.get(MfaFactor, factor_id, populate_existing=True)
+        factor = session.get(MfaFactor, factor_id)
         if factor is None:
             raise UnknownCredential("this security key was removed meanwhile")
-        if _rowcount(moved) == 1:
-            session.expunge(factor)
-            return factor
         refused = factor.possibly_cloned
         stored = factor.sign_count
         if not refused:
