@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from auth.bulk import insert_rows
@@ -100,11 +100,21 @@ def event_hash(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def append(session: Session, events: Iterable[Event], *, now: dt.datetime) -> int:
-    """Append events in order inside the caller's transaction; returns how many."""
-    session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))  # lock first
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
-    seq, prev = head.seq, head.hash
+_HEAD = table(AuditHead)
+_LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq)  # take the lock first
+_READ_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
+_MOVE_HEAD = (
+    update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("to_seq"), hash=bindparam("to_hash"))
+)
+
+
+def append(session: Session | Connection, events: Iterable[Event], *, now: dt.datetime) -> int:
+    """Append events in order inside the caller's transaction; returns how many.
+
+    Prebuilt Core statements: every sign-in and every reset appends, all queued on one row.
+    """
+    session.execute(_LOCK_HEAD)
+    seq, prev = session.execute(_READ_HEAD).one()
     rows = []
     for ev in events:
         seq += 1
@@ -125,7 +135,7 @@ def append(session: Session, events: Iterable[Event], *, now: dt.datetime) -> in
         prev = digest
     if rows:
         insert_rows(session, table(AuditEvent), rows)
-        head.seq, head.hash = seq, prev
+        session.execute(_MOVE_HEAD, {"to_seq": seq, "to_hash": prev})
     return len(rows)
 
 

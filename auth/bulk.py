@@ -10,16 +10,18 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Integer, Table, any_, insert, literal
+from sqlalchemy import ColumnElement, Connection, Integer, Table, any_, insert, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert rows (dicts with the same keys) into `table` in the session's transaction."""
+def insert_rows(
+    session: Session | Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert rows (dicts with the same keys) into `table` in the caller's transaction."""
     if not rows:
         return
-    conn = session.connection()
+    conn = session.connection() if isinstance(session, Session) else session
     columns = list(rows[0])
     for name in columns:  # names come from our own code; refuse anything else
         if name not in table.c:

@@ -55,6 +55,12 @@ def _locked(until: dt.datetime) -> StepResult:
     )
 
 
+def kind_of(code: str) -> str:
+    """A 6-digit code is a TOTP code; anything else is taken as a recovery code."""
+    digits = "".join(code.split())
+    return "totp" if digits.isdigit() and len(digits) == totp.DIGITS else "recovery"
+
+
 def verify_code(
     db: Database,
     *,
@@ -64,10 +70,14 @@ def verify_code(
     settings: Settings,
     actor: audit.Actor,
     now: dt.datetime,
+    on_success: audit.Event | None = None,
 ) -> StepResult:
-    """A 6-digit code is tried as TOTP, anything longer as a recovery code."""
+    """A 6-digit code is tried as TOTP, anything longer as a recovery code.
+
+    on_success: an audit event to append in the same transaction when the code is right.
+    """
     digits = "".join(code.split())
-    kind = "totp" if digits.isdigit() and len(digits) == totp.DIGITS else "recovery"
+    kind = kind_of(code)
     if kind == "totp":
         # The common case, on every sign-in: one Core transaction, three statements.
         with db.engine.begin() as conn:
@@ -84,6 +94,8 @@ def verify_code(
             )
             if result.outcome is totp.Outcome.OK:
                 throttle.record_success(conn, account_id=account_id, known=current)
+                if on_success is not None:
+                    audit.append(conn, [on_success], now=now)
                 return StepResult(Outcome.OK, kind)
             if result.outcome is totp.Outcome.REPLAYED:
                 # Not counted as a failure: the person typed a right code twice.
@@ -100,6 +112,8 @@ def verify_code(
             left = recovery.use(session, account_id=account_id, code=code, actor=actor, now=now)
             if left is not None:
                 throttle.record_success(session, account_id=account_id)
+                if on_success is not None:
+                    audit.append(session, [on_success], now=now)
                 return StepResult(
                     Outcome.OK,
                     kind,

@@ -100,14 +100,17 @@ def login_mfa_post() -> Any:
         flash("Your sign-in took too long: please start again.")
         return redirect(url_for("pages.login"))
     registry = services()
+    code = request.form.get("code", "")
     result = second_step.verify_code(
         registry.db,
         account_id=account.id,
-        code=request.form.get("code", ""),
+        code=code,
         keys=registry.keys,
         settings=registry.settings,
         actor=audit.Actor.account(account.id),
         now=utcnow(),
+        # Recorded in the check's own transaction: one write per sign-in, not two.
+        on_success=web_session.started(account, second_step.kind_of(code)),
     )
     if not result.ok:
         with registry.db.session() as db:
@@ -121,7 +124,7 @@ def _finish_mfa(account: Account, result: second_step.StepResult) -> Any:
     from flask import session
 
     next_url = web_session.safe_next(session.get("next"))
-    web_session.start(account, result.kind)
+    web_session.open_session(account)  # the sign-in was audited with the check
     if result.message:
         flash(result.message)
     return redirect(next_url or url_for("account.security"))

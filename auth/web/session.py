@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 from flask import Flask, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import bindparam, select
 
 from auth import audit
-from auth.models import Account, AccountStatus, utcnow
+from auth.models import Account, AccountStatus, table, utcnow
 from auth.web.context import services
 
 PENDING_SECONDS = 300
@@ -50,22 +51,21 @@ def open_session(account: Account) -> None:
     session.permanent = False
 
 
+def started(account: Account, method: str) -> audit.Event:
+    """The audit event of a sign-in: who, how, and from where."""
+    return audit.Event(
+        audit.Actor.account(account.id),
+        audit.Action.SESSION_STARTED,
+        f"account:{account.id}",
+        {"method": method, "ip": request.remote_addr},
+    )
+
+
 def start(account: Account, method: str) -> None:
-    """Open the full session and record who signed in, how, and from where."""
+    """Open the full session and record the sign-in."""
     open_session(account)
-    with services().db.session() as db:
-        audit.append(
-            db,
-            [
-                audit.Event(
-                    audit.Actor.account(account.id),
-                    audit.Action.SESSION_STARTED,
-                    f"account:{account.id}",
-                    {"method": method, "ip": request.remote_addr},
-                )
-            ],
-            now=utcnow(),
-        )
+    with services().db.engine.begin() as conn:
+        audit.append(conn, [started(account, method)], now=utcnow())
 
 
 def open_pending(account: Account, next_url: str | None) -> None:
@@ -80,15 +80,18 @@ def close() -> None:
     session.clear()
 
 
+_ACCOUNT = select(table(Account)).where(table(Account).c.id == bindparam("aid"))
+
+
 def _load(aid: int, epoch: int) -> Account | None:
-    with services().db.session() as db:
-        account = db.get(Account, aid)
-        if account is None or account.session_epoch != epoch:
-            return None
-        if account.status in (AccountStatus.DISABLED, AccountStatus.RESET_REQUIRED):
-            return None
-        db.expunge(account)
-        return account
+    """The session's account if the session still stands (every page view: Core, no ORM)."""
+    with services().db.engine.connect() as conn:
+        row = conn.execute(_ACCOUNT, {"aid": aid}).first()
+    if row is None or row.session_epoch != epoch:
+        return None
+    if row.status in (AccountStatus.DISABLED, AccountStatus.RESET_REQUIRED):
+        return None
+    return Account(**row._mapping)  # detached: read only
 
 
 def current_account() -> Account | None:
