@@ -517,9 +517,15 @@ def status(db: Database, *, limit: int = 100) -> NoticeStatusReport:
 # --- in the background --------------------------------------------------------------------
 
 
-def start_background(settings: Settings, *, interval: float = 10.0) -> threading.Thread:
+def start_background(
+    settings: Settings,
+    *,
+    interval: float = 10.0,
+    idle: Callable[[Database], object] | None = None,
+) -> threading.Thread:
     """Drain every `interval` seconds (at once, too) in a daemon thread that never raises:
     a mail or database outage is logged and retried, the server it lives in carries on.
+    `idle` runs when the queue is empty (other housekeeping, under the same fork guard).
 
     The thread lives in gunicorn's master, which forks workers. A fork in the middle of a
     database call would give the child a C-level lock (SQLite's) that nobody will release,
@@ -546,7 +552,9 @@ def start_background(settings: Settings, *, interval: float = 10.0) -> threading
             try:
                 with guard:
                     report = drain(db, mailer=mailer, settings=settings, worker=worker, limit=1)
-                handled = report.sent + report.retrying + report.failed + report.skipped
+                    handled = report.sent + report.retrying + report.failed + report.skipped
+                    if not handled and idle is not None:
+                        idle(db)
             except Exception:
                 log.exception("notice drain failed; trying again in %s s", interval)
             # A short pause even when busy: a fork waiting for the guard gets it first.

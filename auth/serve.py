@@ -50,8 +50,15 @@ def _start_notice_drain(server: Any) -> None:
     try:
         from auth import notify
         from auth.config import load_settings
+        from auth.mfa.webauthn import purge_expired_challenges
+        from auth.models import utcnow
 
-        notify.start_background(load_settings(), interval=NOTICE_DRAIN_SECONDS)
+        notify.start_background(
+            load_settings(),
+            interval=NOTICE_DRAIN_SECONDS,
+            # Spent and expired WebAuthn challenges would otherwise pile up for ever.
+            idle=lambda db: purge_expired_challenges(db, now=utcnow()),
+        )
     except Exception:
         server.log.exception("notices will not be sent by this server: the drain did not start")
 

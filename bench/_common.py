@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -333,3 +335,41 @@ def _fmt(value: Any) -> str:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the server did not answer {url}")
+
+
+@contextmanager
+def served(env: dict[str, str], *, workers: int, threads: int) -> Iterator[str]:
+    """`breachguard serve` on a free loopback port, as in production; yields its base URL."""
+    port = free_port()
+    cmd = [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--threads", str(threads)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(base + "/healthz")
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine: gunicorn's graceful stop lags
+            server.kill()
+            server.wait(timeout=30)

@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    CLI,
     add_breach,
     bench_db,
     bulk_load,
@@ -36,8 +32,10 @@ from _common import (
     human,
     parse_size,
     random_digests,
+    served,
     table,
     verdict,
+    wait_up,
     workdir,
 )
 
@@ -64,24 +62,6 @@ done = function(summary, latency, requests)
       + summary.errors.status + summary.errors.timeout))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"the server did not answer {url}")
 
 
 def wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -146,29 +126,9 @@ def main() -> None:
                     ("sha1", "breach_id", "count"),
                     skip_fk_checks=True,
                 )
-                port = free_port()
                 env = cli_env(db, work / "instance")
                 env["API_RATE_LIMIT"] = "1000000 per minute"
-                server = subprocess.Popen(
-                    [
-                        CLI,
-                        "serve",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        str(args.workers),
-                        "--threads",
-                        str(args.threads),
-                    ],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                try:
-                    base = f"http://127.0.0.1:{port}"
-                    wait_up(base + "/healthz")
+                with served(env, workers=args.workers, threads=args.threads) as base:
                     wait_up(base + "/range/ABCDE")
                     # warm both endpoints (pool connections, statement caches) before timing
                     short = argparse.Namespace(**{**vars(args), "duration": 2})
@@ -176,9 +136,6 @@ def main() -> None:
                     rng = wrk(base + "/range/00000", lua_range, args)
                     wrk(base + "/healthz", lua_plain, short)
                     hz = wrk(base + "/healthz", lua_plain, args)
-                finally:
-                    server.terminate()
-                    server.wait(timeout=30)
             ratios[kind] = rng["rps"] / hz["rps"]
             rows.append(
                 [kind, "/healthz (baseline)", hz["rps"], hz["p50"], hz["p99"], hz["errors"], 1.0]

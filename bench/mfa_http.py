@@ -39,8 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CLI, analyze, bench_db, cli_env, table, verdict, workdir
-from http_range import DONE_ONLY, free_port, wait_up
+from _common import analyze, bench_db, cli_env, served, table, verdict, workdir
+from http_range import DONE_ONLY
 from mfa_verify import BENCH_KEY, add_accounts, add_totp_factors, totp_code_for
 
 TARGET_RATIO = 0.4
@@ -206,48 +206,30 @@ def bench_one(
         analyze(db)
         warm_ids, run_ids = ids[: args.warmup_accounts], ids[args.warmup_accounts :]
 
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                CLI,
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_up(base + "/healthz")
-            tuples = work / f"{kind}-tuples.tsv"
-            # warm both endpoints (pools, caches, imports) before timing
-            run_wrk(base + "/healthz", plain, args, 2)
-            prepare(app, warm_ids, secrets_, time.time() + 1, tuples)
-            warm = run_wrk(base + "/login/mfa", lua, args, 2, str(tuples), str(args.wrk_threads))
-            time.sleep(1)  # let the warm-up requests still in flight finish
-            before = sessions_started(registry.db)
+            with served(env, workers=args.workers, threads=args.threads) as base:
+                tuples = work / f"{kind}-tuples.tsv"
+                # warm both endpoints (pools, caches, imports) before timing
+                run_wrk(base + "/healthz", plain, args, 2)
+                prepare(app, warm_ids, secrets_, time.time() + 1, tuples)
+                warm = run_wrk(
+                    base + "/login/mfa", lua, args, 2, str(tuples), str(args.wrk_threads)
+                )
+                time.sleep(1)  # let the warm-up requests still in flight finish
+                before = sessions_started(registry.db)
 
-            hz = run_wrk(base + "/healthz", plain, args, args.duration)
-            prepare(app, run_ids, secrets_, time.time() + args.duration / 2, tuples)
-            mfa = run_wrk(
-                base + "/login/mfa", lua, args, args.duration, str(tuples), str(args.wrk_threads)
-            )
-            started = sessions_started(registry.db) - before
+                hz = run_wrk(base + "/healthz", plain, args, args.duration)
+                prepare(app, run_ids, secrets_, time.time() + args.duration / 2, tuples)
+                mfa = run_wrk(
+                    base + "/login/mfa",
+                    lua,
+                    args,
+                    args.duration,
+                    str(tuples),
+                    str(args.wrk_threads),
+                )
+                started = sessions_started(registry.db) - before
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a loaded machine: gunicorn's graceful stop lags
-                server.kill()
-                server.wait(timeout=30)
             registry.close()
 
     st = mfa["status"]

@@ -11,6 +11,7 @@ from typing import Any
 import segno
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from auth import accounts, audit
 from auth.breach.hashing import normalise_email
@@ -26,16 +27,12 @@ account_bp = Blueprint("account", __name__)  # /account/security, for a signed-i
 WRONG = "The e-mail address or the password is not right."
 
 
-def _account_by_email(raw: str) -> Account | None:
+def _account_by_email(db: Session, raw: str) -> Account | None:
     try:
         email = normalise_email(raw)
     except InvalidInput:
         return None
-    with services().db.session() as db:
-        account = db.execute(select(Account).where(Account.email == email)).scalar_one_or_none()
-        if account is not None:
-            db.expunge(account)
-        return account
+    return db.execute(select(Account).where(Account.email == email)).scalar_one_or_none()
 
 
 @bp.get("/login")
@@ -50,10 +47,9 @@ def login_post() -> Any:
     registry = services()
     email, password = request.form.get("email", ""), request.form.get("password", "")
     next_url = web_session.safe_next(request.form.get("next"))
-    account = _account_by_email(email)
     now = utcnow()
     with registry.db.session() as db:
-        stored = db.get(Account, account.id) if account else None
+        stored = _account_by_email(db, email)
         # An unknown e-mail costs one argon2 verify too (dummy hash): no account enumeration.
         ok = (
             accounts.verify_password(db, stored, password, hasher=registry.hasher, now=now)
