@@ -7,13 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, update
 
 from auth import accounts, audit
 from auth.config import Settings
 from auth.errors import InvalidInput
 from auth.mfa import webauthn as wa
-from auth.models import Account, AuditEvent, MfaFactor, WebauthnChallenge
+from auth.models import Account, AuditEvent, MfaFactor, WebauthnChallenge, table
 from auth.services import Services
 from tests.soft_authenticator import ORIGIN, SoftAuthenticator, b64url, unb64url
 
@@ -59,7 +59,7 @@ def authenticate(
     account: Account | None,
     counter: int,
     **get: Any,
-) -> MfaFactor:
+) -> wa.UsedFactor:
     challenge_id, options = wa.begin_authentication(registry.db, account=account, rp=RP, now=now)
     return wa.finish_authentication(
         registry.db,
@@ -562,23 +562,27 @@ def test_a_key_flagged_as_cloned_is_refused_before_its_signature_is_checked(
 def test_a_key_flagged_by_a_concurrent_request_is_not_updated(
     registry: Services, account: Account, now: dt.datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Between the look-up and the update another request flags the key: the update refuses."""
+    """Between the look-up and the update the key is flagged: the update refuses.
+
+    The ceremony runs in one transaction, which on SQLite holds the write lock from the
+    challenge's UPDATE on, so the flag is written through the ceremony's own connection: what
+    is tested is that the counter's UPDATE re-checks the flag on the row (on PostgreSQL a
+    concurrent transaction's committed flag is seen by that UPDATE the same way)."""
     key, factor = register(registry, account, now)
     find = wa._find_factor
+    mfa = table(MfaFactor)
 
-    def find_then_flag(*args: Any, **kwargs: Any) -> tuple[MfaFactor, bytes]:
-        found = find(*args, **kwargs)
-        with registry.db.session() as session:
-            row = session.get(MfaFactor, factor.id)
-            assert row is not None
-            row.possibly_cloned = True
+    def find_then_flag(conn: Connection, **kwargs: Any) -> Any:
+        found = find(conn, **kwargs)
+        conn.execute(update(mfa).where(mfa.c.id == factor.id).values(possibly_cloned=True))
         return found
 
     monkeypatch.setattr(wa, "_find_factor", find_then_flag)
     with pytest.raises(wa.ClonedCredential, match="blocked"):
         authenticate(registry, key, now, account=account, counter=1)
     row = stored(registry, factor.id)
-    assert (row.sign_count, row.last_used_at) == (0, None)
+    assert (row.sign_count, row.last_used_at, row.possibly_cloned) == (0, None, True)
+    assert events(registry, audit.Action.MFA_CLONE_SUSPECTED) == []
 
 
 def test_an_equal_nonzero_counter_counts_as_a_regression(

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Result, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, CursorResult, Result, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from webauthn import (
@@ -55,6 +55,7 @@ from auth.config import Settings
 from auth.db import Database
 from auth.errors import BreachguardError, InvalidInput
 from auth.models import Account, FactorKind, MfaFactor, WebauthnChallenge, table
+from auth.prepared import Prepared
 
 REGISTER: Final = "register"
 AUTHENTICATE: Final = "authenticate"
@@ -177,11 +178,16 @@ _SPEND = (
     .values(used_at=bindparam("at"))
     .returning(_CH.c.challenge)
 )
-_SPEND_ANONYMOUS = _SPEND.where(_CH.c.account_id.is_(None))
-_SPEND_FOR_ACCOUNT = _SPEND.where(_CH.c.account_id == bindparam("account"))
-_FACTOR_BY_CREDENTIAL = select(
-    _FA.c.id, _FA.c.account_id, _FA.c.public_key, _FA.c.possibly_cloned
-).where(_FA.c.credential_id == bindparam("credential"), _FA.c.kind == FactorKind.WEBAUTHN.value)
+_SPEND_ANONYMOUS = Prepared(_SPEND.where(_CH.c.account_id.is_(None)))
+_SPEND_FOR_ACCOUNT = Prepared(_SPEND.where(_CH.c.account_id == bindparam("account")))
+_FACTOR_BY_CREDENTIAL = Prepared(
+    select(_FA.c.id, _FA.c.account_id, _FA.c.public_key, _FA.c.possibly_cloned).where(
+        _FA.c.credential_id == bindparam("credential"), _FA.c.kind == FactorKind.WEBAUTHN.value
+    )
+)
+_CHALLENGE_STATE = select(_CH.c.purpose, _CH.c.account_id, _CH.c.used_at, _CH.c.expires_at).where(
+    _CH.c.id == bindparam("challenge_id")
+)
 _COUNTER = (
     update(_FA)
     .where(_FA.c.id == bindparam("factor"), _FA.c.possibly_cloned.is_(False))
@@ -190,20 +196,27 @@ _COUNTER = (
         last_used_at=bindparam("used_at"),
         backup_state=bindparam("backed_up"),
     )
-    .returning(*_FA.c)
 )
-_COUNTER_GREW = _COUNTER.where(_FA.c.sign_count < bindparam("count"))
-_COUNTER_ZERO = _COUNTER.where(_FA.c.sign_count == 0)
+_COUNTER_GREW = Prepared(_COUNTER.where(_FA.c.sign_count < bindparam("count")))
+_COUNTER_ZERO = Prepared(_COUNTER.where(_FA.c.sign_count == 0))
+# A regression flags the key once: whoever flips the flag writes the audit event.
+_FLAG_CLONED = (
+    update(_FA)
+    .where(_FA.c.id == bindparam("factor"), _FA.c.possibly_cloned.is_(False))
+    .values(possibly_cloned=True)
+    .returning(_FA.c.account_id, _FA.c.sign_count)
+)
+_FACTOR_EXISTS = select(_FA.c.id).where(_FA.c.id == bindparam("factor"))
 
 
 def _rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def _why_refused(
-    row: WebauthnChallenge | None, *, account_id: int | None, purpose: str, now: dt.datetime
-) -> str:
-    """Name the reason a challenge could not be spent (the UPDATE only says it could not)."""
+def _why_refused(row: Any, *, account_id: int | None, purpose: str, now: dt.datetime) -> str:
+    """Name the reason a challenge could not be spent (the UPDATE only says it could not).
+
+    row: the challenge's purpose, account_id, used_at and expires_at, or None if unknown."""
     if row is None:
         return "this sign-in attempt is unknown; please start again"
     if row.purpose != purpose:
@@ -217,32 +230,37 @@ def _why_refused(
     return "this challenge cannot be used; please start again"
 
 
+def _spend(
+    conn: Connection, *, challenge_id: str, account_id: int | None, purpose: str, now: dt.datetime
+) -> bytes | ChallengeError:
+    """Spend a challenge in the caller's transaction: its bytes, or why it cannot be spent.
+
+    One conditional UPDATE does the check and the spending, so two requests racing with one
+    challenge cannot both proceed. The caller commits it whatever comes next, so a failed
+    attempt burns the challenge too.
+    """
+    statement = _SPEND_ANONYMOUS if account_id is None else _SPEND_FOR_ACCOUNT
+    spent = statement.rows(
+        conn,
+        {"challenge_id": challenge_id, "at": now, "for_purpose": purpose, "account": account_id},
+    )
+    if spent:
+        return bytes(spent[0][0])
+    row = conn.execute(_CHALLENGE_STATE, {"challenge_id": challenge_id}).first()  # say why
+    return ChallengeError(_why_refused(row, account_id=account_id, purpose=purpose, now=now))
+
+
 def _consume_challenge(
     db: Database, *, challenge_id: str, account_id: int | None, purpose: str, now: dt.datetime
 ) -> bytes:
-    """Spend a challenge in its own committed transaction and return its bytes.
-
-    One conditional UPDATE does the check and the spending, so two requests racing with one
-    challenge cannot both proceed; it is committed before verification, so a failed attempt
-    burns it too.
-    """
-    statement = _SPEND_ANONYMOUS if account_id is None else _SPEND_FOR_ACCOUNT
+    """Spend a challenge in its own committed transaction and return its bytes."""
     with db.engine.begin() as conn:
-        spent = conn.execute(
-            statement,
-            {
-                "challenge_id": challenge_id,
-                "at": now,
-                "for_purpose": purpose,
-                "account": account_id,
-            },
-        ).first()
-    if spent is not None:
-        return bytes(spent[0])
-    with db.session() as session:  # the rare path: say why
-        row = session.get(WebauthnChallenge, challenge_id)
-        reason = _why_refused(row, account_id=account_id, purpose=purpose, now=now)
-    raise ChallengeError(reason)
+        spent = _spend(
+            conn, challenge_id=challenge_id, account_id=account_id, purpose=purpose, now=now
+        )
+    if isinstance(spent, ChallengeError):
+        raise spent
+    return spent
 
 
 def purge_expired_challenges(db: Database, *, now: dt.datetime) -> int:
@@ -480,98 +498,107 @@ def begin_authentication(
 
 def _parse_assertion(
     credential: str | dict[str, Any], rp: RelyingParty
-) -> AuthenticationCredential:
+) -> AuthenticationCredential | CeremonyRejected:
     try:
         parsed = parse_authentication_credential_json(credential)
     except _REFUSALS as exc:
-        raise _rejected(exc, rp) from exc
+        return _rejected(exc, rp)
     if bytes_to_base64url(parsed.raw_id) != parsed.id:
-        raise CeremonyRejected("the security key's response was refused: id and rawId differ")
+        return CeremonyRejected("the security key's response was refused: id and rawId differ")
     return parsed
 
 
-def _find_factor(
-    db: Database, *, parsed: AuthenticationCredential, account: Account | None
-) -> tuple[_FoundFactor, bytes]:
-    """The registered factor for the response's credential id, checked against the account
-    and the userHandle (https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion, step 6)."""
-    with db.engine.connect() as conn:
-        factor = conn.execute(_FACTOR_BY_CREDENTIAL, {"credential": parsed.raw_id}).first()
-    if factor is None or not factor.public_key:
-        raise UnknownCredential("this security key is not registered here")
-    if account is not None and factor.account_id != account.id:
-        raise UnknownCredential("this security key is not registered to this account")
-    handle = parsed.response.user_handle
-    if account is None and handle is None:
-        raise CeremonyRejected(
-            "the passkey did not say which account it is for (no userHandle); "
-            "use a passkey, or sign in with your password first"
-        )
-    if handle is not None and handle != user_handle(factor.account_id):
-        raise UnknownCredential(
-            "this passkey's user handle names another account than the one it is registered to"
-        )
-    return _FoundFactor(factor.id, factor.account_id, factor.possibly_cloned), bytes(
-        factor.public_key
-    )
-
-
 @dataclass(frozen=True)
-class _FoundFactor:
+class FoundFactor:
+    """The registered credential an assertion names (what verification needs of its row)."""
+
     id: int
     account_id: int
+    public_key: bytes
     possibly_cloned: bool
 
 
+def _find_factor(
+    conn: Connection, *, parsed: AuthenticationCredential, account_id: int | None
+) -> FoundFactor | WebauthnError:
+    """The registered factor for the response's credential id, checked against the account
+    and the userHandle (https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion, step 6)."""
+    found = _FACTOR_BY_CREDENTIAL.rows(conn, {"credential": parsed.raw_id})
+    if not found or not found[0][2]:
+        return UnknownCredential("this security key is not registered here")
+    factor_id, factor_account, public_key, possibly_cloned = found[0]
+    if account_id is not None and factor_account != account_id:
+        return UnknownCredential("this security key is not registered to this account")
+    handle = parsed.response.user_handle
+    if account_id is None and handle is None:
+        return CeremonyRejected(
+            "the passkey did not say which account it is for (no userHandle); "
+            "use a passkey, or sign in with your password first"
+        )
+    if handle is not None and handle != user_handle(factor_account):
+        return UnknownCredential(
+            "this passkey's user handle names another account than the one it is registered to"
+        )
+    return FoundFactor(factor_id, factor_account, bytes(public_key), bool(possibly_cloned))
+
+
+@dataclass(frozen=True)
+class UsedFactor:
+    """The factor an assertion was accepted from, as stored by that sign-in."""
+
+    id: int
+    account_id: int
+    sign_count: int
+    last_used_at: dt.datetime
+    backup_state: bool
+    possibly_cloned: bool = False
+    kind: str = FactorKind.WEBAUTHN.value
+
+
 def _record_use(
-    db: Database,
+    conn: Connection,
     *,
-    factor_id: int,
+    factor: FoundFactor,
     new_count: int,
     backed_up: bool,
     now: dt.datetime,
     actor: audit.Actor,
-) -> MfaFactor:
+) -> UsedFactor | WebauthnError:
     """Store the new counter, or flag the factor if its counter did not grow.
 
     The UPDATE re-checks the counter against the row itself, so two assertions racing cannot
     both move it; whichever loses is treated as a regression, as the spec would have it.
+    A regression flags the factor and writes its audit event in the caller's transaction.
     """
     statement = _COUNTER_ZERO if new_count == 0 else _COUNTER_GREW
-    with db.engine.begin() as conn:
-        moved = conn.execute(
-            statement,
-            {"factor": factor_id, "count": new_count, "used_at": now, "backed_up": backed_up},
-        ).first()
-    if moved is not None:
-        return MfaFactor(**moved._mapping)  # detached, as the caller expects
-    with db.session() as session:
-        factor = session.get(MfaFactor, factor_id)
-        if factor is None:
-            raise UnknownCredential("this security key was removed meanwhile")
-        refused = factor.possibly_cloned
-        stored = factor.sign_count
-        if not refused:
-            factor.possibly_cloned = True
-            audit.append(
-                session,
-                [
-                    audit.Event(
-                        actor,
-                        audit.Action.MFA_CLONE_SUSPECTED,
-                        f"account:{factor.account_id}",
-                        {"factor": factor_id, "stored": stored, "received": new_count},
-                    )
-                ],
-                now=now,
+    moved = statement.rowcount(
+        conn, {"factor": factor.id, "count": new_count, "used_at": now, "backed_up": backed_up}
+    )
+    if moved == 1:
+        return UsedFactor(factor.id, factor.account_id, new_count, now, backed_up)
+    flagged = conn.execute(_FLAG_CLONED, {"factor": factor.id}).first()
+    if flagged is None:  # flagged already (by a concurrent request), or removed meanwhile
+        if conn.execute(_FACTOR_EXISTS, {"factor": factor.id}).first() is None:
+            return UnknownCredential("this security key was removed meanwhile")
+        return _cloned(factor.id)
+    account_id, stored = flagged
+    audit.append(
+        conn,
+        [
+            audit.Event(
+                actor,
+                audit.Action.MFA_CLONE_SUSPECTED,
+                f"account:{account_id}",
+                {"factor": factor.id, "stored": stored, "received": new_count},
             )
-    if refused:
-        raise _cloned(factor_id)
-    raise ClonedCredential(
+        ],
+        now=now,
+    )
+    return ClonedCredential(
         f"this security key's signature counter went backwards (expected more than {stored}, "
         f"got {new_count}): it may have been copied, so it is blocked; "
         "use another factor and register the key again",
-        factor_id=factor_id,
+        factor_id=factor.id,
     )
 
 
@@ -580,6 +607,52 @@ def _cloned(factor_id: int) -> ClonedCredential:
         "this security key is blocked because it may have been copied; "
         "use another factor and register the key again",
         factor_id=factor_id,
+    )
+
+
+def _assert(
+    conn: Connection,
+    *,
+    challenge_id: str,
+    parsed: AuthenticationCredential | CeremonyRejected,
+    rp: RelyingParty,
+    now: dt.datetime,
+    actor: audit.Actor,
+    account_id: int | None,
+) -> UsedFactor | WebauthnError:
+    """The assertion ceremony inside one transaction; a refusal is returned, not raised, so
+    that the caller commits what it wrote (the spent challenge, a clone flag and its event)."""
+    expected = _spend(
+        conn, challenge_id=challenge_id, account_id=account_id, purpose=AUTHENTICATE, now=now
+    )
+    if isinstance(expected, ChallengeError):
+        return expected
+    if isinstance(parsed, CeremonyRejected):
+        return parsed
+    factor = _find_factor(conn, parsed=parsed, account_id=account_id)
+    if isinstance(factor, WebauthnError):
+        return factor
+    if factor.possibly_cloned:
+        return _cloned(factor.id)
+    try:
+        verified = verify_authentication_response(
+            credential=parsed,
+            expected_challenge=expected,
+            expected_rp_id=rp.id,
+            expected_origin=list(rp.origins),
+            credential_public_key=factor.public_key,
+            credential_current_sign_count=0,
+            require_user_verification=False,
+        )
+    except _REFUSALS as exc:
+        return _rejected(exc, rp)
+    return _record_use(
+        conn,
+        factor=factor,
+        new_count=verified.new_sign_count,
+        backed_up=verified.credential_backed_up,
+        now=now,
+        actor=actor,
     )
 
 
@@ -592,42 +665,31 @@ def finish_authentication(
     now: dt.datetime,
     actor: audit.Actor,
     account: Account | None = None,
-) -> MfaFactor:
-    """Verify navigator.credentials.get()'s response; return the factor used (detached).
+) -> UsedFactor:
+    """Verify navigator.credentials.get()'s response; return the factor used.
 
     https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion
     With account=None (passkey sign-in) the caller signs in factor.account_id.
+
+    One transaction, committed whatever the outcome: the challenge is spent (a conditional
+    UPDATE, so it is single-use even when verification then fails), the credential read,
+    the assertion verified, the counter moved (or the factor flagged, with its audit event).
     The signature is verified before the counter is looked at: py_webauthn gets a stored
     count of 0 so that its own check never fires, and _record_use compares the counters.
+    The JSON is parsed before the transaction begins, so that the write lock (SQLite) is
+    held for the statements and the signature check only.
     """
-    expected = _consume_challenge(
-        db,
-        challenge_id=challenge_id,
-        account_id=account.id if account is not None else None,
-        purpose=AUTHENTICATE,
-        now=now,
-    )
     parsed = _parse_assertion(credential, rp)
-    factor, public_key = _find_factor(db, parsed=parsed, account=account)
-    if factor.possibly_cloned:
-        raise _cloned(factor.id)
-    try:
-        verified = verify_authentication_response(
-            credential=parsed,
-            expected_challenge=expected,
-            expected_rp_id=rp.id,
-            expected_origin=list(rp.origins),
-            credential_public_key=public_key,
-            credential_current_sign_count=0,
-            require_user_verification=False,
+    with db.engine.begin() as conn:
+        outcome = _assert(
+            conn,
+            challenge_id=challenge_id,
+            parsed=parsed,
+            rp=rp,
+            now=now,
+            actor=actor,
+            account_id=account.id if account is not None else None,
         )
-    except _REFUSALS as exc:
-        raise _rejected(exc, rp) from exc
-    return _record_use(
-        db,
-        factor_id=factor.id,
-        new_count=verified.new_sign_count,
-        backed_up=verified.credential_backed_up,
-        now=now,
-        actor=actor,
-    )
+    if isinstance(outcome, WebauthnError):
+        raise outcome
+    return outcome
