@@ -75,6 +75,11 @@ class Action(enum.StrEnum):
     ACCOUNT_RESET_FORCED = "account:reset:forced"
     RESET_JOB_FINISHED = "reset:job:finished"
     LOGIN_FAILED = "login:failed"
+    LOGIN_DECIDED = "login:decided"
+    ACCOUNT_LOCKED = "account:locked"
+    ACCOUNT_UNLOCKED = "account:unlocked"
+    IP_BANNED = "ip:banned"
+    IP_UNBANNED = "ip:unbanned"
     PASSWORD_RESET_REQUESTED = "password:reset:requested"
     PASSWORD_CHANGED = "password:changed"
 

@@ -17,6 +17,7 @@ from auth.errors import InvalidInput
 SOURCES = ("local", "hibp")
 FAILURE_POLICIES = ("fail_open", "fail_closed")
 LANGUAGES = ("fr", "en")
+MFA_POLICIES = ("findings", "all")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ class Settings:
     mail_from: str = "breachguard <no-reply@localhost>"
     notice_max_attempts: int = 8
     forgot_rate_limit: str = "5 per minute"
+    # The login flow (auth/signin.py).
+    mfa_required: str = "findings"  # or "all": every account, after mfa_grace_days
+    mfa_grace_days: int = 14
+    login_backoff_after: int = 5  # consecutive wrong passwords before delays start
+    login_backoff_seconds: int = 1  # first delay; doubles with each further failure
+    login_backoff_max: int = 15 * 60
+    login_lock_after: int = 20  # consecutive wrong passwords that lock the account
+    ip_ban_after: int = 50  # wrong passwords from one address within ip_ban_window...
+    ip_ban_window: int = 10 * 60
+    ip_ban_seconds: int = 60 * 60  # ...ban it this long (0: no automatic bans)
+    continuation_seconds: int = 300  # between the password and the second factor
+    hook_rate_limit: str = "6000 per minute"  # per hook API key (the portal)
 
     @property
     def outbox_path(self) -> Path:
@@ -183,6 +196,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mail_from=env.get("MAIL_FROM") or Settings.mail_from,
         notice_max_attempts=_int(env, "NOTICE_MAX_ATTEMPTS", Settings.notice_max_attempts),
         forgot_rate_limit=env.get("FORGOT_RATE_LIMIT") or Settings.forgot_rate_limit,
+        mfa_required=_choices(env, "MFA_REQUIRED", Settings.mfa_required, MFA_POLICIES),
+        mfa_grace_days=_int(env, "MFA_GRACE_DAYS", Settings.mfa_grace_days),
+        login_backoff_after=_int(env, "LOGIN_BACKOFF_AFTER", Settings.login_backoff_after),
+        login_backoff_seconds=_int(env, "LOGIN_BACKOFF_SECONDS", Settings.login_backoff_seconds),
+        login_backoff_max=_int(env, "LOGIN_BACKOFF_MAX", Settings.login_backoff_max),
+        login_lock_after=_int(env, "LOGIN_LOCK_AFTER", Settings.login_lock_after),
+        ip_ban_after=_int(env, "IP_BAN_AFTER", Settings.ip_ban_after),
+        ip_ban_window=_int(env, "IP_BAN_WINDOW", Settings.ip_ban_window),
+        ip_ban_seconds=_int(env, "IP_BAN_SECONDS", Settings.ip_ban_seconds),
+        continuation_seconds=_int(env, "CONTINUATION_SECONDS", Settings.continuation_seconds),
+        hook_rate_limit=env.get("HOOK_RATE_LIMIT") or Settings.hook_rate_limit,
         webauthn_rp_id=env.get("WEBAUTHN_RP_ID") or Settings.webauthn_rp_id,
         webauthn_rp_name=env.get("WEBAUTHN_RP_NAME") or Settings.webauthn_rp_name,
         webauthn_origins=tuple(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher, Type
@@ -28,16 +29,29 @@ class Hasher:
         )
         # Verified against for unknown accounts, so a miss costs what a hit costs.
         self._dummy = self._ph.hash("breachguard-dummy-password")
+        started = time.perf_counter()
+        self._ph.verify(self._dummy, "breachguard-dummy-password")
+        self._typical = time.perf_counter() - started
+
+    @property
+    def typical_seconds(self) -> float:
+        """How long a verify takes here lately: refusals that skip hashing wait this long,
+        so that a lock or a ban cannot be told from a wrong password by timing."""
+        return self._typical
 
     def hash(self, password: str) -> str:
         return self._ph.hash(password)
 
     def verify(self, stored: str | None, password: str) -> Verified:
         """Check a password; a missing or malformed hash never verifies but costs the same."""
+        started = time.perf_counter()
         try:
             self._ph.verify(stored or self._dummy, password)
         except (VerificationError, InvalidHashError):
             return Verified(False)
+        finally:
+            # A moving average: a burst of slow (contended) runs moves it, one outlier little.
+            self._typical += (time.perf_counter() - started - self._typical) / 16
         if stored is None:
             return Verified(False)
         if self._ph.check_needs_rehash(stored):

@@ -33,8 +33,9 @@ from auth.reset import tokens
 MIN_LENGTH = 12
 MAX_LENGTH = 1024  # argon2 takes any length; this bounds the work one request can ask for
 
-# Only these accounts can ask for, or use, a reset link: a locked or disabled account stays so.
-RESETTABLE = (AccountStatus.ACTIVE, AccountStatus.RESET_REQUIRED)
+# Only these accounts can ask for, or use, a reset link: a disabled account stays so; a
+# locked one (too many wrong passwords) is unlocked by the reset.
+RESETTABLE = (AccountStatus.ACTIVE, AccountStatus.RESET_REQUIRED, AccountStatus.LOCKED)
 # Findings about the password die with it; an e-mail address found in a breach stays found.
 PASSWORD_FINDINGS = (FindingKind.VALID_CREDENTIAL, FindingKind.PASSWORD_IN_BREACH)
 
@@ -212,6 +213,7 @@ def complete_reset(
     account.password_hash = hasher.hash(new_password)
     account.status = AccountStatus.ACTIVE
     account.reset_reason = None
+    account.failed_logins, account.last_failed_login_at = 0, None  # and unlocked
     account.session_epoch = account.session_epoch + 1  # every open session ends
     account.updated_at = now
     session.execute(

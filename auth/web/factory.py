@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from auth.config import Settings, load_settings
 from auth.services import Services, build
-from auth.web import api, mfa_api, pages, reset_pages
+from auth.web import api, hook_api, mfa_api, pages, reset_pages
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
 from auth.web.keys import presented_token
@@ -83,11 +83,21 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         key_func=lambda: "ip:" + get_remote_address(),
         deduct_when=lambda r: r.status_code == 401,
     )(api.bp)
-    limiter.limit(
-        settings.secret_rate_limit,
-        key_func=lambda: "ip:" + get_remote_address(),
-        deduct_when=lambda r: r.status_code == 401,
-    )(range_views.accounts_bp)
+    for guarded in (range_views.accounts_bp, hook_api.bp):
+        limiter.limit(
+            settings.secret_rate_limit,
+            key_func=lambda: "ip:" + get_remote_address(),
+            deduct_when=lambda r: r.status_code == 401,
+        )(guarded)
+    # The hook: the portal's key has a large budget (it speaks for everyone); each person's
+    # address (the `ip` in the body) has the same budget as on breachguard's own pages.
+    limiter.limit(settings.hook_rate_limit)(hook_api.bp)
+    for view, budget in (
+        (hook_api.login, settings.login_rate_limit),
+        (hook_api.mfa, settings.mfa_ip_rate_limit),
+        (hook_api.webauthn_options, settings.mfa_ip_rate_limit),
+    ):
+        limiter.limit(budget, key_func=hook_api.limit_key, override_defaults=False)(view)
 
     # Sign-in and second-factor checks take secrets: a budget per address (failures per
     # account are counted in the database as well, see auth/mfa/throttle.py).
@@ -106,13 +116,18 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     )
 
     csrf = CSRFProtect(app)
-    for keyed in (api.bp, range_views.accounts_bp):  # API keys, no cookies: nothing to forge
+    for keyed in (
+        api.bp,
+        hook_api.bp,
+        range_views.accounts_bp,
+    ):  # API keys, no cookies: nothing to forge
         csrf.exempt(keyed)
     app.session_interface = SessionInterface()
 
     app.register_blueprint(range_views.bp)
     app.register_blueprint(range_views.accounts_bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(hook_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.account_bp)
     app.register_blueprint(mfa_api.bp)

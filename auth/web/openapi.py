@@ -101,6 +101,95 @@ def _ceremony(summary: str, *, body: bool, result: dict[str, Any]) -> dict[str, 
 
 _OPTIONS = {"type": "object", "description": "PublicKeyCredential options, base64url fields"}
 
+_DECISION = {
+    "type": "object",
+    "properties": {
+        "decision": {
+            "type": "string",
+            "enum": ["allow", "mfa_required", "enroll_required", "reset_required", "deny"],
+        },
+        "reasons": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Machine-readable; a deny always says only invalid_credentials "
+            "(or breach_check_unavailable under fail_closed)",
+        },
+        "factors": {"type": "array", "items": {"type": "string", "enum": ["totp", "webauthn"]}},
+        "continuation": {
+            "type": ["string", "null"],
+            "description": "With mfa_required: send it back with the second factor",
+        },
+        "continuation_expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "enroll_by": {"type": ["string", "null"], "format": "date-time"},
+        "message": {"type": ["string", "null"], "description": "For the person"},
+    },
+    "required": ["decision", "reasons", "factors", "continuation"],
+}
+_IP = {"type": "string", "description": "The address the person signs in from"}
+_CONTINUATION = {"type": "string", "minLength": 1, "maxLength": 200}
+
+
+def _hook(summary: str, properties: dict[str, Any], required: list[str], ok: Any) -> Any:
+    return {
+        "post": {
+            "summary": summary,
+            "description": "Needs an API key whose role grants `hook`.",
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": properties,
+                            "required": required,
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": ok,
+                "400": _json(_ERROR, "The body is not what was expected; `field` names it"),
+                "401": _json(_DENIED, "No key, or an invalid or revoked one"),
+                "403": _json(_DENIED, "The key's role does not grant hook"),
+                "429": _json(_ERROR, "Too many attempts for this key or this address"),
+            },
+        }
+    }
+
+
+HOOK_PATHS: dict[str, Any] = {
+    "/api/v1/hook/login": _hook(
+        "May this person in? allow, mfa_required, enroll_required, reset_required or deny",
+        {
+            "email": {"type": "string", "minLength": 1, "maxLength": 320},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+            "ip": _IP,
+            "user_agent": {"type": "string", "maxLength": 512},
+        },
+        ["email", "password", "ip"],
+        _json(_DECISION, "The decision (every decision is a 200)"),
+    ),
+    "/api/v1/hook/mfa": _hook(
+        "The second step: a TOTP code, a recovery code or a WebAuthn assertion",
+        {
+            "continuation": _CONTINUATION,
+            "ip": _IP,
+            "code": {"type": "string", "minLength": 1, "maxLength": 64},
+            "webauthn": {"type": "object", "description": "The PublicKeyCredential as JSON"},
+        },
+        ["continuation", "ip"],
+        _json(_DECISION, "allow or deny"),
+    ),
+    "/api/v1/hook/mfa/webauthn/options": _hook(
+        "Options for navigator.credentials.get() for this sign-in",
+        {"continuation": _CONTINUATION},
+        ["continuation"],
+        _json(_OPTIONS, "PublicKeyCredentialRequestOptions"),
+    ),
+}
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "breachguard", "version": "1"},
@@ -209,6 +298,7 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        **HOOK_PATHS,
         "/range/{prefix}": {
             "get": {
                 "summary": "Pwned Passwords range (HIBP-compatible, from the local corpus)",

@@ -10,29 +10,19 @@ from typing import Any
 
 import segno
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from auth import accounts, audit
-from auth.breach.hashing import normalise_email
+from auth import audit
 from auth.errors import InvalidInput, NotFound
+from auth.hook import Decision, Reason
 from auth.mfa import factors, recovery, second_step, totp
-from auth.models import Account, AccountStatus, utcnow
+from auth.models import Account, utcnow
 from auth.web import session as web_session
-from auth.web.context import services
+from auth.web.context import services, signin
 
 bp = Blueprint("pages", __name__)  # signing in: rate-limited per address
 account_bp = Blueprint("account", __name__)  # /account/security, for a signed-in person
 
 WRONG = "The e-mail address or the password is not right."
-
-
-def _account_by_email(db: Session, raw: str) -> Account | None:
-    try:
-        email = normalise_email(raw)
-    except InvalidInput:
-        return None
-    return db.execute(select(Account).where(Account.email == email)).scalar_one_or_none()
 
 
 @bp.get("/login")
@@ -42,39 +32,47 @@ def login() -> Any:
     return render_template("login.html", next=request.args.get("next", ""))
 
 
+REFUSED = {
+    Reason.PASSWORD_BREACHED.value: "Your password appears in a data leak, so it no longer "
+    "signs in. We have sent you an e-mail with a link to choose a new one.",
+    Reason.RESET_PENDING.value: "Your password must be changed before you can sign in: "
+    "use the link in the e-mail we sent you.",
+}
+
+
 @bp.post("/login")
 def login_post() -> Any:
-    registry = services()
+    """The same decision as the login hook (auth/signin.py), shown as pages."""
     email, password = request.form.get("email", ""), request.form.get("password", "")
     next_url = web_session.safe_next(request.form.get("next"))
-    now = utcnow()
-    with registry.db.session() as db:
-        stored = _account_by_email(db, email)
-        # An unknown e-mail costs one argon2 verify too (dummy hash): no account enumeration.
-        ok = (
-            accounts.verify_password(db, stored, password, hasher=registry.hasher, now=now)
-            if stored is not None
-            else registry.hasher.verify(None, password).ok
-        )
-        if ok and stored is not None:
-            kinds = factors.kinds(db, stored.id)
-            status = stored.status
-            db.expunge(stored)
-    if not ok or stored is None:
-        return render_template("login.html", error=WRONG, email=email, next=next_url or ""), 401
-    if status == AccountStatus.RESET_REQUIRED:
-        return render_template(
-            "login.html",
-            error="Your password must be changed before you can sign in: "
-            "use the link in the e-mail we sent you.",
-            email=email,
-        ), 403
-    if status != AccountStatus.ACTIVE:
-        return render_template("login.html", error=WRONG, email=email), 401
-    if kinds:
-        web_session.open_pending(stored, next_url)
+    answer = signin().login(
+        email,
+        password,
+        ip=request.remote_addr or "",
+        user_agent=request.headers.get("User-Agent", ""),
+        via="page",
+        continuation=False,  # the pending sign-in lives in the signed session cookie
+    )
+    verdict = answer.verdict
+    if verdict.decision is Decision.DENY:
+        error = WRONG
+        if Reason.BREACH_CHECK_FAILED in verdict.reasons:
+            error = "We cannot check passwords right now: try again in a few minutes."
+        return render_template("login.html", error=error, email=email, next=next_url or ""), 401
+    if verdict.decision is Decision.RESET_REQUIRED:
+        message = REFUSED[verdict.public_reasons[0]]
+        return render_template("login.html", error=message, email=email), 403
+    assert answer.account_id is not None and answer.session_epoch is not None
+    account = Account(id=answer.account_id, session_epoch=answer.session_epoch)
+    if verdict.decision is Decision.MFA_REQUIRED:
+        web_session.open_pending(account, next_url)
         return redirect(url_for("pages.login_mfa"))
-    web_session.start(stored, "password")
+    web_session.start(account, "password")
+    if verdict.decision is Decision.ENROLL_REQUIRED:
+        flash("Your account must be protected by a second factor: add one now.")
+        return redirect(url_for("account.security"))
+    if verdict.enroll_by is not None:
+        flash(f"Add a second factor before {verdict.enroll_by:%d %B %Y}: it will be required.")
     return redirect(next_url or url_for("account.security"))
 
 

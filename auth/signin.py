@@ -1,0 +1,444 @@
+"""The login flow: gathers the facts auth/hook.py asks for, in its order, and carries out
+the verdict (counting failures, banning, forcing a reset, issuing a continuation).
+
+This is the in-process API for a portal running in the same Python process, and what the
+HTTP hook (/api/v1/hook/…) and breachguard's own /login page call:
+
+    flow = SignIn(services)
+    answer = flow.login("dr.martin@example.org", password, ip="203.0.113.7")
+    if answer.decision is Decision.MFA_REQUIRED:
+        answer = flow.second_step(answer.continuation, code="123456", ip="203.0.113.7")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import bindparam, exists, select, update
+
+from auth import audit, bans, continuations, lockout
+from auth.breach import findings
+from auth.breach.checker import Check
+from auth.breach.hashing import normalise_email
+from auth.errors import InvalidInput
+from auth.hook import AccountFacts, Decision, Facts, MfaFacts, Need, Policy, Reason, Verdict, decide
+from auth.mfa import second_step
+from auth.mfa import webauthn as wa
+from auth.models import (
+    Account,
+    AccountStatus,
+    Finding,
+    FindingKind,
+    FindingStatus,
+    MfaFactor,
+    table,
+    utcnow,
+)
+from auth.reset import forced
+from auth.services import Services
+
+ACTOR = audit.Actor.policy("login")
+BREACHED_REASON = "password found in a breach corpus at sign-in"
+# Refusals decided before any hashing (rule 1 of auth/hook.py).
+_SKIPPED_HASHING = {
+    Reason.IP_BANNED,
+    Reason.ACCOUNT_LOCKED,
+    Reason.ACCOUNT_DISABLED,
+    Reason.THROTTLED,
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    verdict: Verdict
+    account_id: int | None = None
+    session_epoch: int | None = None  # what a session opened now must carry
+    continuation: str | None = None
+    continuation_expires_at: dt.datetime | None = None
+    message: str = ""  # for the person, from the second step (e.g. codes left)
+
+    @property
+    def decision(self) -> Decision:
+        return self.verdict.decision
+
+    def to_json(self) -> dict[str, Any]:
+        """The hook's answer body; no internal reason leaks for a deny."""
+        v = self.verdict
+        return {
+            "decision": v.decision.value,
+            "reasons": list(v.public_reasons),
+            "factors": list(v.factors),
+            "continuation": self.continuation,
+            "continuation_expires_at": _iso(self.continuation_expires_at),
+            "enroll_by": _iso(v.enroll_by),
+            "message": self.message or None,
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+_A = table(Account)
+_ACCOUNT = select(
+    _A.c.id,
+    _A.c.status,
+    _A.c.session_epoch,
+    _A.c.failed_logins,
+    _A.c.last_failed_login_at,
+    _A.c.password_hash,
+).where(_A.c.email == bindparam("email"))
+_F, _FI = table(MfaFactor), table(Finding)
+_KINDS = (
+    select(_F.c.kind)
+    .where(_F.c.account_id == bindparam("account"), _F.c.confirmed_at.is_not(None))
+    .distinct()
+)
+_ACCOUNT_MFA = select(
+    _A.c.mfa_required,
+    _A.c.mfa_grace_from,
+    exists()
+    .where(_FI.c.account_id == _A.c.id, _FI.c.status == FindingStatus.OPEN.value)
+    .label("has_findings"),
+).where(_A.c.id == bindparam("account"))
+# Allow only if the account still stands as it was read: a reset or lock committed while
+# the password was being hashed turns this into no row, and the decision is taken again.
+_CONFIRM = (
+    update(_A)
+    .where(
+        _A.c.id == bindparam("account"),
+        _A.c.session_epoch == bindparam("epoch"),
+        _A.c.status == AccountStatus.ACTIVE.value,
+    )
+    .values(failed_logins=0, last_failed_login_at=None)
+)
+_START_GRACE = (
+    update(_A)
+    .where(_A.c.id == bindparam("account"), _A.c.mfa_grace_from.is_(None))
+    .values(mfa_grace_from=bindparam("now"))
+)
+
+
+class SignIn:
+    def __init__(self, services: Services, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.policy = Policy.from_settings(services.settings)
+        self.autoban = bans.AutoBan(
+            after=self.settings.ip_ban_after,
+            window=dt.timedelta(seconds=self.settings.ip_ban_window),
+            length=dt.timedelta(seconds=self.settings.ip_ban_seconds),
+        )
+        self._sleep = sleep
+
+    # --- the first step ---------------------------------------------------------------
+
+    def login(
+        self,
+        email: str,
+        password: str,
+        *,
+        ip: str,
+        user_agent: str = "",
+        via: str = "hook",
+        continuation: bool = True,
+        now: dt.datetime | None = None,
+    ) -> Answer:
+        """Decide on a sign-in. continuation=False: the caller keeps the pending state itself
+        (the /login page, in its signed session cookie)."""
+        now = now or utcnow()
+        started = time.perf_counter()
+        db = self.services.db
+        with db.engine.connect() as conn:
+            banned = bans.is_banned(conn, ip, now=now)
+            row = None
+            with contextlib.suppress(InvalidInput):
+                row = conn.execute(_ACCOUNT, {"email": normalise_email(email)}).first()
+        account = (
+            None
+            if row is None
+            else AccountFacts(
+                row.id, row.status, row.session_epoch, row.failed_logins, row.last_failed_login_at
+            )
+        )
+        facts = Facts(now=now, ip_banned=banned, account=account)
+        check: Check | None = None
+        while isinstance(step := decide(facts, self.policy), Need):
+            if step is Need.PASSWORD:
+                result = self.services.hasher.verify(row.password_hash if row else None, password)
+                if result.ok and result.new_hash and row is not None:
+                    with db.engine.begin() as conn:
+                        conn.execute(
+                            update(_A)
+                            .where(_A.c.id == row.id)
+                            .values(password_hash=result.new_hash)
+                        )
+                facts = replace(facts, password_ok=result.ok)
+            elif step is Need.BREACH:
+                check = self.services.checker.check_password(password)
+                facts = replace(facts, breach_count=check.count, breach_failed=bool(check.errors))
+            else:
+                assert account is not None
+                facts = replace(facts, mfa=self._mfa_facts(account.id))
+        return self._carry_out(
+            step,
+            facts,
+            check=check,
+            ip=ip,
+            user_agent=user_agent,
+            via=via,
+            continuation=continuation,
+            started=started,
+        )
+
+    def _mfa_facts(self, account_id: int) -> MfaFacts:
+        with self.services.db.engine.connect() as conn:
+            kinds = tuple(sorted(conn.execute(_KINDS, {"account": account_id}).scalars()))
+            row = conn.execute(_ACCOUNT_MFA, {"account": account_id}).one()
+        return MfaFacts(kinds, bool(row.mfa_required), bool(row.has_findings), row.mfa_grace_from)
+
+    def _carry_out(
+        self,
+        verdict: Verdict,
+        facts: Facts,
+        *,
+        check: Check | None,
+        ip: str,
+        user_agent: str,
+        via: str,
+        continuation: bool,
+        started: float,
+    ) -> Answer:
+        now, account = facts.now, facts.account
+        account_id = account.id if account else None
+        details = {"ip": ip, "via": via, "user_agent": user_agent[:200]}
+        if verdict.decision is Decision.DENY:
+            self._denied(verdict, facts, details=details, started=started)
+            return Answer(verdict, account_id)
+        assert account is not None
+        if Reason.PASSWORD_BREACHED in verdict.reasons and check is not None:
+            self._force_reset(account.id, check, details=details, now=now)
+            return Answer(verdict, account.id)
+        target = f"account:{account.id}"
+        event = audit.Event(
+            ACTOR,
+            audit.Action.LOGIN_DECIDED,
+            target,
+            {"decision": verdict.decision.value, "reasons": [r.value for r in verdict.reasons]}
+            | details,
+        )
+        token, expires = None, None
+        with self.services.db.engine.begin() as conn:
+            if verdict.decision is Decision.RESET_REQUIRED:
+                confirmed = True
+            elif verdict.decision is Decision.MFA_REQUIRED and continuation:
+                expires = now + dt.timedelta(seconds=self.settings.continuation_seconds)
+                token = continuations.issue(
+                    conn,
+                    account_id=account.id,
+                    epoch=account.session_epoch,
+                    ip=ip,
+                    now=now,
+                    ttl=expires - now,
+                )
+                confirmed = token is not None
+                if confirmed:
+                    lockout.clear(conn, account.id)
+            else:
+                params = {"account": account.id, "epoch": account.session_epoch}
+                confirmed = conn.execute(_CONFIRM, params).rowcount == 1
+                if confirmed and Reason.MFA_GRACE in verdict.reasons:
+                    conn.execute(_START_GRACE, {"account": account.id, "now": now})
+            if confirmed:
+                audit.append(conn, [event], now=now)
+        if not confirmed:
+            # The account changed under us (a reset or a lock committed meanwhile): that
+            # state decides, never the stale one.
+            return self._recheck(account.id, verdict, now=now)
+        return Answer(verdict, account.id, account.session_epoch, token, expires)
+
+    def _recheck(self, account_id: int, previous: Verdict, *, now: dt.datetime) -> Answer:
+        with self.services.db.engine.connect() as conn:
+            status = conn.execute(select(_A.c.status).where(_A.c.id == account_id)).scalar()
+        if status == AccountStatus.RESET_REQUIRED:
+            return Answer(Verdict(Decision.RESET_REQUIRED, (Reason.RESET_PENDING,)), account_id)
+        return Answer(Verdict(Decision.DENY, (Reason.ACCOUNT_LOCKED,)), account_id)
+
+    def _denied(
+        self, verdict: Verdict, facts: Facts, *, details: dict[str, Any], started: float
+    ) -> None:
+        now, account = facts.now, facts.account
+        reason = verdict.reasons[0]
+        target = f"account:{account.id}" if account else "account:unknown"
+        events = [
+            audit.Event(
+                ACTOR, audit.Action.LOGIN_FAILED, target, {"reason": reason.value} | details
+            )
+        ]
+        with self.services.db.session() as session:
+            if reason is Reason.WRONG_PASSWORD and account is not None:
+                failure = lockout.record_failure(
+                    session,
+                    account_id=account.id,
+                    status_before=account.status,
+                    lock_after=self.policy.lock_after,
+                    now=now,
+                )
+                if failure.locked_now:
+                    events.append(
+                        audit.Event(
+                            ACTOR,
+                            audit.Action.ACCOUNT_LOCKED,
+                            target,
+                            {"failures": failure.failures, "ip": details["ip"]},
+                        )
+                    )
+            audit.append(session, events, now=now)
+            if reason in (Reason.WRONG_PASSWORD, Reason.UNKNOWN_ACCOUNT):
+                bans.record_failure(
+                    session, details["ip"], policy=self.autoban, actor=ACTOR, now=now
+                )
+        if reason in _SKIPPED_HASHING:
+            # No hash was computed: wait as long as one takes, so the refusal looks like
+            # a wrong password (no account enumeration) without spending the CPU.
+            spent = time.perf_counter() - started
+            self._sleep(max(0.0, self.services.hasher.typical_seconds - spent))
+
+    def _force_reset(
+        self, account_id: int, check: Check, *, details: dict[str, Any], now: dt.datetime
+    ) -> None:
+        """Rule 4: a finding for the evidence, then the forced reset, in one transaction."""
+        sources = [r.source for r in check.results if r.count]
+        with self.services.db.session() as session:
+            findings.record(
+                session,
+                [(account_id, FindingKind.PASSWORD_IN_BREACH, s, "sign-in check") for s in sources],
+                actor=ACTOR,
+                now=now,
+            )
+            finding_ids = session.execute(
+                select(Finding.id).where(
+                    Finding.account_id == account_id,
+                    Finding.kind == FindingKind.PASSWORD_IN_BREACH,
+                    Finding.status == FindingStatus.OPEN,
+                )
+            ).scalars()
+            plan = forced.Plan(
+                reason=BREACHED_REASON,
+                reset_key=f"login:{now:%Y%m%dT%H%M%S.%f}",
+                job_id=None,
+                require_mfa=self.settings.reset_requires_mfa,
+                actor=ACTOR,
+            )
+            target = forced.Target(account_id, tuple(finding_ids))
+            forced.apply(session, [target], plan, secret_key=self.settings.secret_key, now=now)
+            audit.append(
+                session,
+                [
+                    audit.Event(
+                        ACTOR,
+                        audit.Action.LOGIN_DECIDED,
+                        f"account:{account_id}",
+                        {"decision": "reset_required", "reasons": ["password_breached"]} | details,
+                    )
+                ],
+                now=now,
+            )
+
+    # --- the second step --------------------------------------------------------------
+
+    def webauthn_options(self, token: str, *, now: dt.datetime | None = None) -> str | None:
+        """Options for navigator.credentials.get(), or None when the token is not live or
+        the account has no security key."""
+        now = now or utcnow()
+        db = self.services.db
+        with db.engine.connect() as conn:
+            found = continuations.find(conn, token, now=now)
+            kinds = (
+                set(conn.execute(_KINDS, {"account": found.account_id}).scalars())
+                if found
+                else set()
+            )
+        if found is None or "webauthn" not in kinds:
+            return None
+        with db.session() as session:
+            account = session.get(Account, found.account_id)
+            assert account is not None
+            session.expunge(account)
+        challenge_id, options = wa.begin_authentication(
+            db, account=account, rp=wa.RelyingParty.from_settings(self.settings), now=now
+        )
+        with db.engine.begin() as conn:
+            continuations.attach_challenge(conn, found.id, challenge_id)
+        return options
+
+    def second_step(
+        self,
+        token: str,
+        *,
+        code: str | None = None,
+        credential: dict[str, Any] | str | None = None,
+        ip: str,
+        via: str = "hook",
+        now: dt.datetime | None = None,
+    ) -> Answer:
+        """allow or deny, with the same checks as the /login/mfa page (auth/mfa/second_step)."""
+        now = now or utcnow()
+        db = self.services.db
+        with db.engine.connect() as conn:
+            found = continuations.find(conn, token, now=now)
+        if found is None:
+            return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")
+        actor = audit.Actor.account(found.account_id)
+        if code is not None:
+            result = second_step.verify_code(
+                db,
+                account_id=found.account_id,
+                code=code,
+                keys=self.services.keys,
+                settings=self.settings,
+                actor=actor,
+                now=now,
+            )
+        elif credential is not None and found.challenge_id:
+            result = second_step.verify_webauthn(
+                db,
+                account_id=found.account_id,
+                challenge_id=found.challenge_id,
+                credential=credential,
+                settings=self.settings,
+                actor=actor,
+                now=now,
+            )
+        else:
+            return _deny_step(Reason.INVALID_CREDENTIALS, "Ask for the WebAuthn options first.")
+        if not result.ok:
+            with db.engine.begin() as conn:
+                continuations.failed(conn, found.id, now=now)
+            return _deny_step(Reason.INVALID_CREDENTIALS, result.message, found.account_id)
+        event = audit.Event(
+            actor,
+            audit.Action.SESSION_STARTED,
+            f"account:{found.account_id}",
+            {"method": result.kind, "ip": ip, "via": via},
+        )
+        with db.engine.begin() as conn:
+            spent = continuations.spend(conn, found.id, now=now)
+            if spent:
+                audit.append(conn, [event], now=now)
+        if not spent:  # raced by another request, or the account was reset meanwhile
+            return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")
+        return Answer(
+            Verdict(Decision.ALLOW, (Reason.MFA_ENROLLED,)),
+            found.account_id,
+            message=result.message,
+        )
+
+
+def _deny_step(reason: Reason, message: str, account_id: int | None = None) -> Answer:
+    return Answer(Verdict(Decision.DENY, (reason,)), account_id, message=message)
