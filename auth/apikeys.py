@@ -25,7 +25,9 @@ PREFIX = "bg"
 # What each role may call. Endpoints name a scope; roles grant sets of scopes.
 SCOPES: dict[Role, frozenset[str]] = {
     Role.HOOK: frozenset({"hook", "check:password"}),
-    Role.SECURITY: frozenset({"check:password", "check:email", "range:email", "scan", "reset"}),
+    Role.SECURITY: frozenset(
+        {"check:password", "check:email", "range:email", "scan", "reset", "audit"}
+    ),
     Role.ADMIN: frozenset(
         {"hook", "check:password", "check:email", "range:email", "scan", "reset", "audit", "admin"}
     ),

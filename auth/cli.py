@@ -7,60 +7,17 @@ import datetime as dt
 import io
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import inspect
 
-from auth import accounts, apikeys, audit
+from auth import accounts, apikeys, audit, cli_login
 from auth.breach import findings, importer, store
 from auth.breach import scan as scanning
 from auth.breach.formats import Format
-from auth.config import load_settings
-from auth.errors import AuditChainBroken, BreachguardError
+from auth.cli_common import Exit, Failed, _actor, _errors, _services
 from auth.models import BreachKind, FindingKind, utcnow
-from auth.services import Services, build
-
-
-class Exit(click.ClickException):
-    """Bad input or usage: a clear message and exit status 2."""
-
-    exit_code = 2
-
-
-class Failed(click.ClickException):
-    """Something the caller must act on: exit status 1."""
-
-    exit_code = 1
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except AuditChainBroken as exc:
-        raise Failed(str(exc)) from None
-    except BreachguardError as exc:
-        raise Exit(str(exc)) from None
-
-
-def _services(ctx: click.Context, *, need_db: bool = True) -> Services:
-    obj = ctx.ensure_object(dict)
-    if "services" not in obj:
-        with _errors():
-            obj["services"] = build(load_settings())
-        ctx.call_on_close(obj["services"].close)
-    registry: Services = obj["services"]
-    if need_db and not inspect(registry.db.engine).has_table("alembic_version"):
-        raise Exit("the database is not initialised: run `breachguard init` first")
-    return registry
-
-
-def _actor() -> audit.Actor:
-    return audit.Actor.cli()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -671,3 +628,7 @@ def notices_status(ctx: click.Context) -> None:
         )
     if report.more:
         click.echo(f"... and {report.more} more")
+
+
+main.add_command(cli_login.ban)
+accounts_group.add_command(cli_login.unlock)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
 
 from auth import audit
 from auth.breach.checker import Check
 from auth.errors import InvalidEmail, InvalidInput
-from auth.models import FindingKind
+from auth.models import AuditEvent, FindingKind
 from auth.web.context import services
 from auth.web.keys import current_key, require
 from auth.web.openapi import SPEC
@@ -132,6 +134,39 @@ def resets() -> Response:
             ],
         }
     )
+
+
+@bp.get("/audit")
+@require("audit")
+def audit_events() -> Response:
+    """The audit trail, oldest first, a page at a time: `?after=<seq>&limit=<n>`."""
+    try:
+        after = int(request.args.get("after", "0"))
+        limit = int(request.args.get("limit", "500"))
+    except ValueError:
+        return error(400, "after and limit must be integers", "after")
+    if after < 0 or not 1 <= limit <= 5000:
+        return error(400, "after must be >= 0 and limit between 1 and 5000", "limit")
+    with services().db.session() as session:
+        rows = session.execute(
+            select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)
+        ).scalars()
+        events = [
+            {
+                "seq": e.seq,
+                "at": e.at.isoformat().replace("+00:00", "Z"),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "details": json.loads(e.details),
+                "hash": e.hash,
+            }
+            for e in rows
+        ]
+    next_after = events[-1]["seq"] if len(events) == limit else None
+    response = jsonify({"events": events, "next_after": next_after})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/openapi.json")

@@ -57,6 +57,7 @@ def require(scope: str) -> Callable[[F], F]:
             g.api_key = key
             return view(*args, **kwargs)
 
+        wrapper.required_scope = scope  # type: ignore[attr-defined]  # read by the role tests
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -299,6 +299,36 @@ SPEC: dict[str, Any] = {
             }
         },
         **HOOK_PATHS,
+        "/api/v1/audit": {
+            "get": {
+                "summary": "The audit trail, oldest first (security or admin key)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 5000},
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {"type": "array", "items": {"type": "object"}},
+                                "next_after": {"type": ["integer", "null"]},
+                            },
+                            "required": ["events", "next_after"],
+                        },
+                        "A page of events; next_after is the cursor for the next page",
+                    ),
+                    "400": _json(_ERROR, "after or limit is not a valid number"),
+                    "401": _json(_DENIED, "No key, or an invalid or revoked one"),
+                    "403": _json(_DENIED, "The key's role does not grant audit"),
+                },
+            }
+        },
         "/range/{prefix}": {
             "get": {
                 "summary": "Pwned Passwords range (HIBP-compatible, from the local corpus)",

@@ -1,0 +1,52 @@
+"""What every `breachguard` command shares: exit statuses, error reporting, services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from sqlalchemy import inspect
+
+from auth import audit
+from auth.config import load_settings
+from auth.errors import AuditChainBroken, BreachguardError
+from auth.services import Services, build
+
+
+class Exit(click.ClickException):
+    """Bad input or usage: a clear message and exit status 2."""
+
+    exit_code = 2
+
+
+class Failed(click.ClickException):
+    """Something the caller must act on: exit status 1."""
+
+    exit_code = 1
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except AuditChainBroken as exc:
+        raise Failed(str(exc)) from None
+    except BreachguardError as exc:
+        raise Exit(str(exc)) from None
+
+
+def _services(ctx: click.Context, *, need_db: bool = True) -> Services:
+    obj = ctx.ensure_object(dict)
+    if "services" not in obj:
+        with _errors():
+            obj["services"] = build(load_settings())
+        ctx.call_on_close(obj["services"].close)
+    registry: Services = obj["services"]
+    if need_db and not inspect(registry.db.engine).has_table("alembic_version"):
+        raise Exit("the database is not initialised: run `breachguard init` first")
+    return registry
+
+
+def _actor() -> audit.Actor:
+    return audit.Actor.cli()
