@@ -48,7 +48,8 @@ def test_roles_grant_only_their_scopes() -> None:
     assert apikeys.allows("hook", "hook") and apikeys.allows("hook", "check:password")
     assert not apikeys.allows("hook", "check:email")
     assert not apikeys.allows("hook", "reset") and not apikeys.allows("hook", "audit")
-    assert apikeys.allows("security", "range:email") and not apikeys.allows("security", "audit")
+    assert apikeys.allows("security", "range:email") and apikeys.allows("security", "audit")
+    assert not apikeys.allows("security", "hook") and not apikeys.allows("security", "admin")
     assert all(apikeys.allows("admin", s) for s in ("hook", "reset", "audit", "range:email"))
     assert not apikeys.allows("root", "hook")
 
