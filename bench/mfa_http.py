@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -186,11 +187,15 @@ def sessions_started(db: Any) -> int:
 
 def bench_one(
     kind: str, work: Path, args: argparse.Namespace, lua: Path, plain: Path
-) -> list[list[Any]]:
+) -> tuple[list[list[Any]], float, bool]:
+    """--rounds alternating pairs of runs on one server: /healthz then POST /login/mfa, the
+    order swapped every other round, so a disturbance on the shared machine (or a trend:
+    caches, the database growing) hits both alike; each round's ratio is of its own pair."""
     from auth.config import load_settings
     from auth.models import utcnow
     from auth.web.factory import create_app
 
+    per_round = args.accounts
     with bench_db(kind, work, "mfahttp") as db:
         env = cli_env(db, work / "instance")
         env.update(
@@ -201,73 +206,71 @@ def bench_one(
         app = create_app(load_settings(env))  # same SECRET_KEY as the server: signs cookies
         registry = app.extensions["breachguard"]
         now = utcnow()
-        ids = add_accounts(registry.db, 1, args.accounts + args.warmup_accounts, now)
+        ids = add_accounts(registry.db, 1, args.warmup_accounts + args.rounds * per_round, now)
         secrets_ = add_totp_factors(registry.db, registry.keys, ids, now)
         analyze(db)
-        warm_ids, run_ids = ids[: args.warmup_accounts], ids[args.warmup_accounts :]
+        warm_ids = ids[: args.warmup_accounts]
+        round_ids = [
+            ids[args.warmup_accounts + r * per_round : args.warmup_accounts + (r + 1) * per_round]
+            for r in range(args.rounds)
+        ]
+        tuples = work / f"{kind}-tuples.tsv"
 
+        def load_mfa(accounts: list[int], duration: int) -> tuple[dict[str, Any], int]:
+            # codes for the middle of the run; success counted by wrk and by audit events
+            prepare(app, accounts, secrets_, time.time() + duration / 2, tuples)
+            before = sessions_started(registry.db)
+            result = run_wrk(
+                base + "/login/mfa", lua, args, duration, str(tuples), str(args.wrk_threads)
+            )
+            time.sleep(0.5)  # let the requests still in flight when wrk stopped finish
+            return result, sessions_started(registry.db) - before
+
+        rounds: list[tuple[dict[str, Any], dict[str, Any], int]] = []
         try:
             with served(env, workers=args.workers, threads=args.threads) as base:
-                tuples = work / f"{kind}-tuples.tsv"
-                # warm both endpoints (pools, caches, imports) before timing
+                # warm both endpoints (pools, caches, imports, the limiter) before timing
                 run_wrk(base + "/healthz", plain, args, 2)
-                prepare(app, warm_ids, secrets_, time.time() + 1, tuples)
-                warm = run_wrk(
-                    base + "/login/mfa", lua, args, 2, str(tuples), str(args.wrk_threads)
-                )
-                time.sleep(1)  # let the warm-up requests still in flight finish
-                before = sessions_started(registry.db)
-
-                hz = run_wrk(base + "/healthz", plain, args, args.duration)
-                prepare(app, run_ids, secrets_, time.time() + args.duration / 2, tuples)
-                mfa = run_wrk(
-                    base + "/login/mfa",
-                    lua,
-                    args,
-                    args.duration,
-                    str(tuples),
-                    str(args.wrk_threads),
-                )
-                started = sessions_started(registry.db) - before
+                warm, _ = load_mfa(warm_ids, 2)
+                if warm["status"]["ok"] != warm["requests"]:
+                    print(f"warning ({kind}): warm-up statuses {warm['status']}")
+                for r in range(args.rounds):
+                    if r % 2 == 0:
+                        hz = run_wrk(base + "/healthz", plain, args, args.duration)
+                        mfa, started = load_mfa(round_ids[r], args.duration)
+                    else:
+                        mfa, started = load_mfa(round_ids[r], args.duration)
+                        hz = run_wrk(base + "/healthz", plain, args, args.duration)
+                    rounds.append((hz, mfa, started))
+                    print(
+                        f"  {kind} round {r + 1}/{args.rounds}: /healthz {hz['rps']:,.0f}/s, "
+                        f"/login/mfa {mfa['rps']:,.0f}/s, ratio {mfa['rps'] / hz['rps']:.3f}",
+                        flush=True,
+                    )
         finally:
             registry.close()
 
-    st = mfa["status"]
-    mfa["audit_started"] = started
-    if st["wrapped"]:
-        print(f"warning ({kind}): the tuples ran out, accounts were reused: raise --accounts")
-    if warm["status"]["ok"] != warm["requests"]:
-        print(f"warning ({kind}): warm-up statuses {warm['status']}")
-    ratio = mfa["rps"] / hz["rps"]
-    fail = {k: v for k, v in st.items() if k not in ("ok", "wrapped") and v}
-    return (
-        [
-            [
-                kind,
-                "/healthz (baseline)",
-                hz["rps"],
-                hz["p50"],
-                hz["p99"],
-                hz["requests"],
-                "-",
-                "-",
-                1.0,
-            ],
-            [
-                kind,
-                "POST /login/mfa (TOTP)",
-                mfa["rps"],
-                mfa["p50"],
-                mfa["p99"],
-                mfa["requests"],
-                f"{st['ok']:,} (audit: {started:,})",  # audit also counts requests in flight at the end
-                ", ".join(f"{k}={v}" for k, v in fail.items()) or "none",
-                ratio,
-            ],
-        ],
-        ratio,
-        st["ok"] == mfa["requests"] and 0 <= started - st["ok"] <= args.connections,
-    )  # type: ignore[return-value]
+    rows: list[list[Any]] = []
+    all_ok = True
+    for r, (hz, mfa, started) in enumerate(rounds, 1):
+        st = mfa["status"]
+        if st["wrapped"]:
+            print(f"warning ({kind}): the tuples ran out, accounts were reused: raise --accounts")
+        fail = {k: v for k, v in st.items() if k not in ("ok", "wrapped") and v}
+        # the audit count also holds the requests in flight when wrk stopped
+        all_ok &= st["ok"] == mfa["requests"] and 0 <= started - st["ok"] <= args.connections
+        failures = ", ".join(f"{k}={v}" for k, v in fail.items()) or "none"
+        base_row = ["/healthz (baseline)", hz["rps"], hz["p50"], hz["p99"], hz["requests"]]
+        rows.append([kind, r, *base_row, "-", "-", 1.0])
+        mfa_row = ["POST /login/mfa (TOTP)", mfa["rps"], mfa["p50"], mfa["p99"], mfa["requests"]]
+        succeeded = f"{st['ok']:,} (audit: {started:,})"
+        rows.append([kind, r, *mfa_row, succeeded, failures, mfa["rps"] / hz["rps"]])
+    hz_med = statistics.median(hz["rps"] for hz, _, _ in rounds)
+    mfa_med = statistics.median(mfa["rps"] for _, mfa, _ in rounds)
+    ratio = statistics.median(mfa["rps"] / hz["rps"] for hz, mfa, _ in rounds)
+    rows.append([kind, "median", "/healthz (baseline)", hz_med, "", "", "", "", "", 1.0])
+    rows.append([kind, "median", "POST /login/mfa (TOTP)", mfa_med, "", "", "", "", "", ratio])
+    return rows, ratio, all_ok
 
 
 def main() -> None:
@@ -278,12 +281,18 @@ def main() -> None:
         "--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
     )
     ap.add_argument(
-        "--accounts", type=int, default=20000, help="accounts for the timed run (> requests)"
+        "--accounts",
+        type=int,
+        default=16000,
+        help="accounts per timed /login/mfa run (more than it will send)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="alternating /healthz + /login/mfa pairs (median)"
     )
     ap.add_argument("--warmup-accounts", type=int, default=3000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (<= 50)")
+    ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run (<= 50)")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--wrk-threads", type=int, default=2)
     args = ap.parse_args()
@@ -300,19 +309,21 @@ def main() -> None:
         lua.write_text(LUA % {"cookie_name": "bg_session"})
         plain.write_text(DONE_ONLY)
         for kind in args.db:
-            out, ratios[kind], all_ok[kind] = bench_one(kind, work, args, lua, plain)  # type: ignore[misc]
+            out, ratios[kind], all_ok[kind] = bench_one(kind, work, args, lua, plain)
             rows += out
 
     print()
     print(
         f"gunicorn gthread {args.workers} workers x {args.threads} threads on 127.0.0.1; "
         f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s on the same "
-        "2-core machine; each POST a different account"
+        f"2-core machine; each POST a different account; {args.rounds} alternating rounds, "
+        "ratio = median of the rounds' ratios"
     )
     print(
         table(
             [
                 "db",
+                "round",
                 "endpoint",
                 "requests/s",
                 "p50 ms",
