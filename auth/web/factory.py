@@ -92,12 +92,6 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     # The hook: the portal's key has a large budget (it speaks for everyone); each person's
     # address (the `ip` in the body) has the same budget as on breachguard's own pages.
     limiter.limit(settings.hook_rate_limit)(hook_api.bp)
-    for view, budget in (
-        (hook_api.login, settings.login_rate_limit),
-        (hook_api.mfa, settings.mfa_ip_rate_limit),
-        (hook_api.webauthn_options, settings.mfa_ip_rate_limit),
-    ):
-        limiter.limit(budget, key_func=hook_api.limit_key, override_defaults=False)(view)
 
     # Sign-in and second-factor checks take secrets: a budget per address (failures per
     # account are counted in the database as well, see auth/mfa/throttle.py).
@@ -128,6 +122,14 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     app.register_blueprint(range_views.accounts_bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(hook_api.bp)
+    for endpoint, budget in (
+        ("hook_api.login", settings.login_rate_limit),
+        ("hook_api.mfa", settings.mfa_ip_rate_limit),
+        ("hook_api.webauthn_options", settings.mfa_ip_rate_limit),
+    ):  # a route's own limit runs from its wrapper, so the registered view is replaced
+        app.view_functions[endpoint] = limiter.limit(
+            budget, key_func=hook_api.limit_key, override_defaults=False
+        )(app.view_functions[endpoint])
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.account_bp)
     app.register_blueprint(mfa_api.bp)

@@ -1,0 +1,194 @@
+"""The login hook over HTTP (/api/v1/hook/…): request checking, the answer's shape, the
+second step with TOTP and with a WebAuthn assertion, and the per-person address limit."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import pyotp
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from auth import accounts, apikeys, audit
+from auth.config import Settings
+from auth.mfa import factors
+from auth.mfa import webauthn as wa
+from auth.models import Account, utcnow
+from auth.services import Services, build
+from auth.web.factory import create_app
+from tests.soft_authenticator import ORIGIN, SoftAuthenticator
+
+PASSWORD = "Correct-Horse-Battery-42"
+EMAIL = "claire@example.fr"
+ACTOR = audit.Actor.cli("test")
+IP = "198.51.100.23"
+
+
+@pytest.fixture
+def site(settings: Settings) -> Services:
+    registry = build(
+        dataclasses.replace(settings, login_rate_limit="5 per minute", webauthn_origins=(ORIGIN,))
+    )
+    with registry.db.session() as s:
+        accounts.create(
+            s, email=EMAIL, password=PASSWORD, hasher=registry.hasher, actor=ACTOR, now=utcnow()
+        )
+    return registry
+
+
+@pytest.fixture
+def web(site: Services) -> Flask:
+    return create_app(registry=site)
+
+
+@pytest.fixture
+def portal(web: Flask, site: Services) -> FlaskClient:
+    """The portal's client: every call carries its hook key."""
+    with site.db.session() as s:
+        token = apikeys.create(s, role="hook", name="portal", actor=ACTOR, now=utcnow()).token
+    client = web.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
+
+
+def login(portal: FlaskClient, password: str = PASSWORD, ip: str = IP, **extra: str) -> dict:
+    body = {"email": EMAIL, "password": password, "ip": ip, "user_agent": "Firefox/140"} | extra
+    response = portal.post("/api/v1/hook/login", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def the_account(site: Services) -> Account:
+    with site.db.session() as s:
+        found = s.query(Account).filter_by(email=EMAIL).one()
+        s.expunge(found)
+        return found
+
+
+def test_every_decision_is_a_200_with_the_documented_fields(portal: FlaskClient) -> None:
+    allowed = login(portal)
+    assert allowed == {
+        "decision": "allow",
+        "reasons": ["no_mfa_required"],
+        "factors": [],
+        "continuation": None,
+        "continuation_expires_at": None,
+        "enroll_by": None,
+        "message": None,
+    }
+    denied = login(portal, password="wrong")
+    assert (denied["decision"], denied["reasons"]) == ("deny", ["invalid_credentials"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"password": "x", "ip": IP}, "email"),
+        ({"email": EMAIL, "ip": IP}, "password"),
+        ({"email": EMAIL, "password": "x"}, "ip"),
+        ({"email": EMAIL, "password": "x", "ip": "999.1.1.1"}, "ip"),
+        ({"email": EMAIL, "password": "x" * 1025, "ip": IP}, "password"),
+        ({"email": EMAIL, "password": "x", "ip": IP, "user_agent": 5}, "user_agent"),
+    ],
+)
+def test_a_malformed_request_is_a_400_naming_the_field(
+    portal: FlaskClient, body: dict, field: str
+) -> None:
+    response = portal.post("/api/v1/hook/login", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == field
+
+
+def test_not_json_is_a_400(portal: FlaskClient) -> None:
+    response = portal.post("/api/v1/hook/login", data="email=a", content_type="text/plain")
+    assert response.status_code == 400
+
+
+def test_without_a_hook_key_the_hook_says_401(web: Flask) -> None:
+    response = web.test_client().post("/api/v1/hook/login", json={})
+    assert response.status_code == 401
+
+
+def test_the_limit_counts_per_end_user_address_not_per_portal(portal: FlaskClient) -> None:
+    for _ in range(5):
+        login(portal)
+    assert (
+        portal.post(
+            "/api/v1/hook/login", json={"email": EMAIL, "password": "x", "ip": IP}
+        ).status_code
+        == 429
+    )
+    # Another person behind the same portal is not affected.
+    assert login(portal, ip="198.51.100.24")["decision"] == "allow"
+
+
+def test_totp_second_step_over_http(portal: FlaskClient, site: Services) -> None:
+    account = the_account(site)
+    with site.db.session() as s:
+        pending = factors.start_totp(
+            s, account=account, name="Phone", keys=site.keys, issuer="bg", now=utcnow()
+        )
+        factors.confirm_totp(
+            s,
+            account=account,
+            factor_id=pending.factor_id,
+            code=pyotp.TOTP(pending.secret).now(),
+            keys=site.keys,
+            window=1,
+            actor=ACTOR,
+            now=utcnow(),
+        )
+    first = login(portal)
+    assert (first["decision"], first["factors"]) == ("mfa_required", ["totp"])
+    assert first["continuation_expires_at"].endswith("Z")
+    token = first["continuation"]
+    both = portal.post(
+        "/api/v1/hook/mfa", json={"continuation": token, "ip": IP, "code": "1", "webauthn": {}}
+    )
+    assert both.status_code == 400 and both.get_json()["field"] == "code"
+    wrong = portal.post(
+        "/api/v1/hook/mfa", json={"continuation": token, "ip": IP, "code": "000000"}
+    )
+    assert wrong.get_json()["decision"] == "deny"
+    code = pyotp.TOTP(pending.secret).at(utcnow() + dt.timedelta(seconds=30))
+    right = portal.post("/api/v1/hook/mfa", json={"continuation": token, "ip": IP, "code": code})
+    assert right.get_json()["decision"] == "allow"
+
+
+def test_webauthn_second_step_over_http(portal: FlaskClient, site: Services) -> None:
+    account = the_account(site)
+    rp = wa.RelyingParty.from_settings(site.settings)
+    key = SoftAuthenticator()
+    challenge_id, options = wa.begin_registration(site.db, account=account, rp=rp, now=utcnow())
+    wa.finish_registration(
+        site.db,
+        account=account,
+        challenge_id=challenge_id,
+        credential=key.create(options),
+        name="YubiKey",
+        rp=rp,
+        now=utcnow(),
+        actor=ACTOR,
+    )
+    first = login(portal)
+    assert first["factors"] == ["webauthn"]
+    token = first["continuation"]
+    no_options_yet = portal.post(
+        "/api/v1/hook/mfa", json={"continuation": token, "ip": IP, "webauthn": {"id": "x"}}
+    )
+    assert no_options_yet.get_json()["decision"] == "deny"
+    options = portal.post("/api/v1/hook/mfa/webauthn/options", json={"continuation": token})
+    assert options.status_code == 200
+    request_options = json.loads(options.get_data())
+    assert request_options["allowCredentials"]
+    assertion = key.get(options.get_data(as_text=True), counter=1)
+    done = portal.post(
+        "/api/v1/hook/mfa", json={"continuation": token, "ip": IP, "webauthn": assertion}
+    )
+    assert done.get_json()["decision"] == "allow"
+    unknown = portal.post("/api/v1/hook/mfa/webauthn/options", json={"continuation": token})
+    assert unknown.status_code == 400 and unknown.get_json()["field"] == "continuation"
