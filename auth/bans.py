@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, case, literal, or_, select, update
+from sqlalchemy import Connection, bindparam, case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -173,3 +173,10 @@ def record_failure(
         automatic=True,
     )
     return True
+
+
+def purge_failures(conn: Session | Connection, *, now: dt.datetime) -> int:
+    """Forget per-address counts older than a day (every window is shorter than that)."""
+    t = table(IpFailure)
+    result = conn.execute(delete(t).where(t.c.window_start < now - dt.timedelta(days=1)))
+    return int(result.rowcount)  # type: ignore[attr-defined]

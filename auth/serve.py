@@ -42,6 +42,20 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         return atoms
 
 
+def _purge_expired(db: Any) -> None:
+    """Spent and expired WebAuthn challenges and sign-in continuations, and stale
+    per-address failure counts, would otherwise pile up for ever."""
+    from auth import bans, continuations
+    from auth.mfa.webauthn import purge_expired_challenges
+    from auth.models import utcnow
+
+    now = utcnow()
+    purge_expired_challenges(db, now=now)
+    with db.engine.begin() as conn:
+        continuations.purge(conn, now=now)
+        bans.purge_failures(conn, now=now)
+
+
 def _start_notice_drain(server: Any) -> None:
     """gunicorn's `when_ready` hook: the master, which outlives its workers, drains the
     notice queue in a daemon thread. Nothing here may stop the server from serving."""
@@ -50,15 +64,8 @@ def _start_notice_drain(server: Any) -> None:
     try:
         from auth import notify
         from auth.config import load_settings
-        from auth.mfa.webauthn import purge_expired_challenges
-        from auth.models import utcnow
 
-        notify.start_background(
-            load_settings(),
-            interval=NOTICE_DRAIN_SECONDS,
-            # Spent and expired WebAuthn challenges would otherwise pile up for ever.
-            idle=lambda db: purge_expired_challenges(db, now=utcnow()),
-        )
+        notify.start_background(load_settings(), interval=NOTICE_DRAIN_SECONDS, idle=_purge_expired)
     except Exception:
         server.log.exception("notices will not be sent by this server: the drain did not start")
 

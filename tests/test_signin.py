@@ -308,3 +308,22 @@ def test_an_unreachable_hibp_follows_the_failure_policy(
     flow = SignIn(build(down))
     answer = flow.login(EMAIL, PASSWORD, ip=IP)
     assert answer.to_json()["decision"] == decision
+
+
+def test_housekeeping_forgets_old_continuations_and_failure_counts(
+    flow: SignIn, site: Services
+) -> None:
+    from auth.models import IpFailure
+    from auth.serve import _purge_expired
+
+    enroll_totp(site)
+    old = utcnow() - dt.timedelta(days=2)
+    assert flow.login(EMAIL, PASSWORD, ip=IP, now=old).continuation
+    assert flow.login(EMAIL, PASSWORD, ip=IP).continuation  # live: kept
+    counting = SignIn(build(dataclasses.replace(site.settings, ip_ban_after=50)))
+    counting.login(EMAIL, "wrong", ip="192.0.2.50", now=old)
+    counting.login(EMAIL, "wrong", ip="192.0.2.51")
+    _purge_expired(site.db)
+    with site.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(LoginContinuation)) == 1
+        assert s.execute(select(IpFailure.ip)).scalars().all() == ["192.0.2.51"]
