@@ -1,4 +1,5 @@
-"""End to end in a real headless Chromium: sign-in, TOTP, recovery codes, WebAuthn passkeys.
+"""End to end in a real headless Chromium: sign-in, TOTP, recovery codes, WebAuthn passkeys,
+and the login decision's forced reset (a leaked password, the e-mailed link, a new password).
 
 The app is served by werkzeug on http://localhost:PORT (browsers refuse an IP address as a
 WebAuthn RP ID); a CDP virtual authenticator stands in for the person's security key.
@@ -9,6 +10,8 @@ where they fail.
 from __future__ import annotations
 
 import dataclasses
+import email.parser
+import email.policy
 import os
 import re
 import threading
@@ -19,10 +22,13 @@ from typing import Any
 
 import pyotp
 import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
 
 from auth import accounts, audit
+from auth.cli import main
 from auth.config import Settings
-from auth.models import utcnow
+from auth.models import Account, AccountStatus, Notice, NoticeStatus, utcnow
 from auth.services import Services, build
 from auth.web.factory import create_app
 
@@ -138,17 +144,28 @@ class Person:
         if "Content Security Policy" in message.text:
             self.csp_reports.append(message.text)
 
-    def submit(self, button: str) -> None:
-        """Click a form's button and wait for the page it leads to."""
-        with self.page.expect_navigation():
+    def submit(self, button: str) -> Any:
+        """Click a form's button and wait for the page it leads to (its response)."""
+        with self.page.expect_navigation() as navigation:
             self.page.get_by_role("button", name=button, exact=True).click()
+        return navigation.value
 
-    def sign_in(self, email: str, password: str = PASSWORD) -> None:
+    def sign_in(self, email: str, password: str = PASSWORD) -> Any:
         if not LOGIN.search(self.page.url):
             self.page.goto("/login")
         self.page.fill("#email", email)
         self.page.fill("#password", password)
-        self.submit("Sign in")
+        return self.submit("Sign in")
+
+    def signed_in(self) -> bool:
+        """Whether this person's cookies open /account/security, asked beside the page (the
+        context's request API shares its cookies) so a pending second step stays in place."""
+        response = self.context.request.get(f"{self.site.url}/account/security", max_redirects=0)
+        if response.status == 200:
+            return True
+        assert response.status == 302, response.status
+        assert response.headers["location"].startswith("/login?next="), response.headers
+        return False
 
     def sign_out(self) -> None:
         self.submit("Sign out")
@@ -221,8 +238,11 @@ def test_an_authenticator_app_is_enrolled_then_asked_for_and_a_recovery_code_sta
 
     person.sign_in(email)
     expect(page).to_have_url(LOGIN_MFA)
+    expect(page.locator("#webauthn-signin")).to_have_count(0)  # no key: no key button
+    assert not person.signed_in()  # the password alone opened no session
     person.second_step(fresh_code(secret, used_step))
     expect(page).to_have_url(SECURITY)
+    assert person.signed_in()
     row = person.factor_row("totp")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Authenticator app")
@@ -317,6 +337,7 @@ def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person
     stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert len(stored["credentials"]) == 1
     assert stored["credentials"][0]["rpId"] == "localhost"
+    assert stored["credentials"][0]["isResidentCredential"] is True  # a passkey
 
     page.reload()
     row = person.factor_row("webauthn")
@@ -328,6 +349,7 @@ def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person
 
     person.sign_in(email)
     expect(page).to_have_url(LOGIN_MFA)
+    assert not person.signed_in()  # the password alone opened no session
     page.click("#webauthn-signin")
     try:
         expect(page).to_have_url(SECURITY)
@@ -336,6 +358,7 @@ def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person
             f"passkey sign-in failed in the page: {page.locator('#webauthn-error').inner_text()}"
         ) from None
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    assert person.signed_in()
     expect(row.locator("td").nth(3)).not_to_have_text("never")
 
     person.enroll_totp("Phone")
@@ -349,4 +372,99 @@ def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person
     expect(page.locator(".notice")).to_contain_text("Factor removed")
     expect(person.factor_row("webauthn")).to_have_count(0)
     expect(person.factor_row("totp")).to_contain_text("Phone")
+    assert person.csp_reports == []
+
+
+# --- the login decision: a leaked password forces a reset ---------------------------------
+
+LEAKED = "Summer2024!"  # the account's password, then found in the local corpus
+ALSO_LEAKED = "Password123456"  # long enough, but in the corpus too: refused as a new one
+NEW_PASSWORD = "Violin-under-the-stairs-31"
+
+
+def reset_link(outbox: Path, to: str, origin: str) -> str:
+    """The link of the one e-mail in the outbox folder, read as a mail client would."""
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) == 1, files
+    with files[0].open("rb") as fh:
+        message = email.parser.BytesParser(policy=email.policy.default).parse(fh)
+    assert to in str(message["To"]), message["To"]
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    links = re.findall(rf"{re.escape(origin)}/reset/\S+", body.get_content())
+    assert len(links) == 1, body.get_content()
+    return str(links[0])
+
+
+def test_a_leaked_password_gets_no_session_but_an_emailed_link_then_a_factor_is_required(
+    person: Person, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    page, site = person.page, person.site
+    email_address = site.add_account("eve@clinic.example", LEAKED)
+    corpus = tmp_path / "leak.txt"
+    corpus.write_text(f"{LEAKED}\n{ALSO_LEAKED}\n")
+    # The CLI on the served database; links in e-mails point at the served origin.
+    cli = CliRunner(env=cli_env | {"PUBLIC_URL": site.url})
+    imported = cli.invoke(
+        main, ["corpus", "import", str(corpus), "--type", "passwords", "--breach", "Leak"]
+    )
+    assert imported.exit_code == 0, imported.output
+
+    # The right password, but a leaked one: a data-leak page, no session, a notice queued.
+    response = person.sign_in(email_address, LEAKED)
+    assert response.status == 403
+    expect(page).to_have_url(LOGIN)
+    expect(page.locator("#form-error")).to_contain_text("Your password appears in a data leak")
+    assert not person.signed_in()
+    with site.registry.db.session() as db:
+        account = db.execute(select(Account).where(Account.email == email_address)).scalar_one()
+        assert account.status == AccountStatus.RESET_REQUIRED
+        assert account.mfa_required
+        notices = db.execute(select(Notice).where(Notice.account_id == account.id)).scalars()
+        assert [(n.kind, n.status) for n in notices] == [("reset_forced", NoticeStatus.QUEUED)]
+    response = person.sign_in(email_address, LEAKED)  # again, before the reset
+    assert response.status == 403
+    expect(page.locator("#form-error")).to_contain_text("must be changed before you can sign in")
+    assert not person.signed_in()
+
+    # The notice worker sends it to the outbox folder; the person opens the link.
+    sent = cli.invoke(main, ["notices", "send"])
+    assert sent.exit_code == 0 and "sent 1," in sent.output, sent.output
+    link = reset_link(site.registry.settings.outbox_path, email_address, site.url)
+    page.goto(link)
+    expect(page.locator("#reset-reason")).to_contain_text("breach corpus at sign-in")
+    expect(page.locator("#username")).to_have_value(email_address)
+
+    page.fill("#password", ALSO_LEAKED)
+    page.fill("#repeat", ALSO_LEAKED)
+    response = person.submit("Change my password")
+    assert response.status == 400
+    expect(page.locator("#form-error")).to_contain_text("appears once in known data breaches")
+
+    page.fill("#password", NEW_PASSWORD)
+    page.fill("#repeat", NEW_PASSWORD)
+    person.submit("Change my password")
+    expect(page).to_have_url(SECURITY)  # the link signs in once, and asks for a factor
+    expect(page.locator(".notice")).to_contain_text("Add a second factor now")
+    person.sign_out()
+    page.goto(link)
+    expect(page.locator("#reset-invalid")).to_contain_text("This link no longer works")
+
+    # The old password is refused like any wrong one; the new one signs in, and the forced
+    # reset made a second factor mandatory: signed in, on the page that adds one.
+    response = person.sign_in(email_address, LEAKED)
+    assert response.status == 401
+    expect(page).to_have_url(LOGIN)
+    expect(page.locator("#form-error")).to_have_text(
+        "The e-mail address or the password is not right."
+    )
+    assert not person.signed_in()
+
+    person.sign_in(email_address, NEW_PASSWORD)
+    expect(page).to_have_url(SECURITY)
+    expect(page.locator(".notice")).to_contain_text(
+        "Your account must be protected by a second factor"
+    )
+    expect(page.locator("main")).to_contain_text("no second factor yet")
+    assert person.signed_in()
     assert person.csp_reports == []
