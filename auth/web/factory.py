@@ -127,9 +127,8 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         ("hook_api.mfa", settings.mfa_ip_rate_limit),
         ("hook_api.webauthn_options", settings.mfa_ip_rate_limit),
     ):  # a route's own limit runs from its wrapper, so the registered view is replaced
-        app.view_functions[endpoint] = limiter.limit(
-            budget, key_func=hook_api.limit_key, override_defaults=False
-        )(app.view_functions[endpoint])
+        limited = limiter.limit(budget, key_func=hook_api.limit_key, override_defaults=False)
+        app.view_functions[endpoint] = limited(app.view_functions[endpoint])  # type: ignore[assignment]
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.account_bp)
     app.register_blueprint(mfa_api.bp)

@@ -61,7 +61,7 @@ def login_post() -> Any:
         return render_template("login.html", error=error, email=email, next=next_url or ""), 401
     if verdict.decision is Decision.RESET_REQUIRED:
         message = REFUSED[verdict.public_reasons[0]]
-        return render_template("login.html", error=message, email=email), 403
+        return render_template("login.html", error=message, email=email, next=next_url or ""), 403
     assert answer.account_id is not None and answer.session_epoch is not None
     account = Account(id=answer.account_id, session_epoch=answer.session_epoch)
     if verdict.decision is Decision.MFA_REQUIRED:
