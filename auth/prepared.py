@@ -56,10 +56,10 @@ class Prepared:
                 SQLCompiler, cast(ClauseElement, self.statement).compile(dialect=dialect)
             )
             processors: dict[str, Processor] = {}
-            for name, bind in compiled.binds.items():
+            for bind in compiled.binds.values():
                 process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if process is not None:
-                    processors[name] = process
+                if process is not None:  # keyed as construct_params names it (anonymous too)
+                    processors[compiled.bind_names[bind]] = process
             order = None
             if dialect.paramstyle == "qmark":
                 order = tuple(compiled.positiontup or ())

@@ -19,6 +19,8 @@ _TOUCH = Prepared(
     .returning(A.c.id, A.c.email)
 )
 _BY_EMAIL = Prepared(select(A.c.id, A.c.mfa_required).where(A.c.email == bindparam("email")))
+# literal values become anonymous parameters, which need their bind processors too
+_RESET = Prepared(update(A).where(A.c.id == bindparam("account")).values(mfa_required=False))
 
 
 def test_prepared_statements_bind_like_sqlalchemy(registry: Services, now: dt.datetime) -> None:
@@ -42,6 +44,8 @@ def test_prepared_statements_bind_like_sqlalchemy(registry: Services, now: dt.da
         assert _TOUCH.rowcount(conn, {"account": a, "at": later, "required": False}) == 0
         ((account_id, required),) = _BY_EMAIL.rows(conn, {"email": "ana@example.org"})
         assert (account_id, bool(required)) == (a, True)
+        assert _RESET.rowcount(conn, {"account": a}) == 1
+        assert bool(_BY_EMAIL.rows(conn, {"email": "ana@example.org"})[0][1]) is False
     with registry.db.session() as session:  # read back through the ORM
         row = session.get(Account, a)
-        assert row is not None and (row.updated_at, row.mfa_required) == (later, True)
+        assert row is not None and (row.updated_at, row.mfa_required) == (later, False)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
@@ -15,6 +14,7 @@ from auth.errors import InvalidInput, NotFound
 from auth.mfa import totp
 from auth.mfa.crypto import KeyRing
 from auth.models import Account, FactorKind, MfaFactor, table
+from auth.prepared import Prepared
 
 
 class FactorRefused(InvalidInput):
@@ -125,7 +125,8 @@ def confirm_totp(
 
 _T = table(MfaFactor)
 # Built once: constructing a statement costs more than running it on SQLite (~100 us vs ~25).
-_ACTIVE_TOTP = (
+# Both run on the DBAPI cursor (auth.prepared): SQLAlchemy's per-execute work cost more.
+_ACTIVE_TOTP = Prepared(
     select(_T.c.id, _T.c.secret_enc, _T.c.last_step)
     .where(
         _T.c.account_id == bindparam("account"),
@@ -134,7 +135,7 @@ _ACTIVE_TOTP = (
     )
     .order_by(_T.c.created_at, _T.c.id)
 )
-_STORE_STEP = (
+_STORE_STEP = Prepared(
     update(_T)
     .where(
         _T.c.id == bindparam("factor"),
@@ -161,16 +162,15 @@ def verify_totp(
     one code, only one passes; the other is told REPLAYED.
     """
     best = totp.TotpResult(totp.Outcome.INVALID)
-    for factor_id, secret_enc, last_step in conn.execute(
-        _ACTIVE_TOTP, {"account": account_id}
-    ).all():
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    for factor_id, secret_enc, last_step in _ACTIVE_TOTP.rows(connection, {"account": account_id}):
         secret = keys.decrypt(secret_enc or "", context=context(account_id))
         result = totp.check(secret, code, now=now.timestamp(), last_step=last_step, window=window)
         if result.outcome is totp.Outcome.OK:
-            stored = conn.execute(
-                _STORE_STEP, {"factor": factor_id, "accepted": result.step, "used_at": now}
+            stored = _STORE_STEP.rowcount(
+                connection, {"factor": factor_id, "accepted": result.step, "used_at": now}
             )
-            if cast(CursorResult[Any], stored).rowcount == 1:
+            if stored == 1:
                 return result, factor_id
             result = totp.TotpResult(totp.Outcome.REPLAYED, result.step)  # lost a race
         if result.outcome is totp.Outcome.REPLAYED:

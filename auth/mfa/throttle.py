@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.models import MfaThrottle, table
+from auth.prepared import Prepared
 
 MAX_LOCK = dt.timedelta(hours=24)
 
@@ -67,11 +68,22 @@ _T = table(MfaThrottle)
 _STATE = select(_T.c.failures, _T.c.window_start, _T.c.locked_until, _T.c.locks).where(
     _T.c.account_id == bindparam("account")
 )
+# Most accounts have no row: one cheap look-up on the DBAPI cursor says so, and only an
+# account with a row pays for SQLAlchemy's datetime conversion (_STATE).
+_HAS_ROW = Prepared(select(_T.c.account_id).where(_T.c.account_id == bindparam("account")))
+_CLEAR = Prepared(
+    update(_T)
+    .where(_T.c.account_id == bindparam("account"))
+    .values(failures=0, window_start=None, locks=0)
+)
 
 
 def state(conn: Session | Connection, account_id: int) -> State:
-    """The account's throttle state (a prebuilt statement: it runs on every check)."""
-    row = conn.execute(_STATE, {"account": account_id}).first()
+    """The account's throttle state (prebuilt statements: it runs on every check)."""
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    if not _HAS_ROW.rows(connection, {"account": account_id}):
+        return State()
+    row = connection.execute(_STATE, {"account": account_id}).first()
     return State() if row is None else State(*row)
 
 
@@ -120,7 +132,5 @@ def record_success(
     """
     if known is not None and known.failures == 0 and known.locks == 0 and not known.window_start:
         return
-    t = table(MfaThrottle)
-    session.execute(
-        update(t).where(t.c.account_id == account_id).values(failures=0, window_start=None, locks=0)
-    )
+    conn = session.connection() if isinstance(session, Session) else session
+    _CLEAR.rowcount(conn, {"account": account_id})
