@@ -10,22 +10,26 @@ A batch that fails is retried account by account, so one bad account does not st
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.breach.hashing import normalise_email
+from auth.bulk import among
 from auth.db import Database
 from auth.errors import InvalidInput
 from auth.models import Account, Finding, FindingStatus, JobStatus, ResetJob, utcnow
@@ -57,8 +61,11 @@ class Source(Protocol):
 
 
 def _resolve(session: Session, emails: Sequence[str]) -> Batch:
+    # `= ANY(array)` on PostgreSQL: one parameter, not one bound (and adapted) per address.
     ids = dict(
-        session.execute(select(Account.email, Account.id).where(Account.email.in_(emails))).all()
+        session.execute(
+            select(Account.email, Account.id).where(among(session, Account.email, emails, String))
+        ).all()
     )
     return Batch(
         [Target(ids[e]) for e in emails if e in ids],
@@ -92,6 +99,7 @@ class EmailFile:
         self.path = path
         self.label = f"emails {path.name}"
         self._count = 0
+        self._fingerprints: dict[tuple[str, int, int], str] = {}
 
     def _open(self) -> IO[str]:
         return self.path.open(encoding="utf-8-sig", newline="")
@@ -110,11 +118,16 @@ class EmailFile:
         return bad
 
     def fingerprint(self, session: Session, reason: str) -> str:
-        h = hashlib.sha256(b"emails\x00" + reason.encode())
-        with self._open() as stream:
-            for _, cell in _email_cells(stream):
-                h.update(normalise_email(cell).encode() + b"\x00")
-        return h.hexdigest()
+        # The CLI asks before the job does: the file is read once for both, unless it changed.
+        stat = self.path.stat()
+        key = (reason, stat.st_size, stat.st_mtime_ns)
+        if key not in self._fingerprints:
+            h = hashlib.sha256(b"emails\x00" + reason.encode())
+            with self._open() as stream:
+                for _, cell in _email_cells(stream):
+                    h.update(normalise_email(cell).encode() + b"\x00")
+            self._fingerprints[key] = h.hexdigest()
+        return self._fingerprints[key]
 
     def total(self) -> int | None:
         return self._count
@@ -364,7 +377,8 @@ def run(
         if sink is not None:
             sink(row)
 
-    for part in source.batches(db.sessions, batch):
+    parts = source.batches(db.sessions, batch)
+    for part in _ahead(parts) if _shared(db) else parts:
         for email in part.unknown:
             emit((email, None, Outcome.UNKNOWN, "no account with this address"))
         if dry_run:
@@ -380,6 +394,50 @@ def run(
     if not dry_run and job_id is not None:
         _finish(db, job_id, report, actor, now())
     return report
+
+
+def _shared(db: Database) -> bool:
+    """Whether another thread sees the same database (not so for in-memory SQLite)."""
+    url = db.engine.url
+    return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
+
+def _ahead(parts: Iterator[Batch]) -> Iterator[Batch]:
+    """The source's batches, the next one read and resolved by a helper thread (on its own
+    connection) while the current one is applied: the file, the address look-up and the
+    database's work on the batch before it overlap instead of taking turns. At most one
+    batch waits, so memory stays that of two batches."""
+    slot: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for part in parts:
+                slot.put(("part", part))
+                if stop.is_set():
+                    return
+            slot.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            slot.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="reset-targets", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = slot.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            assert isinstance(value, Batch)
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting to hand over one more batch
+            with contextlib.suppress(queue.Empty):
+                slot.get(timeout=0.05)
+        worker.join()
 
 
 def _finish(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from auth.bulk import among, insert_rows
+from auth.bulk import among, insert_tuples
 from auth.models import ResetToken, table
 
 
@@ -28,8 +29,14 @@ def new_id() -> str:
 
 
 def derive(secret_key: str, token_id: str) -> str:
-    mac = hmac.new(secret_key.encode(), b"reset-token:" + token_id.encode(), hashlib.sha256)
+    mac = _keyed(secret_key).copy()  # the key schedule and the prefix, computed once per key
+    mac.update(token_id.encode())
     return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed(secret_key: str) -> hmac.HMAC:
+    return hmac.new(secret_key.encode(), b"reset-token:", hashlib.sha256)
 
 
 def digest(token: str) -> str:
@@ -62,22 +69,18 @@ def issue(
     """New tokens for (account id, reset id) pairs, older ones revoked; account id -> token id."""
     pairs = list(pairs)
     revoke_open(session, (a for a, _ in pairs), now=now)
-    rows = []
     ids: dict[int, str] = {}
+    rows = []
     for account_id, reset_id in pairs:
         token_id = new_id()
         ids[account_id] = token_id
-        rows.append(
-            {
-                "id": token_id,
-                "account_id": account_id,
-                "reset_id": reset_id,
-                "token_sha256": digest(derive(secret_key, token_id)),
-                "created_at": now,
-            }
-        )
-    if rows:
-        insert_rows(session, table(ResetToken), rows)
+        rows.append((token_id, account_id, reset_id, digest(derive(secret_key, token_id)), now))
+    insert_tuples(
+        session,
+        table(ResetToken),
+        ("id", "account_id", "reset_id", "token_sha256", "created_at"),
+        rows,
+    )
     return ids
 
 
