@@ -140,7 +140,11 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         return {"signed_in": "aid" in session}
 
     @app.errorhandler(CSRFError)
-    def csrf_failed(exc: CSRFError) -> tuple[str, int]:
+    def csrf_failed(exc: CSRFError) -> Response | tuple[str, int]:
+        if request.blueprint == mfa_api.bp.name:  # JSON for the browser's WebAuthn calls
+            response = jsonify({"error": f"CSRF check failed: {exc.description}"})
+            response.status_code = 400
+            return response
         return render_template(
             "base.html", error="This form has expired: go back, reload the page and try again."
         ), 400
