@@ -14,7 +14,7 @@ from auth.errors import InvalidEmail, InvalidInput
 from auth.models import AuditEvent, FindingKind
 from auth.web.context import services
 from auth.web.keys import current_key, require
-from auth.web.openapi import SPEC
+from auth.web.openapi import SEQ_MAX, SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -145,8 +145,10 @@ def audit_events() -> Response:
         limit = int(request.args.get("limit", "500"))
     except ValueError:
         return error(400, "after and limit must be integers", "after")
-    if after < 0 or not 1 <= limit <= 5000:
-        return error(400, "after must be >= 0 and limit between 1 and 5000", "limit")
+    if not 0 <= after <= SEQ_MAX:  # a larger cursor would not fit the database's integer
+        return error(400, f"after must be between 0 and {SEQ_MAX}", "after")
+    if not 1 <= limit <= 5000:
+        return error(400, "limit must be between 1 and 5000", "limit")
     with services().db.session() as session:
         rows = session.execute(
             select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)

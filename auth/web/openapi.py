@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+SEQ_MAX = 2**63 - 1  # audit cursors are SQL BIGINTs
+
 _ERROR = {
     "type": "object",
     "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
@@ -33,7 +35,13 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_LIMITED = _json(_ERROR, "Too many requests for this key, or too many bad keys from this address")
+
+
 def _check(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]:
+    value: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 1024}
+    if field == "email":
+        value["format"] = "email"  # the code's own check decides: a 400 if it disagrees
     return {
         "post": {
             "summary": f"Check a {field} against every configured breach source",
@@ -45,9 +53,7 @@ def _check(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]:
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "properties": {
-                                field: {"type": "string", "minLength": 1, "maxLength": 1024}
-                            },
+                            "properties": {field: value},
                             "required": [field],
                         }
                     }
@@ -58,7 +64,7 @@ def _check(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]:
                 "400": _json(_ERROR, "The body is not what was expected; `field` names it"),
                 "401": _json(_DENIED, "No key, or an invalid or revoked one"),
                 "403": _json(_DENIED, "The key's role does not grant this call"),
-                "429": {"description": "Too many requests"},
+                "429": _LIMITED,
                 "503": _json(result, "A source failed and the policy is fail_closed"),
             },
         }
@@ -125,11 +131,24 @@ _DECISION = {
     },
     "required": ["decision", "reasons", "factors", "continuation"],
 }
-_IP = {"type": "string", "description": "The address the person signs in from"}
+_IP = {
+    "type": "string",
+    "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+    "description": "The address the person signs in from (anything else is a 400)",
+}
 _CONTINUATION = {"type": "string", "minLength": 1, "maxLength": 200}
 
 
-def _hook(summary: str, properties: dict[str, Any], required: list[str], ok: Any) -> Any:
+def _hook(
+    summary: str,
+    properties: dict[str, Any],
+    required: list[str],
+    ok: Any,
+    one_of: list[dict[str, Any]] | None = None,
+) -> Any:
+    body: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
+    if one_of:
+        body["oneOf"] = one_of
     return {
         "post": {
             "summary": summary,
@@ -137,15 +156,7 @@ def _hook(summary: str, properties: dict[str, Any], required: list[str], ok: Any
             "security": [{"bearer": []}],
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": properties,
-                            "required": required,
-                        }
-                    }
-                },
+                "content": {"application/json": {"schema": body}},
             },
             "responses": {
                 "200": ok,
@@ -180,6 +191,7 @@ HOOK_PATHS: dict[str, Any] = {
         },
         ["continuation", "ip"],
         _json(_DECISION, "allow or deny"),
+        one_of=[{"required": ["code"]}, {"required": ["webauthn"]}],
     ),
     "/api/v1/hook/mfa/webauthn/options": _hook(
         "Options for navigator.credentials.get() for this sign-in",
@@ -295,6 +307,7 @@ SPEC: dict[str, Any] = {
                     "400": _json(_ERROR, "Bad input; `field` names it"),
                     "401": _json(_DENIED, "No key, or an invalid or revoked one"),
                     "403": _json(_DENIED, "The key's role does not grant reset"),
+                    "429": _LIMITED,
                 },
             }
         },
@@ -304,7 +317,11 @@ SPEC: dict[str, Any] = {
                 "summary": "The audit trail, oldest first (security or admin key)",
                 "security": [{"bearer": []}],
                 "parameters": [
-                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
+                    },
                     {
                         "name": "limit",
                         "in": "query",
@@ -323,9 +340,10 @@ SPEC: dict[str, Any] = {
                         },
                         "A page of events; next_after is the cursor for the next page",
                     ),
-                    "400": _json(_ERROR, "after or limit is not a valid number"),
+                    "400": _json(_ERROR, "after or limit is not a number in range"),
                     "401": _json(_DENIED, "No key, or an invalid or revoked one"),
                     "403": _json(_DENIED, "The key's role does not grant audit"),
+                    "429": _LIMITED,
                 },
             }
         },
@@ -381,6 +399,7 @@ SPEC: dict[str, Any] = {
                     "401": _json(_DENIED, "No key, or an invalid one"),
                     "403": _json(_DENIED, "The key's role does not grant range:email"),
                     "404": {"description": "No breached e-mail under this prefix"},
+                    "429": _json(_ERROR, "Too many bad keys from this address"),
                 },
             }
         },
