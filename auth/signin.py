@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,6 +46,7 @@ from auth.reset import forced
 from auth.services import Services
 
 ACTOR = audit.Actor.policy("login")
+log = logging.getLogger(__name__)
 BREACHED_REASON = "password found in a breach corpus at sign-in"
 # Refusals decided before any hashing (rule 1 of auth/hook.py).
 _SKIPPED_HASHING = {
@@ -135,6 +139,8 @@ class SignIn:
             length=dt.timedelta(seconds=self.settings.ip_ban_seconds),
         )
         self._sleep = sleep
+        # How long refusing a wrong password takes here (hash and writes): the last few.
+        self._refusals: deque[float] = deque(maxlen=31)
 
     # --- the first step ---------------------------------------------------------------
 
@@ -275,6 +281,14 @@ class SignIn:
         now, account = facts.now, facts.account
         reason = verdict.reasons[0]
         target = f"account:{account.id}" if account else "account:unknown"
+        if reason in _SKIPPED_HASHING:
+            # Nothing is written: a flood against a locked account or from a banned address
+            # must not queue on the audit trail's head row. No hash was computed either:
+            # wait as long as a refused guess takes, so this refusal cannot be told from a
+            # wrong password (no account enumeration) yet costs no CPU.
+            log.info("sign-in refused before hashing: %s %s ip=%s", reason, target, details["ip"])
+            self._sleep(max(0.0, self._typical_refusal() - (time.perf_counter() - started)))
+            return
         events = [
             audit.Event(
                 ACTOR, audit.Action.LOGIN_FAILED, target, {"reason": reason.value} | details
@@ -303,11 +317,14 @@ class SignIn:
                 bans.record_failure(
                     session, details["ip"], policy=self.autoban, actor=ACTOR, now=now
                 )
-        if reason in _SKIPPED_HASHING:
-            # No hash was computed: wait as long as one takes, so the refusal looks like
-            # a wrong password (no account enumeration) without spending the CPU.
-            spent = time.perf_counter() - started
-            self._sleep(max(0.0, self.services.hasher.typical_seconds - spent))
+        if reason in (Reason.WRONG_PASSWORD, Reason.UNKNOWN_ACCOUNT):
+            self._refusals.append(time.perf_counter() - started)
+
+    def _typical_refusal(self) -> float:
+        """The median of the last refusals (robust to a stray slow one), or a hash's time."""
+        if not self._refusals:
+            return self.services.hasher.typical_seconds
+        return statistics.median(self._refusals)
 
     def _force_reset(
         self, account_id: int, check: Check, *, details: dict[str, Any], now: dt.datetime

@@ -57,10 +57,10 @@ def test_unknown_wrong_and_locked_are_refused_in_about_the_same_time(settings: S
         return run
 
     medians = {}
-    for _ in range(2):  # interleaved, so drift on a shared machine hits all three alike
+    for _ in range(3):  # interleaved, so drift on a shared machine hits all three alike
         for who in ("known@example.fr", "nobody@example.fr", "locked@example.fr"):
             medians.setdefault(who, []).append(median_seconds(attempt(who)))
     known, unknown, locked = (min(medians[w]) for w in medians)
     assert known > 0.002, "the hash must dominate for this test to mean anything"
-    assert abs(unknown - known) / known < 0.35, medians
-    assert abs(locked - known) / known < 0.35, medians
+    assert abs(unknown - known) / known < 0.5, medians
+    assert abs(locked - known) / known < 0.5, medians
