@@ -1,0 +1,106 @@
+"""A second step that straddles a forced reset: the continuation is read and the factor
+checked before the reset commits, the continuation spent after. The person must not get
+`allow` once the reset committed (the continuation is bound to the old session epoch).
+
+Deterministic: continuations.spend is held until a reset of the account is applied in a
+transaction left open, then the reset commits while the spend waits for the audit lock.
+Known to fail on PostgreSQL (READ COMMITTED): `_SPEND` checks the account in an EXISTS
+subquery, which reads the snapshot taken before the reset committed and does not wait for
+the reset's row lock, so the spend succeeds and `allow` is committed after the reset.
+SQLite serialises writers, so there the spend sees the reset and is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from auth import accounts, audit, continuations
+from auth.hook import Decision
+from auth.mfa import factors
+from auth.models import AuditEvent, utcnow
+from auth.reset import forced
+from auth.services import Services
+from auth.signin import Answer, SignIn
+from tests.conftest import PG_URL
+
+ACTOR = audit.Actor.cli("race-test")
+PASSWORD = "Correct-Horse-Battery-42"
+EMAIL = "straddle@example.org"
+
+
+@pytest.mark.xfail(
+    bool(PG_URL),
+    reason="bug: continuations._SPEND does not wait for a concurrent reset on PostgreSQL",
+    strict=True,
+)
+def test_a_second_step_straddling_a_reset_is_refused(
+    registry: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with registry.db.session() as s:
+        account = accounts.create(
+            s, email=EMAIL, password=PASSWORD, hasher=registry.hasher, actor=ACTOR, now=utcnow()
+        )
+        pending = factors.start_totp(
+            s, account=account, name="Phone", keys=registry.keys, issuer="bg", now=utcnow()
+        )
+        factors.confirm_totp(
+            s,
+            account=account,
+            factor_id=pending.factor_id,
+            code=pyotp.TOTP(pending.secret).now(),
+            keys=registry.keys,
+            window=1,
+            actor=ACTOR,
+            now=utcnow(),
+        )
+        account_id = account.id
+    flow = SignIn(registry)
+    first = flow.login(EMAIL, PASSWORD, ip="192.0.2.1")
+    assert first.decision is Decision.MFA_REQUIRED and first.continuation
+
+    spending, go = threading.Event(), threading.Event()
+    spend = continuations.spend
+
+    def held_spend(conn: Any, continuation_id: str, *, now: dt.datetime) -> bool:
+        spending.set()
+        go.wait(10)
+        return spend(conn, continuation_id, now=now)
+
+    monkeypatch.setattr(continuations, "spend", held_spend)
+    answers: list[Answer] = []
+    code = pyotp.TOTP(pending.secret).at(utcnow() + dt.timedelta(seconds=30))
+    step = threading.Thread(
+        target=lambda: answers.append(
+            flow.second_step(first.continuation or "", code=code, ip="192.0.2.1")
+        )
+    )
+    step.start()
+    assert spending.wait(10), "the second step never reached the spend"
+    with registry.db.session() as s:  # the reset commits at the end of this block
+        plan = forced.Plan("straddle", "straddle-test", None, True, ACTOR)
+        forced.apply(s, [forced.Target(account_id)], plan, secret_key="k", now=utcnow())
+        go.set()
+        time.sleep(0.3)  # the spend runs, and waits for the audit lock the reset holds
+    step.join(10)
+    (answer,) = answers
+    with registry.db.session() as s:
+        order = list(
+            s.execute(
+                select(AuditEvent.action)
+                .where(
+                    AuditEvent.action.in_(
+                        [audit.Action.ACCOUNT_RESET_FORCED, audit.Action.SESSION_STARTED]
+                    )
+                )
+                .order_by(AuditEvent.seq)
+            ).scalars()
+        )
+    assert answer.decision is Decision.DENY, order
+    assert order == [audit.Action.ACCOUNT_RESET_FORCED]
