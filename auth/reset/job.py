@@ -10,6 +10,7 @@ A batch that fails is retried account by account, so one bad account does not st
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import datetime as dt
@@ -19,6 +20,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -37,6 +39,12 @@ from auth.reset import forced
 from auth.reset.forced import Outcome, Plan, Target
 
 log = logging.getLogger(__name__)
+# Batches applied at once on PostgreSQL, each in its own transaction: while the server
+# works on one, the other's rows are built, and the server's work is spread over two
+# backends. They touch disjoint accounts (a duplicate waits on the row lock, then finds
+# the account reset); only the audit append is taken in turn, on the chain's head row,
+# last in each batch. SQLite has one writer: one batch at a time.
+PARALLEL_BATCHES = 2
 Row = tuple[str, "int | None", Outcome, str]  # e-mail, account id, outcome, detail
 
 
@@ -378,15 +386,20 @@ def run(
             sink(row)
 
     parts = source.batches(db.sessions, batch)
-    for part in _ahead(parts) if _shared(db) else parts:
+    if _shared(db):
+        parts = _ahead(parts)
+
+    def classify(part: Batch) -> list[Row]:
+        with db.session() as session:
+            return _rows(part, forced.classify(session, part.items, plan))
+
+    def apply(part: Batch) -> list[Row]:
+        return _apply_batch(db, part, plan, secret_key, now)
+
+    workers = 1 if dry_run or db.dialect != "postgresql" else PARALLEL_BATCHES
+    for part, rows in _in_order(parts, classify if dry_run else apply, workers):
         for email in part.unknown:
             emit((email, None, Outcome.UNKNOWN, "no account with this address"))
-        if dry_run:
-            with db.session() as session:
-                result = forced.classify(session, part.items, plan)
-            rows = _rows(part, result)
-        else:
-            rows = _apply_batch(db, part, plan, secret_key, now)
         for row in rows:
             emit(row)
         if progress:
@@ -394,6 +407,30 @@ def run(
     if not dry_run and job_id is not None:
         _finish(db, job_id, report, actor, now())
     return report
+
+
+def _in_order(
+    parts: Iterable[Batch], work: Callable[[Batch], list[Row]], workers: int
+) -> Iterator[tuple[Batch, list[Row]]]:
+    """(batch, its outcome rows), in the source's order, with up to `workers` batches in
+    flight, each in its own transaction on its own connection."""
+    if workers <= 1:
+        for part in parts:
+            yield part, work(part)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reset-batch")
+    pending: collections.deque[tuple[Batch, Future[list[Row]]]] = collections.deque()
+    try:
+        for part in parts:
+            pending.append((part, pool.submit(work, part)))
+            if len(pending) >= workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # batches already started commit
 
 
 def _shared(db: Database) -> bool:
