@@ -68,10 +68,17 @@ _ISSUE = (
 )  # (rowcount is not reliable for INSERT .. SELECT on every driver)
 
 
+# A shared lock on the account row: a reset in flight (it holds the row) is waited for,
+# and the next statement's snapshot sees it. Without it, on PostgreSQL's READ COMMITTED an
+# EXISTS over the account reads the row as it was before that reset committed.
+_HOLD_ACCOUNT = select(_A.c.id).where(_A.c.id == bindparam("account")).with_for_update(read=True)
+
+
 def issue(
     conn: _Conn, *, account_id: int, epoch: int, ip: str, now: dt.datetime, ttl: dt.timedelta
 ) -> str | None:
     """A new token, or None when the account changed (reset, lock) since it was read."""
+    conn.execute(_HOLD_ACCOUNT, {"account": account_id})
     token = secrets.token_urlsafe(32)
     issued = conn.execute(
         _ISSUE,
@@ -115,8 +122,10 @@ def find(conn: _Conn, token: str, *, now: dt.datetime) -> Continuation | None:
 _SPEND = update(_C).where(_LIVE).values(used_at=bindparam("now", type_=UTCDateTime))
 
 
-def spend(conn: _Conn, continuation_id: str, *, now: dt.datetime) -> bool:
+def spend(conn: _Conn, continuation: Continuation, *, now: dt.datetime) -> bool:
     """Use it up; False when another request did first or the account changed meanwhile."""
+    conn.execute(_HOLD_ACCOUNT, {"account": continuation.account_id})
+    continuation_id = continuation.id
     result = conn.execute(_SPEND, {"token_id": continuation_id, "now": now})
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 

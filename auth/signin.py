@@ -445,7 +445,7 @@ class SignIn:
             {"method": result.kind, "ip": ip, "via": via},
         )
         with db.engine.begin() as conn:
-            spent = continuations.spend(conn, found.id, now=now)
+            spent = continuations.spend(conn, found, now=now)
             if spent:
                 audit.append(conn, [event], now=now)
         if not spent:  # raced by another request, or the account was reset meanwhile

@@ -28,18 +28,12 @@ from auth.models import AuditEvent, utcnow
 from auth.reset import forced
 from auth.services import Services
 from auth.signin import Answer, SignIn
-from tests.conftest import PG_URL
 
 ACTOR = audit.Actor.cli("race-test")
 PASSWORD = "Correct-Horse-Battery-42"
 EMAIL = "straddle@example.org"
 
 
-@pytest.mark.xfail(
-    bool(PG_URL),
-    reason="bug: continuations._SPEND does not wait for a concurrent reset on PostgreSQL",
-    strict=True,
-)
 def test_a_second_step_straddling_a_reset_is_refused(
     registry: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,10 +62,10 @@ def test_a_second_step_straddling_a_reset_is_refused(
     spending, go = threading.Event(), threading.Event()
     spend = continuations.spend
 
-    def held_spend(conn: Any, continuation_id: str, *, now: dt.datetime) -> bool:
+    def held_spend(conn: Any, continuation: Any, *, now: dt.datetime) -> bool:
         spending.set()
         go.wait(10)
-        return spend(conn, continuation_id, now=now)
+        return spend(conn, continuation, now=now)
 
     monkeypatch.setattr(continuations, "spend", held_spend)
     answers: list[Answer] = []
