@@ -17,17 +17,16 @@ import threading
 import time
 from typing import Any
 
-import pyotp
 import pytest
 from sqlalchemy import select
 
 from auth import accounts, audit, continuations
 from auth.hook import Decision
-from auth.mfa import factors
 from auth.models import AuditEvent, utcnow
 from auth.reset import forced
 from auth.services import Services
 from auth.signin import Answer, SignIn
+from tests.totp_helpers import enroll_totp, next_code
 
 ACTOR = audit.Actor.cli("race-test")
 PASSWORD = "Correct-Horse-Battery-42"
@@ -41,20 +40,8 @@ def test_a_second_step_straddling_a_reset_is_refused(
         account = accounts.create(
             s, email=EMAIL, password=PASSWORD, hasher=registry.hasher, actor=ACTOR, now=utcnow()
         )
-        pending = factors.start_totp(
-            s, account=account, name="Phone", keys=registry.keys, issuer="bg", now=utcnow()
-        )
-        factors.confirm_totp(
-            s,
-            account=account,
-            factor_id=pending.factor_id,
-            code=pyotp.TOTP(pending.secret).now(),
-            keys=registry.keys,
-            window=1,
-            actor=ACTOR,
-            now=utcnow(),
-        )
         account_id = account.id
+    secret = enroll_totp(registry, account_id)
     flow = SignIn(registry)
     first = flow.login(EMAIL, PASSWORD, ip="192.0.2.1")
     assert first.decision is Decision.MFA_REQUIRED and first.continuation
@@ -69,7 +56,7 @@ def test_a_second_step_straddling_a_reset_is_refused(
 
     monkeypatch.setattr(continuations, "spend", held_spend)
     answers: list[Answer] = []
-    code = pyotp.TOTP(pending.secret).at(utcnow() + dt.timedelta(seconds=30))
+    code = next_code(secret)
     step = threading.Thread(
         target=lambda: answers.append(
             flow.second_step(first.continuation or "", code=code, ip="192.0.2.1")

@@ -4,22 +4,20 @@ second step with TOTP and with a WebAuthn assertion, and the per-person address 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 
-import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from auth import accounts, apikeys, audit
 from auth.config import Settings
-from auth.mfa import factors
 from auth.mfa import webauthn as wa
 from auth.models import Account, utcnow
 from auth.services import Services, build
 from auth.web.factory import create_app
 from tests.soft_authenticator import ORIGIN, SoftAuthenticator
+from tests.totp_helpers import enroll_totp, next_code
 
 PASSWORD = "Correct-Horse-Battery-42"
 EMAIL = "claire@example.fr"
@@ -127,21 +125,7 @@ def test_the_limit_counts_per_end_user_address_not_per_portal(portal: FlaskClien
 
 
 def test_totp_second_step_over_http(portal: FlaskClient, site: Services) -> None:
-    account = the_account(site)
-    with site.db.session() as s:
-        pending = factors.start_totp(
-            s, account=account, name="Phone", keys=site.keys, issuer="bg", now=utcnow()
-        )
-        factors.confirm_totp(
-            s,
-            account=account,
-            factor_id=pending.factor_id,
-            code=pyotp.TOTP(pending.secret).now(),
-            keys=site.keys,
-            window=1,
-            actor=ACTOR,
-            now=utcnow(),
-        )
+    secret = enroll_totp(site, the_account(site).id)
     first = login(portal)
     assert (first["decision"], first["factors"]) == ("mfa_required", ["totp"])
     assert first["continuation_expires_at"].endswith("Z")
@@ -154,7 +138,7 @@ def test_totp_second_step_over_http(portal: FlaskClient, site: Services) -> None
         "/api/v1/hook/mfa", json={"continuation": token, "ip": IP, "code": "000000"}
     )
     assert wrong.get_json()["decision"] == "deny"
-    code = pyotp.TOTP(pending.secret).at(utcnow() + dt.timedelta(seconds=30))
+    code = next_code(secret)
     right = portal.post("/api/v1/hook/mfa", json={"continuation": token, "ip": IP, "code": code})
     assert right.get_json()["decision"] == "allow"
 

@@ -29,13 +29,13 @@ from sqlalchemy import insert, select
 from auth import audit, continuations
 from auth.breach.hashing import email_sha1
 from auth.hook import Decision
-from auth.mfa import factors
 from auth.models import Account, AccountStatus, AuditEvent, utcnow
 from auth.passwords import Verified
 from auth.reset import job
 from auth.reset.forced import Outcome
 from auth.services import Services
 from auth.signin import SignIn
+from tests.totp_helpers import enroll_totp
 
 ACTOR = audit.Actor.cli("race-test")
 RESET = 300  # accounts the job resets
@@ -79,26 +79,6 @@ def make_accounts(registry: Services, n: int) -> list[int]:
         s.execute(insert(Account), rows)
         ids = dict(s.execute(select(Account.email, Account.id)).all())
     return [ids[email(i)] for i in range(n)]
-
-
-def enroll_totp(registry: Services, account_id: int) -> str:
-    with registry.db.session() as s:
-        account = s.get(Account, account_id)
-        assert account is not None
-        pending = factors.start_totp(
-            s, account=account, name="Phone", keys=registry.keys, issuer="bg", now=utcnow()
-        )
-        factors.confirm_totp(
-            s,
-            account=account,
-            factor_id=pending.factor_id,
-            code=pyotp.TOTP(pending.secret).now(),
-            keys=registry.keys,
-            window=1,
-            actor=ACTOR,
-            now=utcnow(),
-        )
-    return pending.secret
 
 
 def slow_hashing(registry: Services) -> None:

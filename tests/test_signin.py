@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
-import pyotp
 import pytest
 from sqlalchemy import func, select
 
@@ -15,7 +14,6 @@ from auth import accounts, audit, bans, lockout
 from auth.breach.importer import Importer, Source
 from auth.config import Settings
 from auth.hook import Decision
-from auth.mfa import factors
 from auth.models import (
     Account,
     AuditEvent,
@@ -27,6 +25,7 @@ from auth.models import (
 )
 from auth.services import Services, build
 from auth.signin import SignIn
+from tests.totp_helpers import enroll_totp, next_code
 
 PASSWORD = "Correct-Horse-Battery-42"
 LEAKED = "Summer2024!"  # in the local corpus below
@@ -81,30 +80,6 @@ def account(site: Services) -> Account:
 def actions(site: Services) -> list[str]:
     with site.db.session() as s:
         return list(s.execute(select(AuditEvent.action).order_by(AuditEvent.seq)).scalars())
-
-
-def enroll_totp(site: Services) -> str:
-    acct = account(site)
-    with site.db.session() as s:
-        pending = factors.start_totp(
-            s, account=acct, name="Phone", keys=site.keys, issuer="bg", now=utcnow()
-        )
-        factors.confirm_totp(
-            s,
-            account=acct,
-            factor_id=pending.factor_id,
-            code=pyotp.TOTP(pending.secret).now(),
-            keys=site.keys,
-            window=1,
-            actor=ACTOR,
-            now=utcnow(),
-        )
-    return pending.secret
-
-
-def later_code(secret: str) -> str:
-    """The next step's code: enrollment used the current one (window ±1 accepts it)."""
-    return pyotp.TOTP(secret).at(utcnow() + dt.timedelta(seconds=30))
 
 
 def test_a_clean_account_without_a_factor_is_allowed_and_the_decision_audited(
@@ -229,7 +204,7 @@ def test_a_leaked_password_forces_a_reset_with_a_finding_and_a_notice(
 def test_a_factor_leads_to_a_continuation_that_a_right_code_spends_once(
     flow: SignIn, site: Services
 ) -> None:
-    secret = enroll_totp(site)
+    secret = enroll_totp(site, account(site).id)
     first = flow.login(EMAIL, PASSWORD, ip=IP)
     assert first.decision is Decision.MFA_REQUIRED
     assert first.to_json()["factors"] == ["totp"]
@@ -239,24 +214,24 @@ def test_a_factor_leads_to_a_continuation_that_a_right_code_spends_once(
         assert s.get(LoginContinuation, token) is None
     wrong = flow.second_step(token, code="000000", ip=IP)
     assert wrong.decision is Decision.DENY
-    done = flow.second_step(token, code=later_code(secret), ip=IP)
+    done = flow.second_step(token, code=next_code(secret), ip=IP)
     assert done.decision is Decision.ALLOW
-    again = flow.second_step(token, code=later_code(secret), ip=IP)
+    again = flow.second_step(token, code=next_code(secret), ip=IP)
     assert again.decision is Decision.DENY
     assert actions(site)[-1] == audit.Action.SESSION_STARTED
 
 
 def test_five_wrong_codes_burn_the_continuation(flow: SignIn, site: Services) -> None:
-    secret = enroll_totp(site)
+    secret = enroll_totp(site, account(site).id)
     token = flow.login(EMAIL, PASSWORD, ip=IP).continuation
     assert token
     for _ in range(5):
         flow.second_step(token, code="000000", ip=IP)
-    assert flow.second_step(token, code=later_code(secret), ip=IP).decision is Decision.DENY
+    assert flow.second_step(token, code=next_code(secret), ip=IP).decision is Decision.DENY
 
 
 def test_a_reset_between_the_two_steps_voids_the_continuation(flow: SignIn, site: Services) -> None:
-    secret = enroll_totp(site)
+    secret = enroll_totp(site, account(site).id)
     token = flow.login(EMAIL, PASSWORD, ip=IP).continuation
     assert token
     with site.db.session() as s:
@@ -265,14 +240,14 @@ def test_a_reset_between_the_two_steps_voids_the_continuation(flow: SignIn, site
                 status="reset_required", session_epoch=Account.session_epoch + 1
             )
         )
-    assert flow.second_step(token, code=later_code(secret), ip=IP).decision is Decision.DENY
+    assert flow.second_step(token, code=next_code(secret), ip=IP).decision is Decision.DENY
 
 
 def test_an_expired_continuation_is_refused(flow: SignIn, site: Services) -> None:
-    secret = enroll_totp(site)
+    secret = enroll_totp(site, account(site).id)
     token = flow.login(EMAIL, PASSWORD, ip=IP, now=utcnow() - dt.timedelta(minutes=6)).continuation
     assert token
-    assert flow.second_step(token, code=later_code(secret), ip=IP).decision is Decision.DENY
+    assert flow.second_step(token, code=next_code(secret), ip=IP).decision is Decision.DENY
 
 
 def test_an_account_with_findings_must_enroll(flow: SignIn, site: Services) -> None:
@@ -316,7 +291,7 @@ def test_housekeeping_forgets_old_continuations_and_failure_counts(
     from auth.models import IpFailure
     from auth.serve import _purge_expired
 
-    enroll_totp(site)
+    enroll_totp(site, account(site).id)
     old = utcnow() - dt.timedelta(days=2)
     assert flow.login(EMAIL, PASSWORD, ip=IP, now=old).continuation
     assert flow.login(EMAIL, PASSWORD, ip=IP).continuation  # live: kept

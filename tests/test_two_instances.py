@@ -31,12 +31,12 @@ import requests
 from sqlalchemy import select, update
 
 from auth import accounts, apikeys, audit, lockout
-from auth.mfa import factors
 from auth.mfa import webauthn as wa
 from auth.models import Account, AccountStatus, IpBan, utcnow
 from auth.services import Services
 from tests.conftest import CHEAP_ARGON2, PG_URL, REDIS_URL, TEST_MFA_KEY
 from tests.soft_authenticator import ORIGIN, RP_ID, SoftAuthenticator
+from tests.totp_helpers import enroll_totp
 
 pytestmark = pytest.mark.skipif(
     not (PG_URL and PG_URL.startswith("postgresql") and REDIS_URL),
@@ -370,30 +370,12 @@ def test_a_hook_key_has_one_budget_across_instances(
 # --- continuations and WebAuthn challenges --------------------------------------------------
 
 
-def enroll_totp(registry: Services, account: Account) -> str:
-    with registry.db.session() as s:
-        pending = factors.start_totp(
-            s, account=account, name="Phone", keys=registry.keys, issuer="bg", now=utcnow()
-        )
-        factors.confirm_totp(
-            s,
-            account=account,
-            factor_id=pending.factor_id,
-            code=pyotp.TOTP(pending.secret).now(),
-            keys=registry.keys,
-            window=1,
-            actor=ACTOR,
-            now=utcnow(),
-        )
-    return pending.secret
-
-
 def test_a_continuation_from_one_instance_finishes_on_the_other(
     pair: tuple[Instance, Instance], registry: Services, key: str
 ) -> None:
     a, b = pair
     account = make_account(registry, "totp@example.org")
-    secret = enroll_totp(registry, account)
+    secret = enroll_totp(registry, account.id)
     ip = "198.18.0.5"
 
     first = a.login(key, account.email, PASSWORD, ip)
