@@ -172,6 +172,20 @@ def iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
         session.expunge_all()
 
 
+def as_record(ev: AuditEvent) -> dict[str, Any]:
+    """An event as exported (`audit export`, GET /api/v1/audit): details parsed, UTC time."""
+    return {
+        "seq": ev.seq,
+        "at": ev.at.isoformat(),
+        "actor": ev.actor,
+        "action": ev.action,
+        "target": ev.target,
+        "details": json.loads(ev.details),
+        "prev_hash": ev.prev_hash,
+        "hash": ev.hash,
+    }
+
+
 def verify(session: Session) -> ChainReport:
     """Walk the chain; name the first event that was edited, removed or inserted."""
     prev, expected, count = GENESIS, 1, 0

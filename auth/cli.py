@@ -378,13 +378,10 @@ def audit_export(ctx: click.Context, fmt: str) -> None:
         writer.writeheader()
     with registry.db.session() as session:
         for ev in audit.iter_events(session):
-            row = {f: getattr(ev, f) for f in fields}
-            row["at"] = ev.at.isoformat()
             if fmt == "csv":
-                writer.writerow(row)
+                writer.writerow({f: getattr(ev, f) for f in fields} | {"at": ev.at.isoformat()})
             else:
-                row["details"] = json.loads(ev.details)
-                click.echo(json.dumps(row))
+                click.echo(json.dumps(audit.as_record(ev)))
 
 
 # --- apikey -------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -153,18 +152,7 @@ def audit_events() -> Response:
         rows = session.execute(
             select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)
         ).scalars()
-        events = [
-            {
-                "seq": e.seq,
-                "at": e.at.isoformat().replace("+00:00", "Z"),
-                "actor": e.actor,
-                "action": e.action,
-                "target": e.target,
-                "details": json.loads(e.details),
-                "hash": e.hash,
-            }
-            for e in rows
-        ]
+        events = [audit.as_record(e) for e in rows]
     next_after = events[-1]["seq"] if len(events) == limit else None
     response = jsonify({"events": events, "next_after": next_after})
     response.headers["Cache-Control"] = "no-store"
