@@ -35,8 +35,8 @@ class Hasher:
 
     @property
     def typical_seconds(self) -> float:
-        """How long a verify takes here lately: refusals that skip hashing wait this long,
-        so that a lock or a ban cannot be told from a wrong password by timing."""
+        """How long one verify took at start-up: what refusals that skip hashing wait until
+        the sign-in flow has measured real refusals (auth/signin.py)."""
         return self._typical
 
     def hash(self, password: str) -> str:
@@ -44,14 +44,10 @@ class Hasher:
 
     def verify(self, stored: str | None, password: str) -> Verified:
         """Check a password; a missing or malformed hash never verifies but costs the same."""
-        started = time.perf_counter()
         try:
             self._ph.verify(stored or self._dummy, password)
         except (VerificationError, InvalidHashError):
             return Verified(False)
-        finally:
-            # A moving average: a burst of slow (contended) runs moves it, one outlier little.
-            self._typical += (time.perf_counter() - started - self._typical) / 16
         if stored is None:
             return Verified(False)
         if self._ph.check_needs_rehash(stored):
