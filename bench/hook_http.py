@@ -159,6 +159,15 @@ def argon2_only(env: dict[str, str], *, workers: int, threads: int) -> Iterator[
         server.wait(timeout=30)
 
 
+def add_argon2_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--argon2",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=(2, 19 * 1024, 1),
+        help="time_cost,memory_cost_kib,parallelism (default OWASP: 2,19456,1)",
+    )
+
+
 def bench_one(kind: str, work: Path, args: argparse.Namespace, lua: Path) -> list[list[Any]]:
     from argon2 import PasswordHasher, Type
 
@@ -267,12 +276,7 @@ def main() -> None:
         "queueing), 8 = saturated (throughput)",
     )
     ap.add_argument("--wrk-threads", type=int, default=2)
-    ap.add_argument(
-        "--argon2",
-        type=lambda s: tuple(int(x) for x in s.split(",")),
-        default=(2, 19 * 1024, 1),
-        help="time_cost,memory_cost_kib,parallelism (default OWASP: 2,19456,1)",
-    )
+    add_argon2_option(ap)
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
