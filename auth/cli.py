@@ -16,7 +16,7 @@ from auth import accounts, apikeys, audit, cli_login
 from auth.breach import findings, importer, store
 from auth.breach import scan as scanning
 from auth.breach.formats import Format
-from auth.cli_common import Exit, Failed, _actor, _errors, _services
+from auth.cli_common import Exit, Failed, actor, handle_errors, services
 from auth.models import BreachKind, FindingKind, utcnow
 
 
@@ -31,7 +31,7 @@ def init(ctx: click.Context) -> None:
     """Create or upgrade the database and the instance folder."""
     from auth import migrate
 
-    registry = _services(ctx, need_db=False)
+    registry = services(ctx, need_db=False)
     registry.settings.outbox_path.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(registry.settings.database_url)
     click.echo(f"database ready; instance folder {registry.settings.instance_path}")
@@ -47,7 +47,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     """Run the service under gunicorn."""
     from auth.serve import run
 
-    _services(ctx)  # fail early, with a clear message, on an uninitialised database
+    services(ctx)  # fail early, with a clear message, on an uninitialised database
     run(host=host, port=port, workers=workers, threads=threads)
 
 
@@ -57,9 +57,9 @@ def demo(ctx: click.Context) -> None:
     """Seed demo accounts and a small sample corpus; print how to try them."""
     from auth.demo import seed
 
-    registry = _services(ctx)
-    with _errors():
-        text = seed(registry, actor=_actor())
+    registry = services(ctx)
+    with handle_errors():
+        text = seed(registry, actor=actor())
     click.echo(text)
 
 
@@ -77,9 +77,9 @@ def accounts_group() -> None:
 @click.pass_context
 def accounts_import(ctx: click.Context, file: io.BufferedReader, skip_bad: bool) -> None:
     """Create or update accounts from a CSV: email, name, professional_id[, password_hash]."""
-    registry = _services(ctx)
-    with _errors(), registry.db.session() as session:
-        report = accounts.import_csv(session, file, actor=_actor(), now=utcnow(), skip_bad=skip_bad)
+    registry = services(ctx)
+    with handle_errors(), registry.db.session() as session:
+        report = accounts.import_csv(session, file, actor=actor(), now=utcnow(), skip_bad=skip_bad)
     for line, message in report.bad:
         click.echo(f"line {line}: skipped: {message}", err=True)
     click.echo(
@@ -100,9 +100,9 @@ def accounts_create(
     ctx: click.Context, email: str, name: str, professional_id: str | None, ask_password: bool
 ) -> None:
     """Create one account (without a password it cannot sign in until a reset)."""
-    registry = _services(ctx)
+    registry = services(ctx)
     password = _read_secret("Password", confirm=True) if ask_password else None
-    with _errors(), registry.db.session() as session:
+    with handle_errors(), registry.db.session() as session:
         account = accounts.create(
             session,
             email=email,
@@ -110,7 +110,7 @@ def accounts_create(
             professional_id=professional_id,
             password=password,
             hasher=registry.hasher,
-            actor=_actor(),
+            actor=actor(),
             now=utcnow(),
         )
         click.echo(f"created account {account.id} <{account.email}>")
@@ -162,14 +162,14 @@ def corpus_import(
 ) -> None:
     """Import a breach file (FILE may be .gz/.bz2/.xz, `-` for stdin, or a folder of
     per-prefix files). Stores SHA-1 digests only."""
-    registry = _services(ctx)
-    with _errors():
+    registry = services(ctx)
+    with handle_errors():
         source = importer.Source(file)
         bar = _progress_bar(source.total_bytes())
         try:
             with registry.db.session() as session:
                 report = importer.Importer(
-                    session, registry.hasher, _actor(), progress=bar.update if bar else None
+                    session, registry.hasher, actor(), progress=bar.update if bar else None
                 ).run(
                     source,
                     BreachKind(kind),
@@ -204,7 +204,7 @@ def corpus_import(
 @click.pass_context
 def corpus_stats(ctx: click.Context, as_json: bool) -> None:
     """How many digests the local corpus holds, per breach."""
-    registry = _services(ctx)
+    registry = services(ctx)
     with registry.db.engine.connect() as conn:
         stats = store.stats(conn)
     if as_json:
@@ -233,10 +233,10 @@ def check() -> None:
 @click.pass_context
 def check_email(ctx: click.Context, addresses: tuple[str, ...]) -> None:
     """Which breaches each address appears in (exit 1 if any does)."""
-    registry = _services(ctx)
+    registry = services(ctx)
     exposed = failed = False
     for address in addresses:
-        with _errors():
+        with handle_errors():
             result = registry.checker.check_email(address)
         for err in result.errors:
             click.echo(f"{address}: source failed: {err}", err=True)
@@ -266,7 +266,7 @@ def _read_secret(prompt: str, *, confirm: bool = False) -> str:
 @click.pass_context
 def check_password(ctx: click.Context) -> None:
     """How often a password was seen (asked at a prompt, or one line on stdin; never argv)."""
-    registry = _services(ctx)
+    registry = services(ctx)
     password = _read_secret("Password")
     result = registry.checker.check_password(password)
     del password
@@ -294,13 +294,13 @@ def check_password(ctx: click.Context) -> None:
 @click.pass_context
 def scan(ctx: click.Context, fmt: str) -> None:
     """Check every account against every source; list open findings (exit 1 if any)."""
-    registry = _services(ctx)
+    registry = services(ctx)
     with registry.db.session() as session:
         report = scanning.scan(
             session,
             sources=registry.settings.breach_sources,
             hibp=registry.hibp,
-            actor=_actor(),
+            actor=actor(),
             now=utcnow(),
         )
         rows = findings.open_findings(session)
@@ -358,7 +358,7 @@ def audit_group() -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context) -> None:
     """Check the hash chain; exit 1 and name the first bad event if it is broken."""
-    registry = _services(ctx)
+    registry = services(ctx)
     with registry.db.session() as session:
         report = audit.verify(session)
     if not report.ok:
@@ -371,7 +371,7 @@ def audit_verify(ctx: click.Context) -> None:
 @click.pass_context
 def audit_export(ctx: click.Context, fmt: str) -> None:
     """Write every event to stdout."""
-    registry = _services(ctx)
+    registry = services(ctx)
     fields = ("seq", "at", "actor", "action", "target", "details", "prev_hash", "hash")
     writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
     if fmt == "csv":
@@ -398,9 +398,9 @@ def apikey_group() -> None:
 @click.pass_context
 def apikey_create(ctx: click.Context, role: str, name: str) -> None:
     """Create a key and print it once (the last word of the line)."""
-    registry = _services(ctx)
-    with _errors(), registry.db.session() as session:
-        key = apikeys.create(session, role=role, name=name, actor=_actor(), now=utcnow())
+    registry = services(ctx)
+    with handle_errors(), registry.db.session() as session:
+        key = apikeys.create(session, role=role, name=name, actor=actor(), now=utcnow())
     click.echo(f"created {key.role} key {key.id}; it is shown only now: {key.token}")
 
 
@@ -408,7 +408,7 @@ def apikey_create(ctx: click.Context, role: str, name: str) -> None:
 @click.pass_context
 def apikey_list(ctx: click.Context) -> None:
     """List keys (never their secrets)."""
-    registry = _services(ctx)
+    registry = services(ctx)
     with registry.db.session() as session:
         keys = apikeys.list_keys(session)
         for k in keys:
@@ -422,9 +422,9 @@ def apikey_list(ctx: click.Context) -> None:
 @click.pass_context
 def apikey_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key by its id."""
-    registry = _services(ctx)
-    with _errors(), registry.db.session() as session:
-        apikeys.revoke(session, key_id, actor=_actor(), now=utcnow())
+    registry = services(ctx)
+    with handle_errors(), registry.db.session() as session:
+        apikeys.revoke(session, key_id, actor=actor(), now=utcnow())
     click.echo(f"revoked {key_id}")
 
 
@@ -445,9 +445,9 @@ def mfa_rotate_keys(ctx: click.Context) -> None:
     """
     from auth.mfa import factors
 
-    registry = _services(ctx)
-    with _errors(), registry.db.session() as session:
-        changed = factors.rotate_keys(session, keys=registry.keys, actor=_actor(), now=utcnow())
+    registry = services(ctx)
+    with handle_errors(), registry.db.session() as session:
+        changed = factors.rotate_keys(session, keys=registry.keys, actor=actor(), now=utcnow())
     click.echo(f"re-encrypted {changed} secret(s) with key {registry.keys.current}")
 
 
@@ -504,7 +504,7 @@ def reset(
         raise Exit("choose exactly one of --emails FILE, --from-scan, --account ID")
     if kinds and not from_scan:
         raise Exit("--kind only goes with --from-scan")
-    registry = _services(ctx)
+    registry = services(ctx)
     settings = registry.settings
     source: job.Source
     if emails_file is not None:
@@ -534,7 +534,7 @@ def reset(
             report_file(row)
 
     bar = None
-    with _errors():
+    with handle_errors():
         try:
             with registry.db.session() as session:
                 source.fingerprint(session, reason)  # names a missing --account at once
@@ -543,7 +543,7 @@ def reset(
                 registry.db,
                 source,
                 reason=reason,
-                actor=_actor(),
+                actor=actor(),
                 secret_key=settings.secret_key,
                 require_mfa=settings.reset_requires_mfa,
                 batch=settings.reset_batch,
@@ -590,9 +590,9 @@ def notices_send(ctx: click.Context, limit: int | None) -> None:
     """Send every notice due now, once (exit 1 if any failed for good)."""
     from auth import notify
 
-    registry = _services(ctx)
+    registry = services(ctx)
     settings = registry.settings
-    with _errors():
+    with handle_errors():
         report = notify.drain(
             registry.db,
             mailer=notify.mailer_from_settings(settings),
@@ -614,7 +614,7 @@ def notices_status(ctx: click.Context) -> None:
     """Counts per status, then the notices that failed or wait for a retry (never a link)."""
     from auth import notify
 
-    registry = _services(ctx)
+    registry = services(ctx)
     report = notify.status(registry.db)
     click.echo(", ".join(f"{name} {count}" for name, count in report.counts.items()))
     for row in report.problems:

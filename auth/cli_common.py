@@ -27,7 +27,7 @@ class Failed(click.ClickException):
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def handle_errors() -> Iterator[None]:
     try:
         yield
     except AuditChainBroken as exc:
@@ -36,10 +36,10 @@ def _errors() -> Iterator[None]:
         raise Exit(str(exc)) from None
 
 
-def _services(ctx: click.Context, *, need_db: bool = True) -> Services:
+def services(ctx: click.Context, *, need_db: bool = True) -> Services:
     obj = ctx.ensure_object(dict)
     if "services" not in obj:
-        with _errors():
+        with handle_errors():
             obj["services"] = build(load_settings())
         ctx.call_on_close(obj["services"].close)
     registry: Services = obj["services"]
@@ -48,5 +48,5 @@ def _services(ctx: click.Context, *, need_db: bool = True) -> Services:
     return registry
 
 
-def _actor() -> audit.Actor:
+def actor() -> audit.Actor:
     return audit.Actor.cli()

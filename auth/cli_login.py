@@ -10,7 +10,7 @@ import click
 
 from auth import bans, lockout
 from auth.breach.hashing import normalise_email
-from auth.cli_common import _actor, _errors, _services
+from auth.cli_common import actor, handle_errors, services
 from auth.errors import InvalidInput
 from auth.models import utcnow
 
@@ -39,16 +39,16 @@ def ban() -> None:
 @click.option("--reason", default="", help="Why (kept in the audit trail).")
 @click.pass_context
 def ban_add(ctx: click.Context, network: str, length: str, reason: str) -> None:
-    registry = _services(ctx)
+    registry = services(ctx)
     now = utcnow()
-    with _errors(), registry.db.session() as session:
+    with handle_errors(), registry.db.session() as session:
         duration = parse_duration(length)
         added = bans.add(
             session,
             network,
             reason=reason,
             expires_at=now + duration if duration else None,
-            actor=_actor(),
+            actor=actor(),
             now=now,
         )
         until = f"until {added.expires_at:%Y-%m-%d %H:%M}Z" if added.expires_at else "until removed"
@@ -59,9 +59,9 @@ def ban_add(ctx: click.Context, network: str, length: str, reason: str) -> None:
 @click.argument("network")
 @click.pass_context
 def ban_remove(ctx: click.Context, network: str) -> None:
-    registry = _services(ctx)
-    with _errors(), registry.db.session() as session:
-        bans.remove(session, network, actor=_actor(), now=utcnow())
+    registry = services(ctx)
+    with handle_errors(), registry.db.session() as session:
+        bans.remove(session, network, actor=actor(), now=utcnow())
     click.echo(f"ban lifted: {bans.parse_network(network)}")
 
 
@@ -70,7 +70,7 @@ def ban_remove(ctx: click.Context, network: str) -> None:
 @click.pass_context
 def ban_list(ctx: click.Context, as_json: bool) -> None:
     """Active bans, automatic ones included."""
-    registry = _services(ctx)
+    registry = services(ctx)
     with registry.db.session() as session:
         rows = bans.active(session, now=utcnow())
     if as_json:
@@ -104,9 +104,7 @@ def ban_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def unlock(ctx: click.Context, email: str) -> None:
     """Unlock an account locked by wrong passwords (and clear its failure count)."""
-    registry = _services(ctx)
-    with _errors(), registry.db.session() as session:
-        account = lockout.unlock(
-            session, email=normalise_email(email), actor=_actor(), now=utcnow()
-        )
+    registry = services(ctx)
+    with handle_errors(), registry.db.session() as session:
+        account = lockout.unlock(session, email=normalise_email(email), actor=actor(), now=utcnow())
         click.echo(f"{account.email}: {account.status}, failure count cleared")
