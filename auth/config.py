@@ -18,6 +18,16 @@ SOURCES = ("local", "hibp")
 FAILURE_POLICIES = ("fail_open", "fail_closed")
 LANGUAGES = ("fr", "en")
 MFA_POLICIES = ("findings", "all")
+LOG_FORMATS = ("json", "text")
+# What the policy table may do with a new finding: force a reset, require a second factor
+# at next sign-in, or nothing (the console shows it).
+FINDING_ACTIONS = ("reset", "mfa", "none")
+FINDING_KINDS = ("valid_credential", "password_in_breach", "email_in_breach")
+DEFAULT_FINDING_POLICY = {
+    "valid_credential": "reset",  # a leaked e-mail:password still signs in
+    "password_in_breach": "reset",  # the password was seen in a corpus at sign-in
+    "email_in_breach": "mfa",  # the address is in a breach: a stolen password must not do
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,11 @@ class Settings:
     ip_ban_seconds: int = 60 * 60  # ...ban it this long (0: no automatic bans)
     continuation_seconds: int = 300  # between the password and the second factor
     hook_rate_limit: str = "6000 per minute"  # per hook API key (the portal)
+    # Continuous monitoring and the security console.
+    finding_policy: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FINDING_POLICY))
+    hibp_notify_token: str | None = None  # bearer token HIBP's callback must present
+    hibp_rate_per_minute: int = 10  # the HIBP plan's limit (Pwned 1: 10 per minute)
+    log_format: str = "json"  # structured logs; "text" for a person at a terminal
 
     @property
     def outbox_path(self) -> Path:
@@ -111,6 +126,20 @@ def _sources(raw: str) -> tuple[str, ...]:
     if unknown or not names:
         raise InvalidInput(f"BREACH_SOURCES must list {', '.join(SOURCES)}; got {raw!r}")
     return names
+
+
+def _finding_policy(raw: str) -> dict[str, str]:
+    """`kind=action,...` over the defaults, e.g. `email_in_breach=reset`."""
+    policy = dict(DEFAULT_FINDING_POLICY)
+    for n, item in enumerate((i.strip() for i in raw.split(",") if i.strip()), 1):
+        kind, sep, action = (p.strip() for p in item.partition("="))
+        if not sep or kind not in FINDING_KINDS or action not in FINDING_ACTIONS:
+            raise InvalidInput(
+                f"FINDING_POLICY item {n} ({item!r}) must be KIND=ACTION with KIND one of "
+                f"{', '.join(FINDING_KINDS)} and ACTION one of {', '.join(FINDING_ACTIONS)}"
+            )
+        policy[kind] = action
+    return policy
 
 
 def _new_aes_key() -> str:
@@ -207,6 +236,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ip_ban_seconds=_int(env, "IP_BAN_SECONDS", Settings.ip_ban_seconds),
         continuation_seconds=_int(env, "CONTINUATION_SECONDS", Settings.continuation_seconds),
         hook_rate_limit=env.get("HOOK_RATE_LIMIT") or Settings.hook_rate_limit,
+        finding_policy=_finding_policy(env.get("FINDING_POLICY", "")),
+        hibp_notify_token=env.get("HIBP_NOTIFY_TOKEN") or None,
+        hibp_rate_per_minute=_int(env, "HIBP_RATE_PER_MINUTE", Settings.hibp_rate_per_minute),
+        log_format=_choices(env, "LOG_FORMAT", Settings.log_format, LOG_FORMATS),
         webauthn_rp_id=env.get("WEBAUTHN_RP_ID") or Settings.webauthn_rp_id,
         webauthn_rp_name=env.get("WEBAUTHN_RP_NAME") or Settings.webauthn_rp_name,
         webauthn_origins=tuple(

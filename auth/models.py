@@ -123,6 +123,8 @@ class Account(Base):
     last_failed_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # MFA_REQUIRED=all: when this account's grace period to enroll a factor began.
     mfa_grace_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # May open the security console (/admin), and only after a second factor.
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -141,6 +143,9 @@ class Breach(Base):
     lines_bad: Mapped[int] = mapped_column(BigInteger, default=0)
     password_entries: Mapped[int] = mapped_column(BigInteger, default=0)
     email_entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    # When `monitor` last checked the accounts against this import (None: not yet, or
+    # re-imported since): the monitor re-checks only breaches where this lags imported_at.
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 # The corpus tables carry breach_id without a foreign key: PostgreSQL checks a foreign key
@@ -189,6 +194,11 @@ class Finding(Base):
     )
     first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What was done about it, once: by the policy table or from the console.
+    action: Mapped[str | None] = mapped_column(String(16))  # reset | mfa | dismiss | none
+    acted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acted_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)  # e.g. why it was dismissed
 
 
 class AuditEvent(Base):
@@ -197,7 +207,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)  # export/report ranges
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str] = mapped_column(String(320), index=True)
@@ -446,3 +456,27 @@ class LoginContinuation(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     challenge_id: Mapped[str | None] = mapped_column(String(32))  # WebAuthn, when asked
+
+
+class MonitorState(Base):
+    """Where a monitor pass stands (a cursor, a watermark), so a restart resumes it."""
+
+    __tablename__ = "monitor_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CoverageDay(Base):
+    """Second-factor coverage, one row per day: the console's chart and the incident
+    report's "before and after" read these (factors removed later do not rewrite history)."""
+
+    __tablename__ = "coverage_daily"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    accounts: Mapped[int] = mapped_column(Integer, default=0)
+    none: Mapped[int] = mapped_column(Integer, default=0)
+    totp: Mapped[int] = mapped_column(Integer, default=0)
+    webauthn: Mapped[int] = mapped_column(Integer, default=0)
+    both: Mapped[int] = mapped_column(Integer, default=0)
