@@ -1,0 +1,80 @@
+"""Second-factor coverage: counted from confirmed factors, kept once a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from auth import accounts, audit, coverage
+from auth.models import FactorKind, MfaFactor, utcnow
+from auth.services import Services
+from tests.totp_helpers import enroll_totp
+
+DAY = dt.date(2026, 11, 28)
+
+
+def _accounts(registry: Services, n: int) -> list[int]:
+    with registry.db.session() as s:
+        ids = [
+            accounts.create(
+                s,
+                email=f"p{i}@example.org",
+                hasher=registry.hasher,
+                actor=audit.Actor.cli("test"),
+                now=utcnow(),
+            ).id
+            for i in range(n)
+        ]
+    return ids
+
+
+def _webauthn(registry: Services, account_id: int, *, confirmed: bool = True) -> None:
+    with registry.db.session() as s:
+        s.add(
+            MfaFactor(
+                account_id=account_id,
+                kind=FactorKind.WEBAUTHN,
+                name="Key",
+                credential_id=f"cred-{account_id}-{confirmed}".encode(),
+                public_key=b"pk",
+                confirmed_at=utcnow() if confirmed else None,
+            )
+        )
+
+
+def test_each_account_is_counted_once_by_the_factors_it_has_confirmed(registry: Services) -> None:
+    a, b, c, d = _accounts(registry, 4)
+    enroll_totp(registry, a)
+    _webauthn(registry, b)
+    enroll_totp(registry, c)
+    _webauthn(registry, c)
+    _webauthn(registry, d, confirmed=False)  # a pending registration covers nothing
+    with registry.db.session() as s:
+        figures = coverage.current(s, DAY)
+    assert (figures.accounts, figures.none, figures.totp, figures.webauthn, figures.both) == (
+        4,
+        1,
+        1,
+        1,
+        1,
+    )
+    assert figures.share == 0.75
+
+
+def test_a_snapshot_keeps_the_day_and_a_later_count_that_day_replaces_it(
+    registry: Services,
+) -> None:
+    a, _ = _accounts(registry, 2)
+    with registry.db.session() as s:
+        coverage.snapshot(s, DAY - dt.timedelta(days=1))
+    enroll_totp(registry, a)
+    with registry.db.session() as s:
+        coverage.snapshot(s, DAY)
+        coverage.snapshot(s, DAY)  # twice the same day: one row
+    with registry.db.session() as s:
+        rows = coverage.history(s, DAY - dt.timedelta(days=7))
+        assert [(r.day, r.covered) for r in rows] == [(DAY - dt.timedelta(days=1), 0), (DAY, 1)]
+        assert coverage.on_or_before(s, DAY - dt.timedelta(days=2)) is None
+        before = coverage.on_or_before(s, DAY - dt.timedelta(days=1))
+        assert before is not None and before.covered == 0
+        latest = coverage.on_or_before(s, DAY + dt.timedelta(days=3))
+        assert latest is not None and latest.day == DAY
