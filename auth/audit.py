@@ -106,8 +106,14 @@ def event_hash(
 
 
 _HEAD = table(AuditHead)
-_LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq)  # take the lock first
-_READ_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
+# Take the head row's lock and read the tip in one round trip (UPDATE .. RETURNING: the
+# lock is held before the value is read, on PostgreSQL and SQLite >= 3.35 alike).
+_LOCK_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq)
+    .returning(_HEAD.c.seq, _HEAD.c.hash)
+)
 _MOVE_HEAD = (
     update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("to_seq"), hash=bindparam("to_hash"))
 )
@@ -118,8 +124,7 @@ def append(session: Session | Connection, events: Iterable[Event], *, now: dt.da
 
     Prebuilt Core statements: every sign-in and every reset appends, all queued on one row.
     """
-    session.execute(_LOCK_HEAD)
-    seq, prev = session.execute(_READ_HEAD).one()
+    seq, prev = session.execute(_LOCK_HEAD).one()
     rows = []
     for ev in events:
         seq += 1
