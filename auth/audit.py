@@ -61,6 +61,10 @@ class Action(enum.StrEnum):
     APIKEY_REVOKED = "apikey:revoked"
     CORPUS_IMPORTED = "corpus:imported"
     FINDING_RECORDED = "finding:recorded"
+    FINDING_ACTED = "finding:acted"  # reset / mfa / dismiss, by the policy table or a person
+    MONITOR_COMPLETED = "monitor:completed"
+    HIBP_NOTIFIED = "hibp:notified"
+    HIBP_SUBSCRIBED = "hibp:subscribed"
     SCAN_COMPLETED = "scan:completed"
     MFA_ENROLLED = "mfa:enrolled"
     MFA_RENAMED = "mfa:renamed"
@@ -157,13 +161,29 @@ class ChainReport:
     first_bad_seq: int | None = None
 
 
-def iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+def iter_events(
+    session: Session,
+    batch: int = 5000,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    target: str | None = None,
+) -> Iterator[AuditEvent]:
+    """Events in seq order, a batch at a time (constant memory), optionally only those at
+    or after `since`, before `until` (the index on `at`), and about one `target`."""
+    conditions = []
+    if since is not None:
+        conditions.append(AuditEvent.at >= since)
+    if until is not None:
+        conditions.append(AuditEvent.at < until)
+    if target is not None:
+        conditions.append(AuditEvent.target == target)
     after = 0
     while True:
         chunk = (
             session.execute(
                 select(AuditEvent)
-                .where(AuditEvent.seq > after)
+                .where(AuditEvent.seq > after, *conditions)
                 .order_by(AuditEvent.seq)
                 .limit(batch)
             )

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select, update
 
 from auth import audit, bans, continuations, lockout
-from auth.breach import findings
+from auth.breach import findings, policy
 from auth.breach.checker import Check
 from auth.breach.hashing import normalise_email
 from auth.errors import InvalidInput
@@ -365,6 +365,7 @@ class SignIn:
             )
             target = forced.Target(account_id, tuple(finding_ids))
             forced.apply(session, [target], plan, secret_key=self.settings.secret_key, now=now)
+            policy.mark_acted(session, target.finding_ids, action="reset", actor=ACTOR, now=now)
             audit.append(
                 session,
                 [
