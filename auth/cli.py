@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from auth import accounts, apikeys, audit, cli_login
+from auth import accounts, apikeys, cli_audit, cli_login
 from auth.breach import findings, importer, store
 from auth.breach import scan as scanning
 from auth.breach.formats import Format
-from auth.cli_common import Exit, Failed, actor, handle_errors, services
+from auth.cli_common import Exit, actor, handle_errors, services
 from auth.models import BreachKind, FindingKind, utcnow
 
 
@@ -346,44 +346,6 @@ def _print_findings(rows: list[findings.FindingRow], fmt: str) -> None:
         click.echo("no open findings")
 
 
-# --- audit --------------------------------------------------------------------------------
-
-
-@main.group("audit")
-def audit_group() -> None:
-    """Read and verify the hash-chained audit trail."""
-
-
-@audit_group.command("verify")
-@click.pass_context
-def audit_verify(ctx: click.Context) -> None:
-    """Check the hash chain; exit 1 and name the first bad event if it is broken."""
-    registry = services(ctx)
-    with registry.db.session() as session:
-        report = audit.verify(session)
-    if not report.ok:
-        raise Failed(f"audit trail BROKEN: {report.problem}")
-    click.echo(f"audit trail intact: {report.events} events")
-
-
-@audit_group.command("export")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
-@click.pass_context
-def audit_export(ctx: click.Context, fmt: str) -> None:
-    """Write every event to stdout."""
-    registry = services(ctx)
-    fields = ("seq", "at", "actor", "action", "target", "details", "prev_hash", "hash")
-    writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-    if fmt == "csv":
-        writer.writeheader()
-    with registry.db.session() as session:
-        for ev in audit.iter_events(session):
-            if fmt == "csv":
-                writer.writerow({f: getattr(ev, f) for f in fields} | {"at": ev.at.isoformat()})
-            else:
-                click.echo(json.dumps(audit.as_record(ev)))
-
-
 # --- apikey -------------------------------------------------------------------------------
 
 
@@ -628,4 +590,6 @@ def notices_status(ctx: click.Context) -> None:
 
 
 main.add_command(cli_login.ban)
+main.add_command(cli_audit.audit_group)
+main.add_command(cli_audit.report_group)
 accounts_group.add_command(cli_login.unlock)
