@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from auth import accounts, apikeys, cli_audit, cli_login
+from auth import accounts, apikeys, cli_admin, cli_audit, cli_login
 from auth.breach import findings, importer, store
 from auth.breach import scan as scanning
 from auth.breach.formats import Format
@@ -95,9 +95,15 @@ def accounts_import(ctx: click.Context, file: io.BufferedReader, skip_bad: bool)
 @click.option("--name", default="")
 @click.option("--professional-id", default=None)
 @click.option("--password", "ask_password", is_flag=True, help="Prompt for a password.")
+@click.option("--admin", is_flag=True, help="May open the security console (/admin).")
 @click.pass_context
 def accounts_create(
-    ctx: click.Context, email: str, name: str, professional_id: str | None, ask_password: bool
+    ctx: click.Context,
+    email: str,
+    name: str,
+    professional_id: str | None,
+    ask_password: bool,
+    admin: bool,
 ) -> None:
     """Create one account (without a password it cannot sign in until a reset)."""
     registry = services(ctx)
@@ -113,7 +119,12 @@ def accounts_create(
             actor=actor(),
             now=utcnow(),
         )
-        click.echo(f"created account {account.id} <{account.email}>")
+        if admin:
+            from auth.console.admins import set_admin
+
+            set_admin(session, email=account.email, admin=True, actor=actor(), now=utcnow())
+        role = " (administrator)" if admin else ""
+        click.echo(f"created account {account.id} <{account.email}>{role}")
 
 
 # --- corpus -------------------------------------------------------------------------------
@@ -593,3 +604,4 @@ main.add_command(cli_login.ban)
 main.add_command(cli_audit.audit_group)
 main.add_command(cli_audit.report_group)
 accounts_group.add_command(cli_login.unlock)
+accounts_group.add_command(cli_admin.admin)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from auth import accounts, audit
 from auth.breach import importer
+from auth.console.admins import set_admin
 from auth.models import Account, BreachKind, utcnow
 from auth.services import Services
 
@@ -24,6 +25,9 @@ PEOPLE = [
     ("luc.bernard@infirmier-exemple.fr", "Luc Bernard", "60006789123", "azerty123"),
     ("sofia.rossi@cabinet-exemple.fr", "Dr Sofia Rossi", "10007891234", "n0t-in-any-list-7Q"),
 ]
+
+# The security console's demo administrator: /admin opens only after a second factor.
+ADMIN = ("secu.admin@breachguard-exemple.fr", "Security team", "Quatre-chevaux-bleus-2026")
 
 SAMPLES = [
     ("common-passwords.txt", BreachKind.PASSWORDS, "CommonPasswords"),
@@ -52,6 +56,18 @@ def seed(registry: Services, *, actor: audit.Actor) -> str:
                     actor=actor,
                     now=now,
                 )
+        admin_email, admin_name, admin_password = ADMIN
+        if admin_email not in existing:
+            accounts.create(
+                session,
+                email=admin_email,
+                name=admin_name,
+                password=admin_password,
+                hasher=registry.hasher,
+                actor=actor,
+                now=now,
+            )
+        set_admin(session, email=admin_email, admin=True, actor=actor, now=now)
     for filename, kind, breach in SAMPLES:
         with registry.db.session() as session:
             importer.Importer(session, registry.hasher, actor).run(
@@ -63,6 +79,10 @@ def seed(registry: Services, *, actor: audit.Actor) -> str:
         "",
         "Sign in at http://localhost:5000/login (use localhost, not 127.0.0.1: security keys",
         "and passkeys need the configured WebAuthn domain).",
+        "",
+        f"Security console: {ADMIN[0]} / {ADMIN[2]} is an administrator. /admin needs a",
+        "second factor: sign in, add an authenticator app on /account/security, sign out,",
+        "sign in again with its code, then open http://localhost:5000/admin",
         "",
         "Sample breaches imported: " + ", ".join(b for _, _, b in SAMPLES),
         "Try:  breachguard scan",

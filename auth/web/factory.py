@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from auth.config import Settings, load_settings
 from auth.services import Services, build
+from auth.web import admin as admin_pages
 from auth.web import api, hook_api, mfa_api, pages, reset_pages
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         app.view_functions[endpoint] = limited(app.view_functions[endpoint])  # type: ignore[assignment]
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.account_bp)
+    app.register_blueprint(admin_pages.bp)  # /admin: the security console
     app.register_blueprint(mfa_api.bp)
     app.register_blueprint(reset_pages.forgot_bp)
     app.register_blueprint(reset_pages.reset_bp)

@@ -118,7 +118,7 @@ def _finish_mfa(account: Account, result: second_step.StepResult) -> Any:
     from flask import session
 
     next_url = web_session.safe_next(session.get("next"))
-    web_session.open_session(account)  # the sign-in was audited with the check
+    web_session.open_session(account, mfa=True)  # the sign-in was audited with the check
     if result.message:
         flash(result.message)
     return redirect(next_url or url_for("account.security"))

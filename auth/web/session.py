@@ -43,12 +43,22 @@ class SessionInterface(SecureCookieSessionInterface):
         return not _loopback(request.host)
 
 
-def open_session(account: Account) -> None:
-    """Start a full session (after every factor); a fresh cookie defeats fixation."""
+def open_session(account: Account, *, mfa: bool = False) -> None:
+    """Start a full session (after every factor); a fresh cookie defeats fixation.
+
+    `mfa`: a second factor was checked on the way in. The security console asks for it;
+    a session opened with a password alone (or by a reset link) never carries it.
+    """
     session.clear()
     session["aid"] = account.id
     session["epoch"] = account.session_epoch
+    if mfa:
+        session["mfa"] = True
     session.permanent = False
+
+
+def passed_second_factor() -> bool:
+    return session.get("mfa") is True
 
 
 def started(account: Account, method: str) -> audit.Event:
@@ -61,9 +71,9 @@ def started(account: Account, method: str) -> audit.Event:
     )
 
 
-def start(account: Account, method: str) -> None:
+def start(account: Account, method: str, *, mfa: bool = False) -> None:
     """Open the full session and record the sign-in."""
-    open_session(account)
+    open_session(account, mfa=mfa)
     with services().db.engine.begin() as conn:
         audit.append(conn, [started(account, method)], now=utcnow())
 
@@ -85,7 +95,7 @@ _ACCOUNT = select(table(Account)).where(table(Account).c.id == bindparam("aid"))
 
 def _load(aid: int, epoch: int) -> Account | None:
     """The session's account if the session still stands (every page view: Core, no ORM)."""
-    with services().db.engine.connect() as conn:
+    with services().db.reader() as conn:
         row = conn.execute(_ACCOUNT, {"aid": aid}).first()
     if row is None or row.session_epoch != epoch:
         return None
