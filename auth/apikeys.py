@@ -13,12 +13,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.errors import InvalidInput, NotFound
-from auth.models import ApiKey, Role
+from auth.models import ApiKey, Role, table
 
 PREFIX = "bg"
 
@@ -84,21 +84,29 @@ def create(
     return NewKey(key_id, role, name, f"{PREFIX}_{key_id}_{secret}")
 
 
-def authenticate(session: Session, token: str, *, now: dt.datetime) -> ApiKey | None:
-    """The active key a token belongs to, or None; marks it used."""
+_KEYS = table(ApiKey)
+_FIND = select(_KEYS).where(_KEYS.c.id == bindparam("key_id"))
+_USED = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("now"))
+USED_EVERY = dt.timedelta(minutes=1)  # coarse, so a busy key does not write on every request
+
+
+def authenticate(conn: Connection | Session, token: str, *, now: dt.datetime) -> ApiKey | None:
+    """The active key a token belongs to (detached, read only), or None; marks it used.
+
+    Core statements: every API call runs this (one round trip with `Database.reader()`).
+    """
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         return None
-    key = session.get(ApiKey, parts[1])
-    if key is None or key.revoked_at is not None:
+    row = conn.execute(_FIND, {"key_id": parts[1]}).first()
+    if row is None or row.revoked_at is not None:
         _digest(parts[2])  # same work either way
         return None
-    if not hmac.compare_digest(key.secret_sha256, _digest(parts[2])):
+    if not hmac.compare_digest(row.secret_sha256, _digest(parts[2])):
         return None
-    # Coarse, so a busy key does not write on every request.
-    if key.last_used_at is None or now - key.last_used_at > dt.timedelta(minutes=1):
-        key.last_used_at = now
-    return key
+    if row.last_used_at is None or now - row.last_used_at > USED_EVERY:
+        conn.execute(_USED, {"key_id": row.id, "now": now})
+    return ApiKey(**row._mapping)
 
 
 def revoke(session: Session, key_id: str, *, actor: audit.Actor, now: dt.datetime) -> ApiKey:

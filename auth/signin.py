@@ -173,7 +173,7 @@ class SignIn:
         now = now or utcnow()
         started = time.perf_counter()
         db = self.services.db
-        with db.engine.connect() as conn:
+        with db.reader() as conn:
             banned = bans.is_banned(conn, ip, now=now)
             row = None
             with contextlib.suppress(InvalidInput):
@@ -280,7 +280,7 @@ class SignIn:
         return Answer(verdict, account.id, account.session_epoch, token, expires)
 
     def _recheck(self, account_id: int, previous: Verdict, *, now: dt.datetime) -> Answer:
-        with self.services.db.engine.connect() as conn:
+        with self.services.db.reader() as conn:
             status = conn.execute(select(_A.c.status).where(_A.c.id == account_id)).scalar()
         if status == AccountStatus.RESET_REQUIRED:
             return Answer(Verdict(Decision.RESET_REQUIRED, (Reason.RESET_PENDING,)), account_id)
@@ -386,7 +386,7 @@ class SignIn:
         the account has no security key."""
         now = now or utcnow()
         db = self.services.db
-        with db.engine.connect() as conn:
+        with db.reader() as conn:
             found = continuations.find(conn, token, now=now)
             kinds = (
                 set(conn.execute(_KINDS, {"account": found.account_id}).scalars())
@@ -419,7 +419,7 @@ class SignIn:
         """allow or deny, with the same checks as the /login/mfa page (auth/mfa/second_step)."""
         now = now or utcnow()
         db = self.services.db
-        with db.engine.connect() as conn:
+        with db.reader() as conn:
             found = continuations.find(conn, token, now=now)
         if found is None:
             return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")

@@ -77,11 +77,11 @@ class LocalSource:
         self.db = db
 
     def password_count(self, digest: bytes) -> int:
-        with self.db.engine.connect() as conn:
+        with self.db.reader() as conn:
             return store.password_count(conn, digest)
 
     def email_breaches(self, digest: bytes) -> tuple[str, ...]:
-        with self.db.engine.connect() as conn:
+        with self.db.reader() as conn:
             return tuple(store.email_breaches(conn, digest))
 
 

@@ -47,11 +47,10 @@ def require(scope: str) -> Callable[[F], F]:
                 return _deny(
                     401, "Access denied: an API key is required (Authorization: Bearer …)."
                 )
-            with services().db.session() as session:
-                key = apikeys.authenticate(session, token, now=utcnow())
-                if key is None:
-                    return _deny(401, "Access denied: the API key is invalid or revoked.")
-                session.expunge(key)
+            with services().db.reader() as conn:
+                key = apikeys.authenticate(conn, token, now=utcnow())
+            if key is None:
+                return _deny(401, "Access denied: the API key is invalid or revoked.")
             if not apikeys.allows(key.role, scope):
                 return _deny(403, f"Forbidden: the {key.role} role cannot use {scope}.")
             g.api_key = key

@@ -46,12 +46,7 @@ def password_range(prefix: str) -> Response:
         prefix = parse_prefix(prefix, PASSWORD_PREFIX_LEN)
     except ValueError as exc:
         return _bad_prefix(str(exc))
-    with services().db.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            # One statement needs no transaction: autocommit spares PostgreSQL the BEGIN and
-            # the pool's ROLLBACK on return, 2 of 4 round trips (~320 -> ~225 us here).
-            # Not on SQLite, where switching the isolation level costs more than it saves.
-            conn.execution_options(isolation_level="AUTOCOMMIT")
+    with services().db.reader() as conn:  # 2 of 4 round trips fewer (~320 -> ~225 us)
         rows = store.password_range(conn, prefix)
     entries = {digest.hex().upper()[PASSWORD_PREFIX_LEN:]: count for digest, count in rows}
     if request.headers.get("Add-Padding", "").lower() == "true":
@@ -71,7 +66,7 @@ def email_range(prefix: str) -> Response:
         prefix = parse_prefix(prefix, EMAIL_PREFIX_LEN)
     except ValueError as exc:
         return _bad_prefix(str(exc))
-    with services().db.engine.connect() as conn:
+    with services().db.reader() as conn:
         found = store.email_range(conn, prefix)
     if not found:
         return Response(status=404)
