@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from auth import accounts, apikeys, cli_admin, cli_audit, cli_login
+from auth import accounts, apikeys, cli_admin, cli_audit, cli_login, cli_monitor
 from auth.breach import findings, importer, store
 from auth.breach import scan as scanning
 from auth.breach.formats import Format
@@ -161,6 +161,11 @@ def _progress_bar(total: int | None, unit: str = "B") -> Any:
     help="For --type passwords: HIBP SHA1:COUNT, per-prefix SUFFIX:COUNT, or plain passwords.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--no-monitor",
+    is_flag=True,
+    help="Do not check the accounts against this import nor apply the finding policy now.",
+)
 @click.pass_context
 def corpus_import(
     ctx: click.Context,
@@ -170,9 +175,11 @@ def corpus_import(
     date: dt.datetime | None,
     fmt: str,
     as_json: bool,
+    no_monitor: bool,
 ) -> None:
     """Import a breach file (FILE may be .gz/.bz2/.xz, `-` for stdin, or a folder of
-    per-prefix files). Stores SHA-1 digests only."""
+    per-prefix files). Stores SHA-1 digests only. Then, unless --no-monitor, checks every
+    account against this import and applies the finding policy (as `monitor` would)."""
     registry = services(ctx)
     with handle_errors():
         source = importer.Source(file)
@@ -191,8 +198,9 @@ def corpus_import(
         finally:
             if bar is not None:
                 bar.close()
+        checked = None if no_monitor else cli_monitor.after_import(registry, report.breach)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        click.echo(json.dumps(report.as_dict() | {"monitor": checked}, indent=2))
     else:
         click.echo(
             f"breach {report.breach!r} ({report.kind}, {report.format}): {report.lines} lines, "
@@ -208,6 +216,8 @@ def corpus_import(
                 f"{report.valid_credentials} account(s) whose leaked password still works: "
                 "run `breachguard scan`"
             )
+        if checked is not None:
+            cli_monitor.echo_after_import(checked)
 
 
 @corpus.command("stats")
@@ -601,6 +611,7 @@ def notices_status(ctx: click.Context) -> None:
 
 
 main.add_command(cli_login.ban)
+main.add_command(cli_monitor.monitor)
 main.add_command(cli_audit.audit_group)
 main.add_command(cli_audit.report_group)
 accounts_group.add_command(cli_login.unlock)

@@ -96,6 +96,10 @@ class Settings:
     finding_policy: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FINDING_POLICY))
     hibp_notify_token: str | None = None  # bearer token HIBP's callback must present
     hibp_rate_per_minute: int = 10  # the HIBP plan's limit (Pwned 1: 10 per minute)
+    # HIBP's enterprise k-anonymity service (range subscriptions): not in the public API v3,
+    # so no default; `monitor subscribe` refuses to run without it.
+    hibp_kanon_url: str | None = None
+    hibp_kanon_api_key: str | None = field(default=None, repr=False)
     log_format: str = "json"  # structured logs; "text" for a person at a terminal
 
     @property
@@ -239,6 +243,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         finding_policy=_finding_policy(env.get("FINDING_POLICY", "")),
         hibp_notify_token=env.get("HIBP_NOTIFY_TOKEN") or None,
         hibp_rate_per_minute=_int(env, "HIBP_RATE_PER_MINUTE", Settings.hibp_rate_per_minute),
+        hibp_kanon_url=(env.get("HIBP_KANON_URL") or "").rstrip("/") or None,
+        hibp_kanon_api_key=env.get("HIBP_KANON_API_KEY") or None,
         log_format=_choices(env, "LOG_FORMAT", Settings.log_format, LOG_FORMATS),
         webauthn_rp_id=env.get("WEBAUTHN_RP_ID") or Settings.webauthn_rp_id,
         webauthn_rp_name=env.get("WEBAUTHN_RP_NAME") or Settings.webauthn_rp_name,
