@@ -245,12 +245,12 @@ def test_the_dashboard_draws_its_charts_from_the_database(
         assert f'id="{chart}"' in page and f'id="{chart}-table"' in page
     assert 'role="img"' in page and "<script" not in page and 'style="' not in page
     # Accounts with open findings by kind: 1 valid credential, 2 e-mails in a breach.
-    assert re.search(r'<th scope="row">Leaked password still works</th><td>1</td>', page)
+    assert re.search(r'<th scope="row">Leaked password works</th><td>1</td>', page)
     assert re.search(r'<th scope="row">E-mail in a breach</th><td>2</td>', page)
     today = now.strftime("%m-%d")
     assert re.search(rf'<th scope="row">{today}</th><td>1</td><td>0</td>', page)  # resets
-    assert re.search(r'<th scope="row">Accounts locked \(passwords\)</th><td>1</td>', page)
-    assert re.search(r'<th scope="row">Addresses banned \(by hand\)</th><td>1</td>', page)
+    assert re.search(r'<th scope="row">Locked accounts</th><td>1</td>', page)
+    assert re.search(r'<th scope="row">Bans \(by hand\)</th><td>1</td>', page)
     # Coverage: 3 accounts, the administrator's TOTP only (both, webauthn, totp, none).
     assert re.search(rf'<th scope="row">{today}</th><td>0</td><td>0</td><td>1</td><td>2</td>', page)
     totals = page[page.index('id="totals"') :]

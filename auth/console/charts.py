@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-WIDTH = 640
-FONT = 'font-family="system-ui, sans-serif" font-size="12"'
+WIDTH = 480  # drawn about this wide on a laptop: text stays legible
+FONT = 'font-family="system-ui, sans-serif" font-size="13"'
 INK, MUTED, GRID = "#1b1f24", "#57606a", "#d0d7de"
 # Okabe-Ito: colours told apart with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
@@ -117,8 +117,8 @@ def bar_chart(
     _check(chart_id, (colour,))
     if not items:
         return no_data(chart_id, title, headers)
-    label_w, row_h, pad = 190, 30, 12
-    plot_w = WIDTH - label_w - 60
+    label_w, row_h, pad = 170, 30, 12
+    plot_w = WIDTH - label_w - 50
     top = max((v for _, v in items), default=0) or 1
     height = pad * 2 + row_h * len(items)
     summary = ", ".join(f"{label} {number(v)}" for label, v in items)
@@ -144,7 +144,7 @@ def bar_chart(
 
 # --- charts over days --------------------------------------------------------------------
 
-_LEFT, _RIGHT, _TOP, _BOTTOM, _HEIGHT = 48, 12, 40, 28, 260
+_LEFT, _RIGHT, _TOP, _BOTTOM, _HEIGHT = 44, 12, 40, 28, 240
 
 
 def _frame(
@@ -161,9 +161,10 @@ def _frame(
             f'<rect x="{x}" y="10" width="12" height="12" fill="{s.colour}"/>',
             f'<text x="{x + 16}" y="20" fill="{INK}" {FONT}>{text(s.name)}</text>',
         ]
-        x += 16 + 8 * len(s.name) + 18
+        x += 16 + 8 * len(s.name) + 16
     plot_h = _HEIGHT - _TOP - _BOTTOM
-    for fraction in (0, 0.5, 1):
+    # Counts: a middle line only where it falls on a whole number.
+    for fraction in (0, 0.5, 1) if (ymax / 2).is_integer() else (0, 1):
         y = _TOP + plot_h * (1 - fraction)
         parts += [
             f'<line x1="{_LEFT}" y1="{y:.2f}" x2="{WIDTH - _RIGHT}" y2="{y:.2f}" stroke="{GRID}"/>',
@@ -220,7 +221,7 @@ def stacked_bars(
     parts = _frame(chart_id, title, labels, series, ymax)
     plot_h = _HEIGHT - _TOP - _BOTTOM
     slot = (WIDTH - _LEFT - _RIGHT) / len(labels)
-    bar_w = max(slot * 0.7, 1)
+    bar_w = min(max(slot * 0.7, 1), 40)
     for i in range(len(labels)):
         base = float(_TOP + plot_h)
         x = _slot_centre(i, len(labels)) - bar_w / 2

@@ -25,7 +25,7 @@ from auth.web.context import services
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 KIND_LABELS = {
-    "valid_credential": "Leaked password still works",
+    "valid_credential": "Leaked password works",
     "password_in_breach": "Password in a breach",
     "email_in_breach": "E-mail in a breach",
 }
@@ -99,10 +99,10 @@ def _figures(data: stats.Dashboard) -> list[charts.Figure]:
             "chart-refusals",
             "Lockouts and bans, last 24 hours",
             [
-                ("Accounts locked (passwords)", last.lockouts),
+                ("Locked accounts", last.lockouts),
                 ("Second-factor locks", last.mfa_locks),
-                ("Addresses banned (automatic)", last.bans_automatic),
-                ("Addresses banned (by hand)", last.bans_manual),
+                ("Bans (automatic)", last.bans_automatic),
+                ("Bans (by hand)", last.bans_manual),
             ],
             label_header="Event",
             value_header="Count",
