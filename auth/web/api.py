@@ -101,7 +101,10 @@ def resets() -> Response:
             source = job.EmailList(map(str, data["emails"]))
         elif data.get("from_scan") is True:
             kinds = data.get("kinds") or []
-            if not isinstance(kinds, list) or not all(k in set(FindingKind) for k in kinds):
+            known = {str(k) for k in FindingKind}
+            if not isinstance(kinds, list) or not all(
+                isinstance(k, str) and k in known for k in kinds
+            ):
                 return error(
                     400, f"kinds must list finding kinds: {', '.join(FindingKind)}", "kinds"
                 )
