@@ -39,6 +39,7 @@ from tests.soft_authenticator import ORIGIN, SoftAuthenticator
 
 PASSWORD = "Correct-Horse-Battery-42"
 GENEROUS = "100000 per minute"
+NOTIFY_TOKEN = "hibp-callback-token-for-tests"
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
@@ -61,6 +62,7 @@ def settings(settings: Settings) -> Settings:
         webauthn_origins=(ORIGIN,),
         mfa_max_failures=1_000_000,  # the second-factor lock would answer every call after 5
         ip_ban_seconds=0,  # no automatic bans of the fuzzer's address either
+        hibp_notify_token=NOTIFY_TOKEN,  # HIBP's callback takes its own token, not a key
     )
 
 
@@ -175,6 +177,8 @@ def test_the_api_answers_as_its_openapi_spec_says(
         headers = {
             "X-CSRFToken": credentials.signed_in_csrf if signed_in else credentials.pending_csrf
         }
+    if case.path == "/api/v1/hibp/notify":
+        headers = {"Authorization": f"Bearer {NOTIFY_TOKEN}"}
     case.call_and_validate(headers=headers, cookies=cookies, checks=CHECKS, app=app)
 
 

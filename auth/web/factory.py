@@ -14,7 +14,7 @@ from sqlalchemy import text
 from auth.config import Settings, load_settings
 from auth.services import Services, build
 from auth.web import admin as admin_pages
-from auth.web import api, hook_api, mfa_api, pages, reset_pages
+from auth.web import api, hibp_notify, hook_api, mfa_api, pages, reset_pages
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
 from auth.web.keys import presented_token
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         key_func=lambda: "ip:" + get_remote_address(),
         deduct_when=lambda r: r.status_code == 401,
     )(api.bp)
-    for guarded in (range_views.accounts_bp, hook_api.bp):
+    for guarded in (range_views.accounts_bp, hook_api.bp, hibp_notify.bp):
         limiter.limit(
             settings.secret_rate_limit,
             key_func=lambda: "ip:" + get_remote_address(),
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         api.bp,
         hook_api.bp,
         range_views.accounts_bp,
+        hibp_notify.bp,  # HIBP's callback: a bearer token
     ):  # API keys, no cookies: nothing to forge
         csrf.exempt(keyed)
     app.session_interface = SessionInterface()
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     app.register_blueprint(range_views.accounts_bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(hook_api.bp)
+    app.register_blueprint(hibp_notify.bp)  # HIBP's breach callback
     for endpoint, budget in (
         ("hook_api.login", settings.login_rate_limit),
         ("hook_api.mfa", settings.mfa_ip_rate_limit),

@@ -201,6 +201,58 @@ HOOK_PATHS: dict[str, Any] = {
     ),
 }
 
+_HEX = "^[0-9A-Fa-f]{%d}$"
+_HIBP_NOTIFY = {
+    "post": {
+        "summary": "HIBP's breach notification callback (the push model)",
+        "description": "Authenticated by the bearer token agreed with HIBP (HIBP_NOTIFY_TOKEN), "
+        "not an API key. Records an e-mail-in-breach finding for each account whose "
+        "e-mail digest is hashPrefix + one of hashSuffixes, then applies the finding "
+        "policy. Idempotent: a repeated notification records nothing new.",
+        "security": [{"bearer": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "breachName": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "hashPrefix": {"type": "string", "pattern": _HEX % 6},
+                            "hashSuffixes": {
+                                "type": "array",
+                                "items": {"type": "string", "pattern": _HEX % 34},
+                                "maxItems": 1000,
+                            },
+                        },
+                        "required": ["breachName", "hashPrefix", "hashSuffixes"],
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "breach": {"type": "string"},
+                        "matched_accounts": {"type": "integer", "minimum": 0},
+                        "new_findings": {"type": "integer", "minimum": 0},
+                        "policy": {"type": "object"},
+                    },
+                    "required": ["breach", "matched_accounts", "new_findings", "policy"],
+                },
+                "How many accounts matched and how many findings are new",
+            ),
+            "400": _json(_ERROR, "A field is missing or malformed; `field` names it"),
+            "401": _json(_ERROR, "No bearer token, or a wrong one"),
+            "413": _json(_ERROR, "The body is larger than 64 KiB"),
+            "429": _LIMITED,
+            "503": _json(_ERROR, "Notifications are off: no HIBP_NOTIFY_TOKEN is configured"),
+        },
+    }
+}
+
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -347,6 +399,7 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/hibp/notify": _HIBP_NOTIFY,
         "/range/{prefix}": {
             "get": {
                 "summary": "Pwned Passwords range (HIBP-compatible, from the local corpus)",
