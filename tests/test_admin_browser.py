@@ -227,3 +227,25 @@ def test_an_administrator_without_a_second_factor_is_refused_until_signing_in_wi
     assert response is not None and response.status == 200
     expect(page.locator("#chart-findings")).to_be_visible()
     assert person.csp_reports == []
+
+
+def test_a_passkey_sign_in_opens_the_console(person: Person) -> None:
+    page, site = person.page, person.site
+    seed(site)
+    cdp = person.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": e2e.VIRTUAL_AUTHENTICATOR})
+    person.sign_in(ADMIN)
+    page.fill("#key-name", "Laptop passkey")
+    page.click("#webauthn-register")
+    expect(page.locator("#new-codes-list li")).to_have_count(10)  # registered: the first factor
+    person.sign_out()
+
+    person.sign_in(ADMIN)
+    expect(page).to_have_url(LOGIN_MFA)
+    page.click("#webauthn-signin")
+    expect(page).to_have_url(SECURITY)
+    response = page.goto("/admin")
+    assert response is not None and response.status == 200
+    expect(page.locator("#chart-coverage")).to_be_visible()
+    assert person.csp_reports == []
