@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy import inspect
 
-from auth import audit
+from auth import audit, logs
 from auth.config import load_settings
 from auth.errors import AuditChainBroken, BreachguardError
 from auth.services import Services, build
@@ -42,6 +42,7 @@ def services(ctx: click.Context, *, need_db: bool = True) -> Services:
         with handle_errors():
             obj["services"] = build(load_settings())
         ctx.call_on_close(obj["services"].close)
+        logs.configure_cli(obj["services"].settings.log_format, obj["services"].settings.log_level)
     registry: Services = obj["services"]
     if need_db and not inspect(registry.db.engine).has_table("alembic_version"):
         raise Exit("the database is not initialised: run `breachguard init` first")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from auth import logs, metrics
+from auth.config import load_settings
 from auth.web.factory import create_app
 
 NOTICE_DRAIN_SECONDS = 10.0
@@ -31,8 +36,20 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 _RESET_LINK = re.compile(r"/reset/[^/?#\s\"]+")
 
 
+_gunicorn_format = {"format": "text"}  # run() sets LOG_FORMAT's value before gunicorn starts
+
+
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """The access log, without reset tokens: a live link in a log file is a live key."""
+    """gunicorn's own lines in LOG_FORMAT, and its access log (when one is configured:
+    `serve` leaves it to the app's access line) without reset tokens: a live link in a log
+    file is a live key."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if _gunicorn_format["format"] == "json":
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(logs.JsonFormatter())
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
@@ -71,15 +88,25 @@ def _start_notice_drain(server: Any) -> None:
 
 
 def run(*, host: str, port: int, workers: int, threads: int) -> None:
+    settings = load_settings()
+    _gunicorn_format["format"] = settings.log_format
+    logs.configure(settings.log_format, settings.log_level)
+    # Before the workers fork: each writes its counters here, and any of them answers a
+    # scrape with the sum. A fresh folder per server, removed when it stops.
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="metrics-", dir=settings.instance_path))
+    metrics.enable_multiprocess(folder)
     _Gunicorn(
         {
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",
-            "accesslog": "-",
+            "accesslog": None,  # the app writes one access line per request (auth/logs.py)
+            "loglevel": settings.log_level.lower(),
             "logger_class": "auth.serve.RedactingLogger",
             "timeout": 30,
             "when_ready": _start_notice_drain,
+            "on_exit": lambda server: shutil.rmtree(folder, ignore_errors=True),
         }
     ).run()

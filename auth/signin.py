@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, exists, select, update
 
-from auth import audit, bans, continuations, lockout
+from auth import audit, bans, continuations, lockout, metrics
 from auth.breach import findings, policy
 from auth.breach.checker import Check
 from auth.breach.hashing import normalise_email
@@ -232,6 +232,7 @@ class SignIn:
         started: float,
     ) -> Answer:
         now, account = facts.now, facts.account
+        metrics.login_decided(verdict.decision.value, via)
         account_id = account.id if account else None
         details = {"ip": ip, "via": via, "user_agent": user_agent[:200]}
         if verdict.decision is Decision.DENY:

@@ -149,6 +149,7 @@ def _env(instance: Path, prefix: str) -> dict[str, str]:
         "IP_BAN_WINDOW": "600",
         "IP_BAN_SECONDS": "3600",
         "LOG_LEVEL": "INFO",  # refusals before hashing are logged, not audited
+        "LOG_FORMAT": "text",  # REFUSED reads the plain message
     }
 
 

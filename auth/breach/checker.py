@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from auth import metrics
 from auth.breach import store
 from auth.breach.hashing import (
     EMAIL_PREFIX_LEN,
@@ -109,17 +110,17 @@ class Checker:
 
     def check_password(self, password: str) -> Check:
         digest = password_sha1(password)
-        return self._ask(lambda s: BreachResult(s.name, count=s.password_count(digest)))
+        return self._ask(lambda s: BreachResult(s.name, count=s.password_count(digest)), "password")
 
     def check_email(self, email: str) -> Check:
         digest = email_sha1(normalise_email(email))
-        return self._ask(lambda s: BreachResult(s.name, breaches=s.email_breaches(digest)))
+        return self._ask(lambda s: BreachResult(s.name, breaches=s.email_breaches(digest)), "email")
 
-    def _ask(self, ask: _Ask) -> Check:
+    def _ask(self, ask: _Ask, kind: str) -> Check:
         results = []
         for source in self.sources:
             try:
-                results.append(ask(source))
+                results.append(metrics.ask_source(source.name, kind, ask, source))
             except (BreachSourceError, BreachguardError) as exc:
                 log.warning("breach source %s failed: %s", source.name, exc)
                 results.append(BreachResult(source.name, error=str(exc)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from auth import audit
+from auth import audit, metrics
 from auth.models import MfaThrottle, table
 from auth.prepared import Prepared
 
@@ -119,6 +119,7 @@ def record_failure(
             )
         )
     audit.append(session, events, now=now)
+    metrics.mfa_failed(kind)
     return after.locked_until if newly_locked else None
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from auth import audit
+from auth import audit, metrics
 from auth.bulk import among, insert_tuples
 from auth.models import (
     Account,
@@ -235,4 +235,5 @@ def apply(
         ],
         now=now,
     )
+    metrics.resets_forced(plan.actor.kind, len(todo))
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask, Response, jsonify, render_template, request, session
@@ -11,10 +10,11 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import text
 
+from auth import logs
 from auth.config import Settings, load_settings
 from auth.services import Services, build
 from auth.web import admin as admin_pages
-from auth.web import api, hibp_notify, hook_api, mfa_api, pages, reset_pages
+from auth.web import api, hibp_notify, hook_api, metrics_view, mfa_api, pages, reset_pages
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
 from auth.web.keys import presented_token
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session cookie
     )
     app.extensions[EXTENSION] = registry
-    logging.basicConfig(level=settings.log_level)
+    logs.init_app(app, log_format=settings.log_format, level=settings.log_level)
 
     limiter = Limiter(
         _limit_key,
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         key_func=lambda: "ip:" + get_remote_address(),
         deduct_when=lambda r: r.status_code == 401,
     )(api.bp)
-    for guarded in (range_views.accounts_bp, hook_api.bp, hibp_notify.bp):
+    for guarded in (range_views.accounts_bp, hook_api.bp, metrics_view.bp, hibp_notify.bp):
         limiter.limit(
             settings.secret_rate_limit,
             key_func=lambda: "ip:" + get_remote_address(),
@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     app.register_blueprint(range_views.bp)
     app.register_blueprint(range_views.accounts_bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(metrics_view.bp)  # /metrics: loopback or an admin key
     app.register_blueprint(hook_api.bp)
     app.register_blueprint(hibp_notify.bp)  # HIBP's breach callback
     for endpoint, budget in (

@@ -1,0 +1,38 @@
+"""GET /metrics for Prometheus: from a loopback address (a scraper on the same host), or
+with an admin-role API key. A presented key is always checked, even from loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from flask import Blueprint, Response, request
+
+from auth import metrics
+from auth.web.context import services
+from auth.web.keys import presented_token, require
+
+bp = Blueprint("metrics", __name__)
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _scrape() -> Response:
+    response = Response(metrics.exposition(services().db), content_type=metrics.CONTENT_TYPE)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_with_admin_key = require("admin")(_scrape)
+
+
+@bp.get("/metrics")
+def scrape() -> Response:
+    if presented_token() is None and _loopback(request.remote_addr):
+        return _scrape()
+    answer: Response = _with_admin_key()
+    return answer
