@@ -17,6 +17,7 @@ from auth.breach.hashing import email_sha1
 from auth.breach.importer import Importer, Source
 from auth.breach.pacing import Budget, Pacer
 from auth.cli import main
+from auth.errors import InvalidInput
 from auth.models import Account, AuditEvent, Breach, BreachKind, Finding
 from auth.services import Services
 
@@ -241,7 +242,7 @@ def test_the_pacer_spaces_calls_to_the_rate_per_minute() -> None:
 
 
 def test_a_rate_below_one_per_minute_is_refused() -> None:
-    with pytest.raises(ValueError, match="HIBP_RATE_PER_MINUTE"):
+    with pytest.raises(InvalidInput, match="HIBP_RATE_PER_MINUTE"):
         Pacer(0)
 
 

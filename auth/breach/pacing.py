@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from auth.errors import InvalidInput
+
 
 @dataclass
 class Pacer:
@@ -21,7 +23,9 @@ class Pacer:
 
     def __post_init__(self) -> None:
         if self.rate_per_minute < 1:
-            raise ValueError("HIBP_RATE_PER_MINUTE must be at least 1")
+            raise InvalidInput(
+                f"HIBP_RATE_PER_MINUTE must be at least 1, got {self.rate_per_minute}"
+            )
 
     @property
     def interval(self) -> float:
