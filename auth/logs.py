@@ -77,10 +77,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RedactResetLinks(logging.Filter):
+    """Rewrites any line holding a reset link (gunicorn's debug lines name each request's
+    path): a live link in a log file is a live key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/reset/" in message:
+            record.msg, record.args = redact_path(message), ()
+        return True
+
+
+REDACT_RESET_LINKS = RedactResetLinks()
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "request_id", None) is None:
-            record.request_id = _request_id.get() or "-"
+        current = _request_id.get()
+        if current is not None and getattr(record, "request_id", None) is None:
+            record.request_id = current
         return True
 
 
@@ -104,7 +119,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 def formatter(log_format: str) -> logging.Formatter:
-    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    if log_format == "json":
+        return JsonFormatter()
+    return logging.Formatter(TEXT_FORMAT, defaults={"request_id": "-"})
 
 
 def configure(log_format: str, level: str) -> None:
@@ -115,6 +132,7 @@ def configure(log_format: str, level: str) -> None:
         handler = _Stderr()
         handler._breachguard = True  # type: ignore[attr-defined]
         handler.addFilter(_RequestIdFilter())
+        handler.addFilter(REDACT_RESET_LINKS)
         root.addHandler(handler)
     handler.setFormatter(formatter(log_format))
     root.setLevel(level.upper())

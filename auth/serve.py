@@ -46,6 +46,8 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        if logs.REDACT_RESET_LINKS not in self.error_log.filters:  # setup reruns on reload
+            self.error_log.addFilter(logs.REDACT_RESET_LINKS)
         if _gunicorn_format["format"] == "json":
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:

@@ -121,3 +121,15 @@ def test_text_format_shows_the_request_id(
         assert re.search(r"INFO breachguard\.access \[plain-7\] GET /healthz 200 ", err), err
     finally:
         logs.configure("json", "INFO")
+
+
+def test_gunicorn_debug_lines_never_show_a_reset_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from gunicorn.config import Config
+
+    from auth.serve import RedactingLogger
+
+    config = Config()
+    config.set("loglevel", "debug")
+    RedactingLogger(config).debug("%s %s", "POST", f"/reset/{TOKEN}")
+    err = capsys.readouterr().err
+    assert "POST /reset/[redacted]" in err and TOKEN not in err
