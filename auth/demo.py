@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from auth import accounts, audit
-from auth.breach import importer
+from auth.breach import importer, monitor
 from auth.console.admins import set_admin
 from auth.models import Account, BreachKind, utcnow
 from auth.services import Services
@@ -68,11 +68,16 @@ def seed(registry: Services, *, actor: audit.Actor) -> str:
                 now=now,
             )
         set_admin(session, email=admin_email, admin=True, actor=actor, now=now)
+    acted = {"reset_accounts": 0, "mfa_accounts": 0}
     for filename, kind, breach in SAMPLES:
         with registry.db.session() as session:
             importer.Importer(session, registry.hasher, actor).run(
                 importer.Source(str(sample_path(filename))), kind, breach=breach
             )
+        # As `corpus import` does: that import against every account, then the policy.
+        checked = monitor.after_import(registry, breach, actor=actor)
+        for name in acted:
+            acted[name] += checked["policy"][name]
     lines = ["Demo accounts (e-mail / password):"]
     lines += [f"  {email}  {password}" for email, _, _, password in PEOPLE]
     lines += [
@@ -80,11 +85,14 @@ def seed(registry: Services, *, actor: audit.Actor) -> str:
         "Sign in at http://localhost:5000/login (use localhost, not 127.0.0.1: security keys",
         "and passkeys need the configured WebAuthn domain).",
         "",
-        f"Security console: {ADMIN[0]} / {ADMIN[2]} is an administrator. /admin needs a",
-        "second factor: sign in, add an authenticator app on /account/security, sign out,",
-        "sign in again with its code, then open http://localhost:5000/admin",
+        f"Security console: {ADMIN[0]} / {ADMIN[2]}",
+        "is an administrator. /admin needs a second factor: sign in, add an authenticator",
+        "app on /account/security, sign out, sign in again with its code, then open",
+        "http://localhost:5000/admin",
         "",
         "Sample breaches imported: " + ", ".join(b for _, _, b in SAMPLES),
+        f"Finding policy: {acted['reset_accounts']} account(s) must reset their password, "
+        f"{acted['mfa_accounts']} must add a second factor.",
         "Try:  breachguard scan",
         "      curl http://127.0.0.1:5000/range/$(printf 'azerty123' | sha1sum | cut -c1-5)",
     ]

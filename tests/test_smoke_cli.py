@@ -10,6 +10,16 @@ def test_demo_then_scan_reports_the_seeded_exposures(runner: CliRunner) -> None:
     assert "luc.bernard@infirmier-exemple.fr,valid_credential,local,Webmail2022" in result.output
 
 
+def test_demo_checks_its_imports_and_applies_the_finding_policy(runner: CliRunner) -> None:
+    """As `corpus import` does: the leaked combos force resets, breached e-mails require a
+    second factor, without waiting for a scan or a monitor run."""
+    result = runner.invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "Finding policy: 2 account(s) must reset their password, 4 must add" in result.output
+    again = runner.invoke(main, ["demo"])
+    assert "Finding policy: 0 account(s) must reset their password, 0 must add" in again.output
+
+
 def test_serve_answers_over_http_under_gunicorn(cli_env: dict[str, str]) -> None:
     """`breachguard serve` really serves: health, a range, and a 400 on a bad prefix."""
     import os
