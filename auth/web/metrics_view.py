@@ -1,5 +1,8 @@
 """GET /metrics for Prometheus: from a loopback address (a scraper on the same host), or
-with an admin-role API key. A presented key is always checked, even from loopback."""
+with an admin-role API key. A presented key is always checked, even from loopback.
+
+A reverse proxy on the same host makes every visitor look like loopback, so a request
+that carries forwarding headers is never taken for a local scraper."""
 
 from __future__ import annotations
 
@@ -14,7 +17,12 @@ from auth.web.keys import presented_token, require
 bp = Blueprint("metrics", __name__)
 
 
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
 def _loopback(address: str | None) -> bool:
+    if any(name in request.headers for name in PROXY_HEADERS):
+        return False
     try:
         return ipaddress.ip_address(address or "").is_loopback
     except ValueError:
