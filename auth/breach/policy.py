@@ -15,6 +15,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -52,6 +53,30 @@ class _Claimed:
     reset_id: int | None
 
 
+def _update_open(
+    session: Session, finding_ids: Sequence[int], *conditions: Any, values: Mapping[str, Any]
+) -> list[_Claimed]:
+    """One UPDATE .. RETURNING per chunk over the open findings among `finding_ids` that
+    also meet `conditions`: the row locks make a concurrent second claim find nothing."""
+    findings = table(Finding)
+    claimed: list[_Claimed] = []
+    ids = sorted(set(finding_ids))
+    for start in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            update(findings)
+            .where(
+                among(session, findings.c.id, ids[start : start + CHUNK]),
+                findings.c.status == FindingStatus.OPEN,
+                *conditions,
+            )
+            .values(**values)
+            .returning(findings.c.id, findings.c.account_id, findings.c.kind, findings.c.reset_id)
+        ).all()
+        claimed.extend(_Claimed(*r) for r in rows)
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
 def _claim(
     session: Session,
     finding_ids: Sequence[int],
@@ -66,22 +91,8 @@ def _claim(
     weaker = list(replace)
     not_acted = findings.c.action.is_(None)
     condition = or_(not_acted, findings.c.action.in_(weaker)) if weaker else not_acted
-    claimed: list[_Claimed] = []
-    ids = sorted(set(finding_ids))
-    for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            update(findings)
-            .where(
-                among(session, findings.c.id, ids[start : start + CHUNK]),
-                findings.c.status == FindingStatus.OPEN,
-                condition,
-            )
-            .values(action=action, acted_at=now, acted_by=str(actor))
-            .returning(findings.c.id, findings.c.account_id, findings.c.kind, findings.c.reset_id)
-        ).all()
-        claimed.extend(_Claimed(*r) for r in rows)
-    claimed.sort(key=lambda c: c.id)
-    return claimed
+    values = {"action": action, "acted_at": now, "acted_by": str(actor)}
+    return _update_open(session, finding_ids, condition, values=values)
 
 
 def _by_account(claimed: Sequence[_Claimed]) -> dict[int, list[_Claimed]]:
@@ -220,27 +231,14 @@ def dismiss(
     reason = " ".join(reason.split())
     if not reason:
         raise InvalidInput("reason: say why these findings are dismissed")
-    findings = table(Finding)
-    claimed: list[_Claimed] = []
-    ids = sorted(set(finding_ids))
-    for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            update(findings)
-            .where(
-                among(session, findings.c.id, ids[start : start + CHUNK]),
-                findings.c.status == FindingStatus.OPEN,
-            )
-            .values(
-                status=FindingStatus.DISMISSED,
-                action="dismiss",
-                acted_at=now,
-                acted_by=str(actor),
-                note=reason,
-            )
-            .returning(findings.c.id, findings.c.account_id, findings.c.kind, findings.c.reset_id)
-        ).all()
-        claimed.extend(_Claimed(*r) for r in rows)
-    claimed.sort(key=lambda c: c.id)
+    values = {
+        "status": FindingStatus.DISMISSED,
+        "action": "dismiss",
+        "acted_at": now,
+        "acted_by": str(actor),
+        "note": reason,
+    }
+    claimed = _update_open(session, finding_ids, values=values)
     groups = _by_account(claimed)
     result = ActionResult("dismiss", findings=[c.id for c in claimed])
     result.skipped = _skipped(finding_ids, claimed)
