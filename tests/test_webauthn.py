@@ -13,6 +13,7 @@ from auth import accounts, audit
 from auth.config import Settings
 from auth.errors import InvalidInput
 from auth.mfa import webauthn as wa
+from auth.mfa.webauthn import authentication
 from auth.models import Account, AuditEvent, MfaFactor, WebauthnChallenge, table
 from auth.services import Services
 from tests.soft_authenticator import ORIGIN, SoftAuthenticator, b64url, unb64url
@@ -569,7 +570,7 @@ def test_a_key_flagged_by_a_concurrent_request_is_not_updated(
     is tested is that the counter's UPDATE re-checks the flag on the row (on PostgreSQL a
     concurrent transaction's committed flag is seen by that UPDATE the same way)."""
     key, factor = register(registry, account, now)
-    find = wa._find_factor
+    find = authentication._find_factor
     mfa = table(MfaFactor)
 
     def find_then_flag(conn: Connection, **kwargs: Any) -> Any:
@@ -577,7 +578,7 @@ def test_a_key_flagged_by_a_concurrent_request_is_not_updated(
         conn.execute(update(mfa).where(mfa.c.id == factor.id).values(possibly_cloned=True))
         return found
 
-    monkeypatch.setattr(wa, "_find_factor", find_then_flag)
+    monkeypatch.setattr(authentication, "_find_factor", find_then_flag)
     with pytest.raises(wa.ClonedCredential, match="blocked"):
         authenticate(registry, key, now, account=account, counter=1)
     row = stored(registry, factor.id)
