@@ -224,7 +224,9 @@ def next_prefix(session: Session, after: str) -> tuple[str, list[tuple[int, str]
     """The first prefix above `after` that holds accounts, with (account id, suffix)."""
     low = prefix_bounds(after)[1] if after else b""
     first = session.execute(
-        text("SELECT email_sha1 FROM accounts WHERE email_sha1 >= :low ORDER BY email_sha1"),
+        text(  # LIMIT: without it the driver would fetch every later row to return one
+            "SELECT email_sha1 FROM accounts WHERE email_sha1 >= :low ORDER BY email_sha1 LIMIT 1"
+        ),
         {"low": low},
     ).first()
     if first is None:
