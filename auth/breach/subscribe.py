@@ -127,7 +127,7 @@ def _next_prefix(session: Session, after: str, lo: int, hi: int) -> str | None:
     first = session.execute(
         text(
             "SELECT email_sha1 FROM accounts WHERE email_sha1 >= :low AND id > :lo AND id <= :hi"
-            " ORDER BY email_sha1"
+            " ORDER BY email_sha1 LIMIT 1"  # one row, not every later one through the driver
         ),
         {"low": low, "lo": lo, "hi": hi},
     ).first()
