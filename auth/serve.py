@@ -6,6 +6,8 @@ import re
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,25 @@ def _purge_expired(db: Any) -> None:
         bans.purge_failures(conn, now=now)
 
 
+COVERAGE_EVERY = 3600.0  # seconds between counts of second-factor coverage
+_last_coverage: list[float] = []
+
+
+def _housekeeping(db: Any, *, clock: Callable[[], float] = time.monotonic) -> None:
+    """What the server does between notices: purge what expired and, once an hour, count
+    second-factor coverage into today's row (the console's chart and the incident report
+    read that history, even on days nobody opens the dashboard)."""
+    from auth import coverage
+    from auth.models import utcnow
+
+    _purge_expired(db)
+    if _last_coverage and clock() - _last_coverage[0] < COVERAGE_EVERY:
+        return
+    _last_coverage[:] = [clock()]
+    with db.engine.begin() as conn:
+        coverage.snapshot(conn, utcnow().date())
+
+
 def _start_notice_drain(server: Any) -> None:
     """gunicorn's `when_ready` hook: the master, which outlives its workers, drains the
     notice queue in a daemon thread. Nothing here may stop the server from serving."""
@@ -84,7 +105,7 @@ def _start_notice_drain(server: Any) -> None:
         from auth import notify
         from auth.config import load_settings
 
-        notify.start_background(load_settings(), interval=NOTICE_DRAIN_SECONDS, idle=_purge_expired)
+        notify.start_background(load_settings(), interval=NOTICE_DRAIN_SECONDS, idle=_housekeeping)
     except Exception:
         server.log.exception("notices will not be sent by this server: the drain did not start")
 

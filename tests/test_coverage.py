@@ -10,6 +10,7 @@ from auth.services import Services
 from tests.totp_helpers import enroll_totp
 
 DAY = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 18, 0, tzinfo=dt.UTC)
 
 
 def _accounts(registry: Services, n: int) -> list[int]:
@@ -78,3 +79,36 @@ def test_a_snapshot_keeps_the_day_and_a_later_count_that_day_replaces_it(
         assert before is not None and before.covered == 0
         latest = coverage.on_or_before(s, DAY + dt.timedelta(days=3))
         assert latest is not None and latest.day == DAY
+
+
+def test_the_server_counts_coverage_between_notices_at_most_once_an_hour(
+    registry: Services,
+) -> None:
+    from auth import serve
+
+    (a,) = _accounts(registry, 1)
+    ticks = [1000.0]
+    serve._last_coverage.clear()
+    serve._housekeeping(registry.db, clock=lambda: ticks[0])
+    enroll_totp(registry, a)
+    ticks[0] += serve.COVERAGE_EVERY - 1
+    serve._housekeeping(registry.db, clock=lambda: ticks[0])  # within the hour: not again
+    today = utcnow().date()
+    with registry.db.session() as s:
+        assert [r.covered for r in coverage.history(s, today)] == [0]
+    ticks[0] += 2
+    serve._housekeeping(registry.db, clock=lambda: ticks[0])
+    with registry.db.session() as s:
+        assert [r.covered for r in coverage.history(s, today)] == [1]
+    serve._last_coverage.clear()
+
+
+def test_a_monitor_run_keeps_the_days_coverage(registry: Services) -> None:
+    from auth.breach import monitor
+    from auth.breach.pacing import Budget
+
+    (a,) = _accounts(registry, 1)
+    enroll_totp(registry, a)
+    monitor.run(registry, actor=audit.Actor.cli("test"), budget=Budget(), clock=lambda: NOW)
+    with registry.db.session() as s:
+        assert [(r.day, r.totp) for r in coverage.history(s, DAY)] == [(DAY, 1)]

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
-from auth import audit
+from auth import audit, coverage
 from auth.breach import findings, policy
 from auth.breach.hashing import EMAIL_PREFIX_LEN, prefix_bounds, sha1_hex
 from auth.breach.hibp import HibpClient
@@ -367,6 +367,7 @@ def run(
         report.errors.extend(report.hibp.errors)
     report.policy = apply_policy(services, clock=clock)
     with db.session() as session:
+        coverage.snapshot(session, clock().date())  # the console's and the report's history
         audit.append(
             session,
             [audit.Event(actor, audit.Action.MONITOR_COMPLETED, "accounts", report.as_dict())],
