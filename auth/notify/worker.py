@@ -1,0 +1,66 @@
+"""The notice queue drained in a background thread of the server (gunicorn's master)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from auth.config import Settings
+from auth.db import Database
+from auth.notify.mailers import mailer_from_settings
+from auth.notify.queue import drain
+
+# Log lines keep the logger name they had before the split (JSON logs show it).
+log = logging.getLogger("auth.notify")
+
+
+def start_background(
+    settings: Settings,
+    *,
+    interval: float = 10.0,
+    idle: Callable[[Database], object] | None = None,
+) -> threading.Thread:
+    """Drain every `interval` seconds (at once, too) in a daemon thread that never raises:
+    a mail or database outage is logged and retried, the server it lives in carries on.
+    `idle` runs when the queue is empty (other housekeeping, under the same fork guard).
+
+    The thread lives in gunicorn's master, which forks workers. A fork in the middle of a
+    database call would give the child a C-level lock (SQLite's) that nobody will release,
+    and the worker hangs. So a fork waits for the notice in hand (one at a time, so at most
+    one SMTP exchange), and the child drops its copies of our connections without closing
+    them, which would break them for the master.
+    """
+    db = Database(settings.database_url)
+    mailer = mailer_from_settings(settings)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    guard = threading.Lock()
+
+    def in_child() -> None:
+        guard.release()
+        db.engine.dispose(close=False)
+
+    os.register_at_fork(
+        before=guard.acquire, after_in_parent=guard.release, after_in_child=in_child
+    )
+
+    def loop() -> None:
+        while True:
+            handled = 0
+            try:
+                with guard:
+                    report = drain(db, mailer=mailer, settings=settings, worker=worker, limit=1)
+                    handled = report.sent + report.retrying + report.failed + report.skipped
+                    if not handled and idle is not None:
+                        idle(db)
+            except Exception:
+                log.exception("notice drain failed; trying again in %s s", interval)
+            # A short pause even when busy: a fork waiting for the guard gets it first.
+            time.sleep(0.01 if handled else interval)
+
+    thread = threading.Thread(target=loop, name="notice-drain", daemon=True)
+    thread.start()
+    return thread
