@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 from sqlalchemy import inspect
@@ -51,3 +53,25 @@ def services(ctx: click.Context, *, need_db: bool = True) -> Services:
 
 def actor() -> audit.Actor:
     return audit.Actor.cli()
+
+
+def progress_bar(total: int | None, unit: str = "B") -> Any:
+    """tqdm on a terminal (rate and ETA), nothing otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    if unit == "B":
+        return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+    return tqdm(total=total, unit=f" {unit}", file=sys.stderr)
+
+
+def read_secret(prompt: str, *, confirm: bool = False) -> str:
+    """A secret from a hidden prompt, or one line on stdin: never argv, which `ps` shows."""
+    if sys.stdin.isatty():
+        value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+        return value
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise Exit(f"{prompt.lower()} expected on standard input")
+    return value

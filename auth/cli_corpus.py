@@ -1,0 +1,114 @@
+"""`breachguard corpus import/stats`: breach files into the local corpus, and what it holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from auth import cli_monitor
+from auth.breach import importer, store
+from auth.breach.formats import Format
+from auth.cli_common import actor, handle_errors, progress_bar, services
+from auth.models import BreachKind
+
+
+@click.group()
+def corpus() -> None:
+    """Import and describe breach corpora."""
+
+
+@corpus.command("import")
+@click.argument("file")
+@click.option("--type", "kind", required=True, type=click.Choice([k.value for k in BreachKind]))
+@click.option("--breach", default=None, help="Breach name (default: the file name).")
+@click.option("--date", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Breach date.")
+@click.option(
+    "--format",
+    "fmt",
+    # .value: Click >= 8.2 shows and matches enum members by name (SHA1), not value (sha1).
+    type=click.Choice(["auto", Format.SHA1.value, Format.PREFIX.value, Format.PLAIN.value]),
+    default="auto",
+    show_default=True,
+    help="For --type passwords: HIBP SHA1:COUNT, per-prefix SUFFIX:COUNT, or plain passwords.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--no-monitor",
+    is_flag=True,
+    help="Do not check the accounts against this import nor apply the finding policy now.",
+)
+@click.pass_context
+def corpus_import(
+    ctx: click.Context,
+    file: str,
+    kind: str,
+    breach: str | None,
+    date: dt.datetime | None,
+    fmt: str,
+    as_json: bool,
+    no_monitor: bool,
+) -> None:
+    """Import a breach file (FILE may be .gz/.bz2/.xz, `-` for stdin, or a folder of
+    per-prefix files). Stores SHA-1 digests only. Then, unless --no-monitor, checks every
+    account against this import and applies the finding policy (as `monitor` would)."""
+    registry = services(ctx)
+    with handle_errors():
+        source = importer.Source(file)
+        bar = progress_bar(source.total_bytes())
+        try:
+            with registry.db.session() as session:
+                report = importer.Importer(
+                    session, registry.hasher, actor(), progress=bar.update if bar else None
+                ).run(
+                    source,
+                    BreachKind(kind),
+                    breach=breach,
+                    date=date.date() if date else None,
+                    fmt=None if fmt == "auto" else Format(fmt),
+                )
+        finally:
+            if bar is not None:
+                bar.close()
+        checked = None if no_monitor else cli_monitor.after_import(registry, report.breach)
+    if as_json:
+        click.echo(json.dumps(report.as_dict() | {"monitor": checked}, indent=2))
+    else:
+        click.echo(
+            f"breach {report.breach!r} ({report.kind}, {report.format}): {report.lines} lines, "
+            f"{report.password_entries} password digests, {report.email_entries} e-mail digests, "
+            f"{report.bad} malformed, {report.blank} blank, in {report.seconds:.1f} s"
+        )
+        for line, message in report.bad_samples:
+            click.echo(f"  line {line}: {message}", err=True)
+        if report.bad > len(report.bad_samples):
+            click.echo(f"  ... and {report.bad - len(report.bad_samples)} more", err=True)
+        if report.valid_credentials:
+            click.echo(
+                f"{report.valid_credentials} account(s) whose leaked password still works: "
+                "run `breachguard scan`"
+            )
+        if checked is not None:
+            cli_monitor.echo_after_import(checked)
+
+
+@corpus.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def corpus_stats(ctx: click.Context, as_json: bool) -> None:
+    """How many digests the local corpus holds, per breach."""
+    registry = services(ctx)
+    with registry.db.engine.connect() as conn:
+        stats = store.stats(conn)
+    if as_json:
+        click.echo(json.dumps(stats.__dict__, indent=2, default=str))
+        return
+    click.echo(f"{stats.password_digests} distinct password digests")
+    click.echo(f"{stats.email_digests} distinct e-mail digests")
+    for b in stats.breaches:
+        click.echo(
+            f"  {b['name']}: {b['kind']}, {b['password_entries']} passwords, "
+            f"{b['email_entries']} e-mails, {b['lines_bad']} bad lines, "
+            f"date {b['breach_date'] or '?'}"
+        )

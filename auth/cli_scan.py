@@ -1,0 +1,77 @@
+"""`breachguard scan`: every account against every source, then the open findings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import click
+
+from auth.breach import findings
+from auth.breach import scan as scanning
+from auth.cli_common import actor, services
+from auth.models import utcnow
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_context
+def scan(ctx: click.Context, fmt: str) -> None:
+    """Check every account against every source; list open findings (exit 1 if any)."""
+    registry = services(ctx)
+    with registry.db.session() as session:
+        report = scanning.scan(
+            session,
+            sources=registry.settings.breach_sources,
+            hibp=registry.hibp,
+            actor=actor(),
+            now=utcnow(),
+        )
+        rows = findings.open_findings(session)
+    for err in report.errors:
+        click.echo(f"error: {err}", err=True)
+    _print_findings(rows, fmt)
+    click.echo(
+        f"{report.accounts} accounts scanned, {report.new_findings} new finding(s), "
+        f"{len({r.account_id for r in rows})} account(s) with open findings",
+        err=True,
+    )
+    if rows or report.errors:
+        ctx.exit(1)
+
+
+def _print_findings(rows: list[findings.FindingRow], fmt: str) -> None:
+    fields = ("email", "kind", "source", "breach", "first_seen", "last_seen")
+    records = [
+        {
+            "email": r.email,
+            "kind": r.kind,
+            "source": r.source,
+            "breach": r.breach,
+            "first_seen": r.first_seen.isoformat(timespec="seconds"),
+            "last_seen": r.last_seen.isoformat(timespec="seconds"),
+        }
+        for r in rows
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        click.echo(out.getvalue(), nl=False)
+    elif records:
+        widths = {f: max(len(f), *(len(r[f]) for r in records)) for f in fields}
+        click.echo("  ".join(f.upper().ljust(widths[f]) for f in fields))
+        for rec in records:
+            click.echo("  ".join(rec[f].ljust(widths[f]) for f in fields).rstrip())
+    else:
+        click.echo("no open findings")
