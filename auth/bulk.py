@@ -58,7 +58,17 @@ def insert_tuples(
         cols[i] = tuple(map(memo.__getitem__, cols[i]))
     if odd:
         rows = list(zip(*cols, strict=True))
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and len(rows) <= FEW:
+        # COPY costs two round trips (start, end); a few rows (a sign-in's audit event)
+        # go as one prepared INSERT, or one pipelined executemany.
+        marks = ", ".join(["%s"] * len(columns))
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 (checked names)
+        with driver.cursor() as cur:
+            if len(rows) == 1:
+                cur.execute(sql, rows[0], prepare=True)
+            else:
+                cur.executemany(sql, rows)
+    elif conn.dialect.name == "postgresql":
         with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -71,6 +81,7 @@ def insert_tuples(
         )
 
 
+FEW = 16  # up to this many rows, INSERT rather than COPY on PostgreSQL
 _SQLITE_PLAIN = frozenset({str, int, float, bytes, type(None)})
 _PG_PLAIN = _SQLITE_PLAIN | {bool, dt.datetime}
 
