@@ -144,6 +144,21 @@ def test_accounts_affected_are_the_findings_first_seen_in_the_window(
     assert {e.first_seen for e in inc.exposures} == {seen}
 
 
+def test_an_account_found_in_two_breaches_counts_once_for_its_kind(
+    registry: Services, seeded: Seeded
+) -> None:
+    with registry.db.session() as s:
+        findings.record(
+            s,
+            [(seeded.ids["c"], FindingKind.EMAIL_IN_BREACH, "local", "webmail-2022")],
+            actor=ALICE,
+            now=SINCE + dt.timedelta(hours=1),
+        )
+    inc = _gather(registry)
+    assert dict(inc.accounts_by_kind)["email_in_breach"] == 2  # b and c, c in two breaches
+    assert "e-mail address found in a breach: 2 account(s)" in report.to_markdown(inc)
+
+
 def test_measures_are_listed_with_who_how_many_and_when(registry: Services, seeded: Seeded) -> None:
     inc = _gather(registry)
     got = [(m.what, m.by, m.count, m.accounts, m.first, m.last) for m in inc.measures]

@@ -73,6 +73,8 @@ class Incident:
     coverage_before: coverage.Coverage | None  # None: no daily figure was recorded by then
     coverage_after: coverage.Coverage
     accounts: tuple[AffectedAccount, ...] | None = None  # only with --with-accounts
+    # Distinct accounts per kind of evidence (an account in two breaches counts once).
+    accounts_by_kind: tuple[tuple[str, int], ...] = ()
 
 
 _F, _R, _A = table(Finding), table(Reset), table(Account)
@@ -100,6 +102,18 @@ def _exposures(conn: Connection, since: dt.datetime, until: dt.datetime) -> list
         .order_by(_F.c.kind, _F.c.breach)
     ).all()
     return [Exposure(*row) for row in rows]
+
+
+def _accounts_by_kind(
+    conn: Connection, since: dt.datetime, until: dt.datetime
+) -> list[tuple[str, int]]:
+    rows = conn.execute(
+        select(_F.c.kind, func.count(distinct(_F.c.account_id)))
+        .where(*_in(_F.c.first_seen, since, until))
+        .group_by(_F.c.kind)
+        .order_by(_F.c.kind)
+    ).all()
+    return [(str(kind), int(n)) for kind, n in rows]
 
 
 def _grouped(
@@ -238,4 +252,5 @@ def gather(
         coverage_before=coverage.on_or_before(conn, day),
         coverage_after=coverage.current(conn, now.date()),
         accounts=tuple(_affected(conn, *window)) if with_accounts else None,
+        accounts_by_kind=tuple(_accounts_by_kind(conn, *window)),
     )

@@ -49,12 +49,7 @@ class _Section:
 
 def _sections(inc: Incident) -> list[_Section]:
     """The report's content once, for both renderings."""
-    by_kind: dict[str, int] = {}
-    for e in inc.exposures:
-        by_kind[e.kind] = by_kind.get(e.kind, 0) + e.accounts
-    kinds = "; ".join(
-        f"{KIND_LABELS.get(k, k)}: {n} account(s)" for k, n in sorted(by_kind.items())
-    )
+    kinds = "; ".join(f"{KIND_LABELS.get(k, k)}: {n} account(s)" for k, n in inc.accounts_by_kind)
     sections = [
         _Section(
             "1. Nature of the personal data breach",
