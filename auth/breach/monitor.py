@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from auth import audit, coverage
-from auth.breach import findings, policy
+from auth.breach import findings, policy, scan
 from auth.breach.hashing import EMAIL_PREFIX_LEN, prefix_bounds, sha1_hex
 from auth.breach.hibp import HibpClient
 from auth.breach.pacing import Budget, Pacer
@@ -37,9 +37,7 @@ from auth.models import (
     Breach,
     BreachKind,
     FindingKind,
-    FindingStatus,
     MonitorState,
-    UTCDateTime,
     utcnow,
 )
 from auth.services import Services
@@ -70,54 +68,15 @@ def write_state(session: Session, name: str, value: dict[str, Any], *, now: dt.d
 
 # --- 1. imports not yet checked -----------------------------------------------------------
 
-_BREACH_SEEN = """
-UPDATE findings SET last_seen = :now
-WHERE kind = :kind AND source = 'local' AND breach = :name AND EXISTS (
-    SELECT 1 FROM accounts a
-    JOIN breached_emails e ON e.sha1 = a.email_sha1 AND e.breach_id = :breach_id
-    WHERE a.id = findings.account_id
-)
-"""
-
-_BREACH_NEW = """
-INSERT INTO findings (account_id, kind, source, breach, status, first_seen, last_seen)
-SELECT a.id, CAST(:kind AS VARCHAR(32)), 'local', CAST(:name AS VARCHAR(200)),
-       CAST(:open AS VARCHAR(16)), :now, :now
-FROM accounts a
-JOIN breached_emails e ON e.sha1 = a.email_sha1 AND e.breach_id = :breach_id
-WHERE NOT EXISTS (
-    SELECT 1 FROM findings f
-    WHERE f.account_id = a.id AND f.kind = :kind AND f.source = 'local' AND f.breach = :name
-)
-RETURNING account_id
-"""
-
-_STAMP = bindparam("now", type_=UTCDateTime())
-
-
-def _recorded(actor: audit.Actor, rows: list[tuple[int, str]]) -> list[audit.Event]:
-    return [
-        findings._event(actor, account_id, FindingKind.EMAIL_IN_BREACH, "local", breach)
-        for account_id, breach in rows
-    ]
-
 
 def check_breach(session: Session, breach: Breach, *, actor: audit.Actor, now: dt.datetime) -> int:
     """Every account against one breach's e-mails; marks the import checked. Returns how
     many findings are new. In the caller's transaction."""
-    params = {
-        "kind": FindingKind.EMAIL_IN_BREACH,
-        "open": FindingStatus.OPEN,
-        "now": now,
-        "name": breach.name,
-        "breach_id": breach.id,
-    }
-    new: list[int] = []
+    new: list[tuple[int, str]] = []
     if breach.kind != BreachKind.PASSWORDS:
-        conn = session.connection()
-        conn.execute(text(_BREACH_SEEN).bindparams(_STAMP), params)
-        new = list(conn.execute(text(_BREACH_NEW).bindparams(_STAMP), params).scalars())
-        audit.append(session, _recorded(actor, [(a, breach.name) for a in new]), now=now)
+        new = scan.record_local(
+            session, actor=actor, now=now, scope=scan.ONE_BREACH, breach_id=breach.id
+        )
     breach.checked_at = breach.imported_at
     session.flush()
     return len(new)
@@ -154,21 +113,8 @@ def check_imports(
 
 # --- 2. accounts created since the last run -----------------------------------------------
 
-_ACCOUNTS_NEW = """
-INSERT INTO findings (account_id, kind, source, breach, status, first_seen, last_seen)
-SELECT a.id, CAST(:kind AS VARCHAR(32)), 'local', b.name, CAST(:open AS VARCHAR(16)), :now, :now
-FROM accounts a
-JOIN breached_emails e ON e.sha1 = a.email_sha1
-JOIN breaches b ON b.id = e.breach_id
-WHERE a.id > :lo AND a.id <= :hi AND NOT EXISTS (
-    SELECT 1 FROM findings f
-    WHERE f.account_id = a.id AND f.kind = :kind AND f.source = 'local' AND f.breach = b.name
-)
-RETURNING account_id, breach
-"""
-
 _BATCH_TOP = """
-SELECT MAX(id) FROM (SELECT id FROM accounts WHERE id > :lo ORDER BY id LIMIT :n) AS batch
+SELECT MAX(id), COUNT(*) FROM (SELECT id FROM accounts WHERE id > :lo ORDER BY id LIMIT :n) AS b
 """
 
 
@@ -183,27 +129,15 @@ def check_new_accounts(
             state = read_state(session, ACCOUNTS_STATE) or {"through": 0}
             lo = int(state["through"])
             conn = session.connection()
-            hi = conn.execute(text(_BATCH_TOP), {"lo": lo, "n": batch}).scalar()
+            hi, count = conn.execute(text(_BATCH_TOP), {"lo": lo, "n": batch}).one()
             if hi is None:
                 return accounts, new
             now = clock()
-            rows = conn.execute(
-                text(_ACCOUNTS_NEW).bindparams(_STAMP),
-                {
-                    "kind": FindingKind.EMAIL_IN_BREACH,
-                    "open": FindingStatus.OPEN,
-                    "now": now,
-                    "lo": lo,
-                    "hi": int(hi),
-                },
-            ).all()
-            audit.append(session, _recorded(actor, [(a, b) for a, b in rows]), now=now)
-            count = conn.execute(
-                text("SELECT COUNT(*) FROM accounts WHERE id > :lo AND id <= :hi"),
-                {"lo": lo, "hi": int(hi)},
-            ).scalar()
+            rows = scan.record_local(
+                session, actor=actor, now=now, scope=scan.ACCOUNT_RANGE, lo=lo, hi=int(hi)
+            )
             write_state(session, ACCOUNTS_STATE, {"through": int(hi)}, now=now)
-        accounts += int(count or 0)
+        accounts += int(count)
         new += len(rows)
 
 

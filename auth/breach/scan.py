@@ -22,13 +22,16 @@ from auth.breach.hibp import HibpClient
 from auth.errors import BreachSourceError
 from auth.models import FindingKind, FindingStatus, UTCDateTime
 
+# E-mail-in-breach findings from the local corpus, set-based, for every account and
+# breach or for a scope (one breach, a range of account ids): `scan`, and `monitor`'s
+# re-checks of what changed, run the same two statements.
 _LOCAL_NEW = """
 INSERT INTO findings (account_id, kind, source, breach, status, first_seen, last_seen)
 SELECT a.id, CAST(:kind AS VARCHAR(32)), 'local', b.name, CAST(:open AS VARCHAR(16)), :now, :now
 FROM accounts a
 JOIN breached_emails e ON e.sha1 = a.email_sha1
 JOIN breaches b ON b.id = e.breach_id
-WHERE NOT EXISTS (
+WHERE {scope} AND NOT EXISTS (
     SELECT 1 FROM findings f
     WHERE f.account_id = a.id AND f.kind = :kind AND f.source = 'local' AND f.breach = b.name
 )
@@ -41,9 +44,41 @@ WHERE kind = :kind AND source = 'local' AND EXISTS (
     SELECT 1 FROM accounts a
     JOIN breached_emails e ON e.sha1 = a.email_sha1
     JOIN breaches b ON b.id = e.breach_id
-    WHERE a.id = findings.account_id AND b.name = findings.breach
+    WHERE a.id = findings.account_id AND b.name = findings.breach AND {scope}
 )
 """
+
+EVERYTHING = "1 = 1"
+ONE_BREACH = "e.breach_id = :breach_id"  # the join on (sha1, breach_id): the primary key
+ACCOUNT_RANGE = "a.id > :lo AND a.id <= :hi"
+_STAMP = bindparam("now", type_=UTCDateTime())
+
+
+def record_local(
+    session: Session,
+    *,
+    actor: audit.Actor,
+    now: dt.datetime,
+    scope: str = EVERYTHING,
+    **bounds: int,
+) -> list[tuple[int, str]]:
+    """Record e-mail-in-breach findings (known ones get `last_seen`), within `scope` (one
+    of this module's constants, with its bounds); returns the new (account id, breach)."""
+    params = {"kind": FindingKind.EMAIL_IN_BREACH, "open": FindingStatus.OPEN, "now": now}
+    params |= bounds
+    conn = session.connection()
+    conn.execute(text(_LOCAL_SEEN.format(scope=scope)).bindparams(_STAMP), params)
+    rows = conn.execute(text(_LOCAL_NEW.format(scope=scope)).bindparams(_STAMP), params).all()
+    new = [(int(a), str(b)) for a, b in rows]
+    audit.append(
+        session,
+        [
+            findings._event(actor, account_id, FindingKind.EMAIL_IN_BREACH, "local", breach)
+            for account_id, breach in new
+        ],
+        now=now,
+    )
+    return new
 
 
 @dataclass
@@ -56,20 +91,7 @@ class ScanReport:
 
 def scan_local(session: Session, *, actor: audit.Actor, now: dt.datetime) -> int:
     """Record e-mail-in-breach findings from the local corpus; returns how many are new."""
-    params = {"kind": FindingKind.EMAIL_IN_BREACH, "open": FindingStatus.OPEN, "now": now}
-    stamp = bindparam("now", type_=UTCDateTime())
-    conn = session.connection()
-    conn.execute(text(_LOCAL_SEEN).bindparams(stamp), params)
-    new = conn.execute(text(_LOCAL_NEW).bindparams(stamp), params).all()
-    audit.append(
-        session,
-        [
-            findings._event(actor, account_id, FindingKind.EMAIL_IN_BREACH, "local", breach)
-            for account_id, breach in new
-        ],
-        now=now,
-    )
-    return len(new)
+    return len(record_local(session, actor=actor, now=now))
 
 
 def _accounts_by_prefix(session: Session) -> Iterator[tuple[str, list[tuple[int, str]]]]:
