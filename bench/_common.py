@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,16 +356,19 @@ def wait_up(url: str, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def served(env: dict[str, str], *, workers: int, threads: int) -> Iterator[str]:
-    """`breachguard serve` on a free loopback port, as in production; yields its base URL."""
+def listening(
+    command: Callable[[int], list[str]], env: dict[str, str]
+) -> Iterator[tuple[str, int]]:
+    """A server started by `command(port)` on a free loopback port, up (its /healthz
+    answers); yields its base URL and pid, and stops it afterwards."""
     port = free_port()
-    cmd = [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", str(workers), "--threads", str(threads)]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base + "/healthz")
-        yield base
+        yield base, server.pid
     finally:
         server.terminate()
         try:
@@ -373,3 +376,18 @@ def served(env: dict[str, str], *, workers: int, threads: int) -> Iterator[str]:
         except subprocess.TimeoutExpired:  # a loaded machine: gunicorn's graceful stop lags
             server.kill()
             server.wait(timeout=30)
+
+
+def serve_command(workers: int, threads: int) -> Callable[[int], list[str]]:
+    """`breachguard serve` on a given port, as in production."""
+    return lambda port: [
+        *(CLI, "serve", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", str(workers), "--threads", str(threads)),
+    ]
+
+
+@contextmanager
+def served(env: dict[str, str], *, workers: int, threads: int) -> Iterator[str]:
+    """`breachguard serve` on a free loopback port; yields its base URL."""
+    with listening(serve_command(workers, threads), env) as (base, _pid):
+        yield base

@@ -26,17 +26,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CLI, bench_db, cli_env, free_port, table, verdict, wait_up, workdir
+from _common import bench_db, cli_env, listening, serve_command, table, verdict, workdir
 from hook_http import PASSWORD, add_accounts, add_argon2_option
 from mfa_http import run_wrk
 
@@ -103,21 +101,6 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(times.get(p, 0.0) for p in members)
 
 
-@contextmanager
-def serve(env: dict[str, str], workers: int, threads: int) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    cmd = [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", str(workers), "--threads", str(threads)]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(base + "/healthz")
-        yield base, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def argon2_cpu_seconds(t: int, m: int, p: int, runs: int = 10) -> float:
     from argon2 import PasswordHasher, Type
     from argon2.exceptions import VerificationError
@@ -170,7 +153,7 @@ def bench_one(
                 key = apikeys.create(
                     s, role="hook", name="bench", actor=audit.Actor.cli(), now=utcnow()
                 ).token
-            with serve(env, args.workers, args.threads) as (base, pid):
+            with listening(serve_command(args.workers, args.threads), env) as (base, pid):
                 time.sleep(1)
                 before = tree_cpu_seconds(pid)
                 result = run_wrk(base + "/api/v1/hook/login", lua, args, args.duration, key, shape)

@@ -31,7 +31,6 @@ import hashlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,11 +44,10 @@ from _common import (
     analyze,
     bench_db,
     cli_env,
-    free_port,
+    listening,
     served,
     table,
     verdict,
-    wait_up,
     workdir,
 )
 from mfa_http import run_wrk
@@ -145,18 +143,13 @@ def add_accounts(db: Any, n: int, password_hash: str, now: dt.datetime) -> None:
 @contextmanager
 def argon2_only(env: dict[str, str], *, workers: int, threads: int) -> Iterator[str]:
     """bench/argon2_app.py under gunicorn with the server's own worker settings."""
-    port = free_port()
-    cmd = [str(VENV_BIN / "gunicorn"), "--chdir", str(Path(__file__).resolve().parent)]
-    cmd += ["-k", "gthread", "-w", str(workers), "--threads", str(threads)]
-    cmd += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "argon2_app:app"]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(base + "/healthz")
+    command = lambda port: [  # noqa: E731
+        *(str(VENV_BIN / "gunicorn"), "--chdir", str(Path(__file__).resolve().parent)),
+        *("-k", "gthread", "-w", str(workers), "--threads", str(threads)),
+        *("-b", f"127.0.0.1:{port}", "--log-level", "warning", "argon2_app:app"),
+    ]
+    with listening(command, env) as (base, _pid):
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def add_argon2_option(ap: argparse.ArgumentParser) -> None:
