@@ -7,6 +7,8 @@ e-mail addresses under reserved example domains; never real passwords.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import os
 import random
 import shutil
@@ -391,3 +393,41 @@ def served(env: dict[str, str], *, workers: int, threads: int) -> Iterator[str]:
     """`breachguard serve` on a free loopback port; yields its base URL."""
     with listening(serve_command(workers, threads), env) as (base, _pid):
         yield base
+
+
+def insert_accounts(
+    db: Any,
+    ids: Iterable[int],
+    *,
+    prefix: str,
+    now: dt.datetime,
+    password_hash: str | None = None,
+) -> list[int]:
+    """Made-up active accounts <prefix>-<id:06d>@example.org, inserted directly in chunks;
+    returns their ids."""
+    from sqlalchemy import insert
+
+    from auth.models import Account, AccountStatus
+
+    ids = list(ids)
+    rows = []
+    for i in ids:
+        email = f"{prefix}-{i:06d}@example.org"
+        rows.append(
+            {
+                "id": i,
+                "email": email,
+                "email_sha1": hashlib.sha1(email.encode()).digest(),  # noqa: S324 (a fixture)
+                "name": f"Bench {i}",
+                "password_hash": password_hash,
+                "status": AccountStatus.ACTIVE,
+                "session_epoch": 0,
+                "mfa_required": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    with db.engine.begin() as conn:
+        for start in range(0, len(rows), 2000):
+            conn.execute(insert(Account), rows[start : start + 2000])
+    return ids

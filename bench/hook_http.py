@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import os
 import shutil
 import statistics
@@ -44,6 +43,7 @@ from _common import (
     analyze,
     bench_db,
     cli_env,
+    insert_accounts,
     listening,
     served,
     table,
@@ -114,30 +114,8 @@ end
 
 
 def add_accounts(db: Any, n: int, password_hash: str, now: dt.datetime) -> None:
-    from sqlalchemy import insert
-
-    from auth.models import Account, AccountStatus
-
-    rows = []
-    for i in range(1, n + 1):
-        email = f"hook-{i:06d}@example.org"
-        rows.append(
-            {
-                "id": i,
-                "email": email,
-                "email_sha1": hashlib.sha1(email.encode()).digest(),  # noqa: S324 (a fixture)
-                "name": f"Bench {i}",
-                "password_hash": password_hash,
-                "status": AccountStatus.ACTIVE,
-                "session_epoch": 0,
-                "mfa_required": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    with db.engine.begin() as conn:
-        for start in range(0, len(rows), 2000):
-            conn.execute(insert(Account), rows[start : start + 2000])
+    """hook-000001@example.org.. (the Lua scripts name them), all with one password."""
+    insert_accounts(db, range(1, n + 1), prefix="hook", now=now, password_hash=password_hash)
 
 
 @contextmanager

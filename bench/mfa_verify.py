@@ -47,7 +47,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, BenchDB, analyze, bench_db, parse_size, table, verdict, workdir
+from _common import (
+    ROOT,
+    BenchDB,
+    analyze,
+    bench_db,
+    insert_accounts,
+    parse_size,
+    table,
+    verdict,
+    workdir,
+)
 
 sys.path.insert(0, str(ROOT))  # tests.soft_authenticator
 
@@ -61,31 +71,7 @@ BENCH_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"bench-mfa-key").digest()).
 
 def add_accounts(db: Any, first_id: int, n: int, now: dt.datetime) -> list[int]:
     """n made-up active accounts with ids first_id.., inserted directly; returns the ids."""
-    from sqlalchemy import insert
-
-    from auth.models import Account, AccountStatus
-
-    ids = list(range(first_id, first_id + n))
-    rows = []
-    for i in ids:
-        email = f"mfa-{i:06d}@example.org"
-        rows.append(
-            {
-                "id": i,
-                "email": email,
-                "email_sha1": hashlib.sha1(email.encode()).digest(),  # noqa: S324 (a fixture)
-                "name": f"Bench {i}",
-                "status": AccountStatus.ACTIVE,
-                "session_epoch": 0,
-                "mfa_required": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    with db.engine.begin() as conn:
-        for start in range(0, len(rows), 2000):
-            conn.execute(insert(Account), rows[start : start + 2000])
-    return ids
+    return insert_accounts(db, range(first_id, first_id + n), prefix="mfa", now=now)
 
 
 def add_totp_factors(
