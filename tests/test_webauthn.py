@@ -30,6 +30,47 @@ def make_account(registry: Services, now: dt.datetime, email: str = "ana@example
         )
 
 
+def finish_reg(
+    registry: Services,
+    account: Account,
+    challenge_id: str,
+    credential: Any,
+    now: dt.datetime,
+    *,
+    name: str,
+) -> MfaFactor:
+    """wa.finish_registration with this module's relying party and actor."""
+    return wa.finish_registration(
+        registry.db,
+        account=account,
+        challenge_id=challenge_id,
+        credential=credential,
+        name=name,
+        rp=RP,
+        now=now,
+        actor=ACTOR,
+    )
+
+
+def finish_auth(
+    registry: Services,
+    account: Account | None,
+    challenge_id: str,
+    credential: Any,
+    now: dt.datetime,
+) -> wa.UsedFactor:
+    """wa.finish_authentication with this module's relying party and actor."""
+    return wa.finish_authentication(
+        registry.db,
+        challenge_id=challenge_id,
+        credential=credential,
+        rp=RP,
+        now=now,
+        actor=ACTOR,
+        account=account,
+    )
+
+
 def register(
     registry: Services,
     account: Account,
@@ -39,15 +80,8 @@ def register(
 ) -> tuple[SoftAuthenticator, MfaFactor]:
     key = key or SoftAuthenticator()
     challenge_id, options = wa.begin_registration(registry.db, account=account, rp=RP, now=now)
-    factor = wa.finish_registration(
-        registry.db,
-        account=account,
-        challenge_id=challenge_id,
-        credential=key.create(options, **create),
-        name="YubiKey 5",
-        rp=RP,
-        now=now,
-        actor=ACTOR,
+    factor = finish_reg(
+        registry, account, challenge_id, key.create(options, **create), now, name="YubiKey 5"
     )
     return key, factor
 
@@ -62,14 +96,8 @@ def authenticate(
     **get: Any,
 ) -> wa.UsedFactor:
     challenge_id, options = wa.begin_authentication(registry.db, account=account, rp=RP, now=now)
-    return wa.finish_authentication(
-        registry.db,
-        challenge_id=challenge_id,
-        credential=key.get(options, counter=counter, **get),
-        rp=RP,
-        now=now,
-        actor=ACTOR,
-        account=account,
+    return finish_auth(
+        registry, account, challenge_id, key.get(options, counter=counter, **get), now
     )
 
 
@@ -144,16 +172,7 @@ def test_registration_name_is_trimmed_and_a_bad_name_leaves_the_challenge_usable
     credential = key.create(options)
     for bad in ("   ", "x" * 101):
         with pytest.raises(wa.InvalidName, match="1 to 100 characters") as raised:
-            wa.finish_registration(
-                registry.db,
-                account=account,
-                challenge_id=challenge_id,
-                credential=credential,
-                name=bad,
-                rp=RP,
-                now=now,
-                actor=ACTOR,
-            )
+            finish_reg(registry, account, challenge_id, credential, now, name=bad)
         assert isinstance(raised.value, InvalidInput)  # the project's bad-input class too
     factor = wa.finish_registration(
         registry.db,
@@ -317,28 +336,11 @@ def test_an_expired_challenge_is_rejected(
     late = now + dt.timedelta(seconds=RP.timeout + 1)
     challenge_id, options = wa.begin_registration(registry.db, account=account, rp=RP, now=now)
     with pytest.raises(wa.ChallengeError, match="expired"):
-        wa.finish_registration(
-            registry.db,
-            account=account,
-            challenge_id=challenge_id,
-            credential=key.create(options),
-            name="key",
-            rp=RP,
-            now=late,
-            actor=ACTOR,
-        )
+        finish_reg(registry, account, challenge_id, key.create(options), late, name="key")
     key, _ = register(registry, account, now)
     challenge_id, options = wa.begin_authentication(registry.db, account=account, rp=RP, now=now)
     with pytest.raises(wa.ChallengeError, match="expired"):
-        wa.finish_authentication(
-            registry.db,
-            challenge_id=challenge_id,
-            credential=key.get(options, counter=1),
-            rp=RP,
-            now=late,
-            actor=ACTOR,
-            account=account,
-        )
+        finish_auth(registry, account, challenge_id, key.get(options, counter=1), late)
 
 
 def test_an_unknown_challenge_id_is_rejected(
@@ -347,15 +349,7 @@ def test_an_unknown_challenge_id_is_rejected(
     key, _ = register(registry, account, now)
     _, options = wa.begin_authentication(registry.db, account=account, rp=RP, now=now)
     with pytest.raises(wa.ChallengeError, match="unknown"):
-        wa.finish_authentication(
-            registry.db,
-            challenge_id="no-such-challenge",
-            credential=key.get(options, counter=1),
-            rp=RP,
-            now=now,
-            actor=ACTOR,
-            account=account,
-        )
+        finish_auth(registry, account, "no-such-challenge", key.get(options, counter=1), now)
 
 
 def test_a_challenge_of_another_account_is_rejected(
@@ -364,16 +358,7 @@ def test_a_challenge_of_another_account_is_rejected(
     key = SoftAuthenticator()
     challenge_id, options = wa.begin_registration(registry.db, account=other, rp=RP, now=now)
     with pytest.raises(wa.ChallengeError, match="another account"):
-        wa.finish_registration(
-            registry.db,
-            account=account,
-            challenge_id=challenge_id,
-            credential=key.create(options),
-            name="key",
-            rp=RP,
-            now=now,
-            actor=ACTOR,
-        )
+        finish_reg(registry, account, challenge_id, key.create(options), now, name="key")
     register(registry, other, now)
     key, _ = register(registry, account, now)
     for issued_for in (other, None):
@@ -381,15 +366,7 @@ def test_a_challenge_of_another_account_is_rejected(
             registry.db, account=issued_for, rp=RP, now=now
         )
         with pytest.raises(wa.ChallengeError, match="another account"):
-            wa.finish_authentication(
-                registry.db,
-                challenge_id=challenge_id,
-                credential=key.get(options, counter=1),
-                rp=RP,
-                now=now,
-                actor=ACTOR,
-                account=account,
-            )
+            finish_auth(registry, account, challenge_id, key.get(options, counter=1), now)
 
 
 def test_a_challenge_of_the_other_purpose_is_rejected(
@@ -399,26 +376,11 @@ def test_a_challenge_of_the_other_purpose_is_rejected(
     auth_id, auth_options = wa.begin_authentication(registry.db, account=account, rp=RP, now=now)
     reg_id, reg_options = wa.begin_registration(registry.db, account=account, rp=RP, now=now)
     with pytest.raises(wa.ChallengeError, match="not to register"):
-        wa.finish_registration(
-            registry.db,
-            account=account,
-            challenge_id=auth_id,
-            credential=SoftAuthenticator().create(reg_options),
-            name="key",
-            rp=RP,
-            now=now,
-            actor=ACTOR,
+        finish_reg(
+            registry, account, auth_id, SoftAuthenticator().create(reg_options), now, name="key"
         )
     with pytest.raises(wa.ChallengeError, match="not to authenticate"):
-        wa.finish_authentication(
-            registry.db,
-            challenge_id=reg_id,
-            credential=key.get(auth_options, counter=1),
-            rp=RP,
-            now=now,
-            actor=ACTOR,
-            account=account,
-        )
+        finish_auth(registry, account, reg_id, key.get(auth_options, counter=1), now)
 
 
 def test_an_unknown_credential_is_rejected(
@@ -486,28 +448,11 @@ def test_malformed_responses_are_rejected(
 ) -> None:
     challenge_id, _ = wa.begin_registration(registry.db, account=account, rp=RP, now=now)
     with pytest.raises(wa.CeremonyRejected):
-        wa.finish_registration(
-            registry.db,
-            account=account,
-            challenge_id=challenge_id,
-            credential=credential,
-            name="key",
-            rp=RP,
-            now=now,
-            actor=ACTOR,
-        )
+        finish_reg(registry, account, challenge_id, credential, now, name="key")
     register(registry, account, now)
     challenge_id, _ = wa.begin_authentication(registry.db, account=account, rp=RP, now=now)
     with pytest.raises(wa.CeremonyRejected):
-        wa.finish_authentication(
-            registry.db,
-            challenge_id=challenge_id,
-            credential=credential,
-            rp=RP,
-            now=now,
-            actor=ACTOR,
-            account=account,
-        )
+        finish_auth(registry, account, challenge_id, credential, now)
 
 
 def test_a_key_already_registered_is_rejected(
@@ -662,16 +607,7 @@ def test_purge_removes_expired_and_used_challenges(
     old, _ = wa.begin_registration(registry.db, account=account, rp=RP, now=now)
     key = SoftAuthenticator()
     used, options = wa.begin_registration(registry.db, account=account, rp=RP, now=now)
-    wa.finish_registration(
-        registry.db,
-        account=account,
-        challenge_id=used,
-        credential=key.create(options),
-        name="key",
-        rp=RP,
-        now=now,
-        actor=ACTOR,
-    )
+    finish_reg(registry, account, used, key.create(options), now, name="key")
     later = now + wa.CHALLENGE_GRACE + dt.timedelta(seconds=RP.timeout + 1)
     fresh, _ = wa.begin_authentication(registry.db, account=account, rp=RP, now=later)
 
