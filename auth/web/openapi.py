@@ -35,6 +35,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required JSON request body."""
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 _LIMITED = _json(_ERROR, "Too many requests for this key, or too many bad keys from this address")
 
 
@@ -47,18 +52,13 @@ def _check(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]:
             "summary": f"Check a {field} against every configured breach source",
             "description": f"Needs an API key whose role grants `{scope}`.",
             "security": [{"bearer": []}],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {field: value},
-                            "required": [field],
-                        }
-                    }
-                },
-            },
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "properties": {field: value},
+                    "required": [field],
+                }
+            ),
             "responses": {
                 "200": _json(result, "The check's answer"),
                 "400": _json(_ERROR, "The body is not what was expected; `field` names it"),
@@ -87,21 +87,16 @@ def _ceremony(summary: str, *, body: bool, result: dict[str, Any]) -> dict[str, 
         },
     }
     if body:
-        op["requestBody"] = {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "credential": {"type": "object"},
-                            "name": {"type": "string", "maxLength": 100},
-                        },
-                        "required": ["credential"],
-                    }
-                }
-            },
-        }
+        op["requestBody"] = _body(
+            {
+                "type": "object",
+                "properties": {
+                    "credential": {"type": "object"},
+                    "name": {"type": "string", "maxLength": 100},
+                },
+                "required": ["credential"],
+            }
+        )
     return {"post": op}
 
 
@@ -154,10 +149,7 @@ def _hook(
             "summary": summary,
             "description": "Needs an API key whose role grants `hook`.",
             "security": [{"bearer": []}],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": body}},
-            },
+            "requestBody": _body(body),
             "responses": {
                 "200": ok,
                 "400": _json(_ERROR, "The body is not what was expected; `field` names it"),
@@ -210,26 +202,21 @@ _HIBP_NOTIFY = {
         "e-mail digest is hashPrefix + one of hashSuffixes, then applies the finding "
         "policy. Idempotent: a repeated notification records nothing new.",
         "security": [{"bearer": []}],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "breachName": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "hashPrefix": {"type": "string", "pattern": _HEX % 6},
-                            "hashSuffixes": {
-                                "type": "array",
-                                "items": {"type": "string", "pattern": _HEX % 34},
-                                "maxItems": 1000,
-                            },
-                        },
-                        "required": ["breachName", "hashPrefix", "hashSuffixes"],
-                    }
-                }
-            },
-        },
+        "requestBody": _body(
+            {
+                "type": "object",
+                "properties": {
+                    "breachName": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "hashPrefix": {"type": "string", "pattern": _HEX % 6},
+                    "hashSuffixes": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": _HEX % 34},
+                        "maxItems": 1000,
+                    },
+                },
+                "required": ["breachName", "hashPrefix", "hashSuffixes"],
+            }
+        ),
         "responses": {
             "200": _json(
                 {
@@ -325,23 +312,18 @@ SPEC: dict[str, Any] = {
             "post": {
                 "summary": "Force password resets (security or admin key)",
                 "security": [{"bearer": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "emails": {"type": "array", "items": {"type": "string"}},
-                                    "from_scan": {"type": "boolean"},
-                                    "kinds": {"type": "array", "items": {"type": "string"}},
-                                    "reason": {"type": "string"},
-                                    "dry_run": {"type": "boolean"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "emails": {"type": "array", "items": {"type": "string"}},
+                            "from_scan": {"type": "boolean"},
+                            "kinds": {"type": "array", "items": {"type": "string"}},
+                            "reason": {"type": "string"},
+                            "dry_run": {"type": "boolean"},
+                        },
+                    }
+                ),
                 "responses": {
                     "200": _json(
                         {
