@@ -24,6 +24,7 @@ from auth.models import (
     utcnow,
 )
 from tests import test_e2e_browser as e2e
+from tests.finding_helpers import open_finding
 from tests.png_pixels import colours, near
 from tests.test_e2e_browser import LOGIN_MFA, SECURITY, Person, Site, expect, fresh_code
 from tests.totp_helpers import enroll_totp, next_code
@@ -55,18 +56,8 @@ def seed(site: Site) -> dict[str, int]:
             ("dora", "email_in_breach", "Webmail2022"),
         ]
         for person_name, kind, breach in specs:
-            finding = Finding(
-                account_id=by_email[f"{person_name}@clinic.example"],
-                kind=kind,
-                source="local",
-                breach=breach,
-                status=FindingStatus.OPEN,
-                first_seen=now,
-                last_seen=now,
-            )
-            s.add(finding)
-            s.flush()
-            ids[f"{person_name}:{breach}"] = finding.id
+            account_id = by_email[f"{person_name}@clinic.example"]
+            ids[f"{person_name}:{breach}"] = open_finding(s, account_id, kind, breach, now)
         s.add(
             Reset(
                 account_id=by_email["ben@clinic.example"],

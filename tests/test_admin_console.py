@@ -31,6 +31,7 @@ from auth.models import (
 )
 from auth.services import Services, build
 from auth.web.factory import create_app
+from tests.finding_helpers import open_finding
 from tests.totp_helpers import enroll_totp, next_code
 
 PASSWORD = "Correct-Horse-Battery-42"
@@ -104,21 +105,7 @@ def add_findings(site: Services, account_id: int, *specs: tuple[str, str]) -> li
     """Open findings (kind, breach) for an account, as a scan records them."""
     now = utcnow()
     with site.db.session() as s:
-        rows = [
-            Finding(
-                account_id=account_id,
-                kind=kind,
-                source="local",
-                breach=breach,
-                status=FindingStatus.OPEN,
-                first_seen=now,
-                last_seen=now,
-            )
-            for kind, breach in specs
-        ]
-        s.add_all(rows)
-        s.flush()
-        return [f.id for f in rows]
+        return [open_finding(s, account_id, kind, breach, now) for kind, breach in specs]
 
 
 def act(client: FlaskClient, action: str, ids: list[int], reason: str = "", **extra: str) -> object:

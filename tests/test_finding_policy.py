@@ -21,12 +21,12 @@ from auth.models import (
     AuditEvent,
     BreachKind,
     Finding,
-    FindingStatus,
     Notice,
     Reset,
 )
 from auth.services import Services
 from auth.signin import SignIn
+from tests.finding_helpers import open_finding
 
 ALICE = audit.Actor.cli("alice")
 
@@ -46,21 +46,7 @@ def make_finding(
     registry: Services, account_id: int, kind: str, breach: str, now: dt.datetime
 ) -> int:
     with registry.db.session() as s:
-        return int(
-            s.execute(
-                insert(Finding)
-                .values(
-                    account_id=account_id,
-                    kind=kind,
-                    source="local",
-                    breach=breach,
-                    status=FindingStatus.OPEN,
-                    first_seen=now,
-                    last_seen=now,
-                )
-                .returning(Finding.id)
-            ).scalar_one()
-        )
+        return open_finding(s, account_id, kind, breach, now)
 
 
 def count(registry: Services, model: type, *where: object) -> int:
