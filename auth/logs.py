@@ -18,9 +18,10 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from flask import Flask, Response, request
+if TYPE_CHECKING:  # the CLI logs too, and need not import Flask to start
+    from flask import Flask, Response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -196,6 +197,8 @@ def _access(environ: dict[str, Any], status: str, seconds: float) -> None:
 
 def init_app(app: Flask, *, log_format: str, level: str) -> None:
     """Logging for the app: the root logger's format, the request id, the access line."""
+    from flask import request
+
     configure(log_format, level)
 
     @app.after_request
