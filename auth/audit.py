@@ -3,7 +3,9 @@
 Each event's hash covers its content and the previous event's hash, and the chain's tip
 is kept in `audit_head`, so an edited, deleted or truncated trail is detected by `verify`.
 Appenders serialise on the head row: its UPDATE takes the row lock (PostgreSQL) or the
-write lock (SQLite) before the tip is read.
+write lock (SQLite) before the tip is read. On PostgreSQL a few events at a time are
+appended by the `audit_append` function (migration 0006), which hashes them exactly as
+`event_hash` does, so the lock is held on the server only, never across a round trip.
 """
 
 from __future__ import annotations
@@ -15,13 +17,24 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Text,
+    Update,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from auth.bulk import insert_rows
-from auth.models import AuditEvent, AuditHead, table
+from auth.bulk import FEW, insert_tuples
+from auth.models import AuditEvent, AuditHead, UTCDateTime, table
+from auth.prepared import Prepared
 
 GENESIS = "0" * 64
 
@@ -123,34 +136,106 @@ _MOVE_HEAD = (
 )
 
 
-def append(session: Session | Connection, events: Iterable[Event], *, now: dt.datetime) -> int:
-    """Append events in order inside the caller's transaction; returns how many.
+_COLUMNS = ("seq", "at", "actor", "action", "target", "details", "prev_hash", "hash")
+_FIELDS = _COLUMNS[1:6]  # an event's own fields, as the hash takes them
 
-    Prebuilt Core statements: every sign-in and every reset appends, all queued on one row.
-    """
-    seq, prev = session.execute(_LOCK_HEAD).one()
+
+def _chain(seq: int, prev: str, events: Iterable[Event], now: dt.datetime) -> list[tuple[Any, ...]]:
+    """The rows (in _COLUMNS order) that extend a chain whose tip is (seq, prev)."""
     rows = []
     for ev in events:
         seq += 1
         details = _canonical(ev.details)
         digest = event_hash(seq, now, str(ev.actor), ev.action, ev.target, details, prev)
-        rows.append(
-            {
-                "seq": seq,
-                "at": now,
-                "actor": str(ev.actor),
-                "action": str(ev.action),
-                "target": ev.target,
-                "details": details,
-                "prev_hash": prev,
-                "hash": digest,
-            }
-        )
+        rows.append((seq, now, str(ev.actor), str(ev.action), ev.target, details, prev, digest))
         prev = digest
+    return rows
+
+
+def append(session: Session | Connection, events: Iterable[Event], *, now: dt.datetime) -> int:
+    """Append events in order inside the caller's transaction; returns how many.
+
+    Every sign-in and every reset appends, all queued on one row. On PostgreSQL a few
+    events go to the audit_append function (migration 0006) in one round trip, and the head
+    row's lock is taken on the server; many (a reset batch) are hashed here and COPied.
+    """
+    events = list(events)
+    conn = session.connection() if isinstance(session, Session) else session
+    if conn.dialect.name == "postgresql" and 0 < len(events) <= FEW:
+        driver = cast(Any, conn.connection.driver_connection)
+        with driver.pipeline(), driver.cursor() as cur:
+            for event in events:
+                cur.execute(*_APPEND_ONE.driver_args(conn, _params(event, now)), prepare=True)
+        return len(events)
+    seq, prev = session.execute(_LOCK_HEAD).one()
+    rows = _chain(seq, prev, events, now)
     if rows:
-        insert_rows(session, table(AuditEvent), rows)
-        session.execute(_MOVE_HEAD, {"to_seq": seq, "to_hash": prev})
+        insert_tuples(session, table(AuditEvent), _COLUMNS, rows)
+        session.execute(_MOVE_HEAD, {"to_seq": rows[-1][0], "to_hash": rows[-1][-1]})
     return len(rows)
+
+
+_APPEND = func.audit_append(
+    bindparam("audit_at", type_=UTCDateTime),
+    *(bindparam(f"audit_{name}", type_=Text) for name in _FIELDS[1:]),
+    bindparam("audit_tail", type_=Text),
+)
+_APPEND_ONE = Prepared(select(_APPEND))
+_APPEND_AFTER: dict[Prepared, Prepared] = {}  # guard -> guard + audit_append(); constants
+Step = tuple[Prepared, Mapping[str, Any]]
+
+
+def _params(event: Event, now: dt.datetime) -> dict[str, Any]:
+    """audit_append's arguments. `tail` is the JSON of the event's own fields without the
+    brackets: event_hash's payload is [seq, <tail>, prev], so the function only wraps it
+    and no JSON is encoded in SQL."""
+    actor, action, details = str(event.actor), str(event.action), _canonical(event.details)
+    fields = [now.isoformat(), actor, action, event.target, details]
+    return {
+        "audit_at": now,
+        "audit_actor": actor,
+        "audit_action": action,
+        "audit_target": event.target,
+        "audit_details": details,
+        "audit_tail": json.dumps(fields, separators=(",", ":"))[1:-1],
+    }
+
+
+def _after(guard: Prepared) -> Prepared:
+    """`WITH confirmed AS (<guard> RETURNING 1) SELECT audit_append(...) FROM confirmed`:
+    the event is appended only if the guard matched."""
+    if guard not in _APPEND_AFTER:
+        confirmed = cast(Update, guard.statement).returning(literal_column("1")).cte("confirmed")
+        _APPEND_AFTER[guard] = Prepared(select(_APPEND).select_from(confirmed))
+    return _APPEND_AFTER[guard]
+
+
+def guarded_append(engine: Engine, guard: Step, event: Event, *, now: dt.datetime) -> bool:
+    """One transaction, committed here: `guard` (an UPDATE that matches one row while what
+    is being recorded still holds, e.g. a sign-in's account as it was read) and, only if it
+    matched, the event. Returns whether the guard matched.
+
+    Every sign-in goes through here. On PostgreSQL that is one statement and its COMMIT in
+    one round trip (a psycopg pipeline), and the head row is locked only while the server
+    runs audit_append, not across round trips: sign-ins queue on it for microseconds.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            with conn.begin():
+                if guard[0].rowcount(conn, guard[1]) != 1:
+                    return False
+                append(conn, [event], now=now)
+            return True
+        driver = cast(Any, conn.connection.driver_connection)
+        statement = _after(guard[0]).driver_args(conn, {**guard[1], **_params(event, now)})
+        try:
+            with driver.pipeline(), driver.cursor() as cur:
+                cur.execute(*statement, prepare=True)
+                driver.commit()  # queued behind it: one round trip for both
+                return cur.fetchone() is not None
+        except BaseException:
+            driver.rollback()
+            raise
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, case, delete, literal, or_, select, update
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from auth import audit
 from auth.errors import InvalidInput, NotFound
 from auth.models import IpBan, IpFailure, UTCDateTime, table
+from auth.prepared import Prepared
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -47,15 +48,20 @@ _ACTIVE = select(_B.c.network).where(
 )
 
 
+ACTIVE = Prepared(_ACTIVE)  # the sign-in reads it together with the account
+
+
 def is_banned(conn: Session | Connection, ip: str, *, now: dt.datetime) -> bool:
+    return banned_by(ip, [network for (network,) in conn.execute(_ACTIVE, {"now": now})])
+
+
+def banned_by(ip: str, networks: Iterable[str]) -> bool:
+    """Whether the address lies in one of the active bans' networks."""
     try:
         address = parse_ip(ip)
     except InvalidInput:
         return False
-    for (network,) in conn.execute(_ACTIVE, {"now": now}):
-        if address in ipaddress.ip_network(network):
-            return True
-    return False
+    return any(address in ipaddress.ip_network(network) for network in networks)
 
 
 def add(

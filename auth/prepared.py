@@ -17,7 +17,7 @@ Statements run this way do not fire SQLAlchemy's cursor events; `Prepared.runs` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -90,19 +90,56 @@ class Prepared:
         finally:
             cur.close()
 
+    def driver_args(self, conn: Connection, params: Mapping[str, Any]) -> tuple[str, Any]:
+        """(SQL, parameters) as the driver's cursor.execute takes them, e.g. to queue the
+        statement in a psycopg pipeline; only for sqlite3 and psycopg."""
+        plan = self._plan(conn.dialect)
+        if plan is None:
+            raise TypeError(f"no driver-level form for {conn.dialect.driver}")
+        return plan.sql, self._values(plan, params)
+
     @staticmethod
-    def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> Any:
+    def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
         values = plan.compiled.construct_params(dict(params))  # adds the statement's literals
         for name, process in plan.processors.items():
             values[name] = process(values[name])
         Prepared.runs += 1
+        return values if plan.order is None else tuple(values[name] for name in plan.order)
+
+    @staticmethod
+    def _run(conn: Connection, plan: _Plan, params: Mapping[str, Any]) -> Any:
+        values = Prepared._values(plan, params)
         cur = cast(Any, conn.connection.driver_connection).cursor()
         try:
-            if plan.order is None:
-                cur.execute(plan.sql, values)
-            else:
-                cur.execute(plan.sql, tuple(values[name] for name in plan.order))
+            cur.execute(plan.sql, values)
         except BaseException:
             cur.close()
             raise
         return cur
+
+
+Read = tuple[Prepared, Mapping[str, Any]]
+
+
+def rows_together(conn: Connection, reads: Sequence[Read]) -> list[list[Any]]:
+    """The rows of independent reads, each row readable by column name.
+
+    On PostgreSQL the statements go out together in one round trip (a psycopg pipeline)
+    and their rows come back as the driver gives them (aware datetimes, booleans): on a
+    sign-in this is the ban list, the account and the breach count at the cost of one.
+    Elsewhere they run one after the other through SQLAlchemy.
+    """
+    if conn.dialect.name != "postgresql":
+        return [list(conn.execute(p.statement, dict(params))) for p, params in reads]
+    from psycopg.rows import namedtuple_row
+
+    driver = cast(Any, conn.connection.driver_connection)
+    cursors = [driver.cursor(row_factory=namedtuple_row) for _ in reads]
+    try:
+        with driver.pipeline():
+            for cur, (statement, params) in zip(cursors, reads, strict=True):
+                cur.execute(*statement.driver_args(conn, params), prepare=True)
+        return [cur.fetchall() for cur in cursors]
+    finally:
+        for cur in cursors:
+            cur.close()

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 
 from auth import audit, bans, continuations, lockout, metrics
-from auth.breach import findings, policy
+from auth.breach import findings, policy, store
 from auth.breach.checker import Check
-from auth.breach.hashing import normalise_email
+from auth.breach.hashing import normalise_email, password_sha1
 from auth.errors import InvalidInput
 from auth.hook import AccountFacts, Decision, Facts, MfaFacts, Need, Policy, Reason, Verdict, decide
 from auth.mfa import second_step
@@ -40,9 +40,11 @@ from auth.models import (
     FindingKind,
     FindingStatus,
     MfaFactor,
+    UTCDateTime,
     table,
     utcnow,
 )
+from auth.prepared import Prepared, Read, rows_together
 from auth.reset import forced
 from auth.services import Services
 
@@ -103,21 +105,23 @@ def _has_factor(kind: str) -> Any:
 
 # Everything the rules may ask about the account, in one statement (the factor and finding
 # tests are index look-ups): one round trip instead of three on a sign-in.
-_ACCOUNT = select(
-    _A.c.id,
-    _A.c.status,
-    _A.c.session_epoch,
-    _A.c.failed_logins,
-    _A.c.last_failed_login_at,
-    _A.c.password_hash,
-    _A.c.mfa_required,
-    _A.c.mfa_grace_from,
-    _has_factor(FactorKind.TOTP),
-    _has_factor(FactorKind.WEBAUTHN),
-    exists()
-    .where(_FI.c.account_id == _A.c.id, _FI.c.status == FindingStatus.OPEN.value)
-    .label("has_findings"),
-).where(_A.c.email == bindparam("email"))
+_ACCOUNT = Prepared(
+    select(
+        _A.c.id,
+        _A.c.status,
+        _A.c.session_epoch,
+        _A.c.failed_logins,
+        _A.c.last_failed_login_at,
+        _A.c.password_hash,
+        _A.c.mfa_required,
+        _A.c.mfa_grace_from,
+        _has_factor(FactorKind.TOTP),
+        _has_factor(FactorKind.WEBAUTHN),
+        exists()
+        .where(_FI.c.account_id == _A.c.id, _FI.c.status == FindingStatus.OPEN.value)
+        .label("has_findings"),
+    ).where(_A.c.email == bindparam("email"))
+)
 _KINDS = (
     select(_F.c.kind)
     .where(_F.c.account_id == bindparam("account"), _F.c.confirmed_at.is_not(None))
@@ -125,7 +129,7 @@ _KINDS = (
 )
 # Allow only if the account still stands as it was read: a reset or lock committed while
 # the password was being hashed turns this into no row, and the decision is taken again.
-_CONFIRM = (
+_CONFIRM = Prepared(
     update(_A)
     .where(
         _A.c.id == bindparam("account"),
@@ -134,10 +138,12 @@ _CONFIRM = (
     )
     .values(failed_logins=0, last_failed_login_at=None)
 )
-_START_GRACE = (
-    update(_A)
-    .where(_A.c.id == bindparam("account"), _A.c.mfa_grace_from.is_(None))
-    .values(mfa_grace_from=bindparam("now"))
+# The same, for a sign-in let in during MFA_REQUIRED=all's grace: the grace starts now,
+# if it had not started yet.
+_CONFIRM_IN_GRACE = Prepared(
+    _CONFIRM.statement.values(  # type: ignore[attr-defined]
+        mfa_grace_from=func.coalesce(_A.c.mfa_grace_from, bindparam("now", type_=UTCDateTime))
+    )
 )
 
 
@@ -173,11 +179,17 @@ class SignIn:
         now = now or utcnow()
         started = time.perf_counter()
         db = self.services.db
+        address = ""  # matches no account
+        with contextlib.suppress(InvalidInput):
+            address = normalise_email(email)
+        reads: list[Read] = [(bans.ACTIVE, {"now": now}), (_ACCOUNT, {"email": address})]
+        if self.services.checker.local:  # read ahead: used only once the password is right
+            reads.append((store.PASSWORD_COUNT, {"d": password_sha1(password)}))
         with db.reader() as conn:
-            banned = bans.is_banned(conn, ip, now=now)
-            row = None
-            with contextlib.suppress(InvalidInput):
-                row = conn.execute(_ACCOUNT, {"email": normalise_email(email)}).first()
+            networks, accounts, *seen = rows_together(conn, reads)
+        banned = bans.banned_by(ip, [n for (n,) in networks])
+        row = accounts[0] if accounts else None
+        known = {"local": int(seen[0][0][0] or 0)} if seen else None
         account = (
             None
             if row is None
@@ -199,7 +211,7 @@ class SignIn:
                         )
                 facts = replace(facts, password_ok=result.ok)
             elif step is Need.BREACH:
-                check = self.services.checker.check_password(password)
+                check = self.services.checker.check_password(password, known=known)
                 facts = replace(facts, breach_count=check.count, breach_failed=bool(check.errors))
             else:
                 assert row is not None
@@ -251,11 +263,13 @@ class SignIn:
             | details,
         )
         token, expires = None, None
-        with self.services.db.engine.begin() as conn:
-            if verdict.decision is Decision.RESET_REQUIRED:
-                confirmed = True
-            elif verdict.decision is Decision.MFA_REQUIRED and continuation:
-                expires = now + dt.timedelta(seconds=self.settings.continuation_seconds)
+        if verdict.decision is Decision.RESET_REQUIRED:
+            with self.services.db.engine.begin() as conn:
+                audit.append(conn, [event], now=now)
+            confirmed = True
+        elif verdict.decision is Decision.MFA_REQUIRED and continuation:
+            expires = now + dt.timedelta(seconds=self.settings.continuation_seconds)
+            with self.services.db.engine.begin() as conn:
                 token = continuations.issue(
                     conn,
                     account_id=account.id,
@@ -267,13 +281,13 @@ class SignIn:
                 confirmed = token is not None
                 if confirmed:
                     lockout.clear(conn, account.id)
-            else:
-                params = {"account": account.id, "epoch": account.session_epoch}
-                confirmed = conn.execute(_CONFIRM, params).rowcount == 1
-                if confirmed and Reason.MFA_GRACE in verdict.reasons:
-                    conn.execute(_START_GRACE, {"account": account.id, "now": now})
-            if confirmed:
-                audit.append(conn, [event], now=now)
+                    audit.append(conn, [event], now=now)
+        else:  # allow, or the /login page's own second step: the account must stand as read
+            params = {"account": account.id, "epoch": account.session_epoch, "now": now}
+            guard = _CONFIRM_IN_GRACE if Reason.MFA_GRACE in verdict.reasons else _CONFIRM
+            confirmed = audit.guarded_append(
+                self.services.db.engine, (guard, params), event, now=now
+            )
         if not confirmed:
             # The account changed under us (a reset or a lock committed meanwhile): that
             # state decides, never the stale one.

@@ -1,13 +1,16 @@
 """The audit trail is append-only and hash-chained: any edit or deletion is detected."""
 
 import datetime as dt
+import json
 import threading
 
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import bindparam, func, select, text, update
 
 from auth import audit
 from auth.cli import main
+from auth.models import Account, AuditEvent, table
+from auth.prepared import Prepared
 from auth.services import Services
 
 ALICE = audit.Actor.cli("alice")
@@ -87,6 +90,73 @@ def test_concurrent_appenders_keep_one_unbroken_chain(registry: Services, now: d
     assert not errors
     report = _verify(registry)
     assert report.ok and report.events == 120
+
+
+# A sign-in's guard: it matches while the account is as it was read.
+_GUARD = Prepared(
+    update(table(Account))
+    .where(table(Account).c.id == bindparam("account"), table(Account).c.session_epoch == 0)
+    .values(failed_logins=0)
+)
+
+
+def test_a_guarded_append_records_the_event_only_when_its_guard_matches(
+    registry: Services, now: dt.datetime
+) -> None:
+    """On PostgreSQL the chain is extended by the audit_append function (migration 0006),
+    from JSON made here: the Python verifier must agree with it on awkward text too."""
+    with registry.db.session() as s:
+        account = Account(email="guard@example.org", email_sha1=b"\x00" * 20, name="G")
+        s.add(account)
+        s.flush()
+        account_id = account.id
+    _append(registry, 2, now)  # Python-side appends before and after: one chain
+    awkward = {"note": 'quote " backslash \\ newline \n tab \t é ü 漢字 😀 \x01', "n": [1, 2.5]}
+    for at in (now, now.replace(microsecond=123456), now + dt.timedelta(hours=5)):
+        event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, f"account:{account_id}", awkward)
+        assert audit.guarded_append(
+            registry.db.engine, (_GUARD, {"account": account_id}), event, now=at
+        )
+        _append(registry, 1, at)
+    missing = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:none", {})
+    assert not audit.guarded_append(registry.db.engine, (_GUARD, {"account": 0}), missing, now=now)
+    report = _verify(registry)
+    assert report.ok and report.events == 2 + 3 * 2, report
+    with registry.db.session() as s:
+        kept = s.execute(select(AuditEvent).where(AuditEvent.seq == 3)).scalar_one()
+        assert json.loads(kept.details) == awkward and kept.at == now
+        assert s.execute(select(func.count()).where(AuditEvent.target == "account:none")).scalar() == 0
+
+
+def test_guarded_appends_from_many_threads_keep_one_unbroken_chain(
+    registry: Services, now: dt.datetime
+) -> None:
+    with registry.db.session() as s:
+        account = Account(email="many@example.org", email_sha1=b"\x01" * 20, name="M")
+        s.add(account)
+        s.flush()
+        account_id = account.id
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(15):
+                event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:x", {"ok": True})
+                audit.guarded_append(
+                    registry.db.engine, (_GUARD, {"account": account_id}), event, now=now
+                )
+                _append(registry, 1, now)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    report = _verify(registry)
+    assert report.ok and report.events == 4 * 15 * 2, report
 
 
 def test_audit_verify_cli_exits_1_on_a_broken_trail(

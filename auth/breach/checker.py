@@ -9,7 +9,7 @@ check as failed so the caller can refuse.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -108,9 +108,22 @@ class Checker:
         self.sources = tuple(sources)
         self.fail_closed = fail_closed
 
-    def check_password(self, password: str) -> Check:
+    @property
+    def local(self) -> bool:
+        """Whether the local corpus is a source (its count can be read ahead, see `known`)."""
+        return any(isinstance(s, LocalSource) for s in self.sources)
+
+    def check_password(self, password: str, *, known: Mapping[str, int] | None = None) -> Check:
+        """known: counts already read for some sources, by name (the sign-in reads the local
+        corpus's together with the account); the other sources are asked."""
         digest = password_sha1(password)
-        return self._ask(lambda s: BreachResult(s.name, count=s.password_count(digest)), "password")
+
+        def ask(source: BreachSource) -> BreachResult:
+            if known is not None and source.name in known:
+                return BreachResult(source.name, count=known[source.name])
+            return BreachResult(source.name, count=source.password_count(digest))
+
+        return self._ask(ask, "password")
 
     def check_email(self, email: str) -> Check:
         digest = email_sha1(normalise_email(email))
