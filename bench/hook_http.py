@@ -172,7 +172,7 @@ def bench_one(kind: str, work: Path, args: argparse.Namespace, lua: Path) -> lis
             )
         registry.close()
         analyze(db)
-        extra = [str(args.accounts), str(args.wrk_threads)]
+
         results: dict[str, list[dict[str, Any]]]
         with (
             served(env, workers=args.workers, threads=args.threads) as hook_base,
@@ -184,8 +184,12 @@ def bench_one(kind: str, work: Path, args: argparse.Namespace, lua: Path) -> lis
                     url, path, token = hook_base, "/api/v1/hook/login", key.token
                 else:
                     url, path, token = argon_base, "/verify", "-"
-                run = argparse.Namespace(**{**vars(args), "connections": connections})
-                return run_wrk(url + path, lua, run, duration, *extra, path, token)
+                threads = min(args.wrk_threads, connections)  # wrk: a connection per thread
+                run = argparse.Namespace(
+                    **{**vars(args), "connections": connections, "wrk_threads": threads}
+                )
+                extra = [str(args.accounts), str(threads), path, token]
+                return run_wrk(url + path, lua, run, duration, *extra)
 
             for c in args.connections:
                 results = {"argon2": [], "hook": []}
