@@ -3,10 +3,12 @@
 import datetime as dt
 
 from click.testing import CliRunner
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from auth import apikeys, audit
 from auth.cli import main
+from auth.models import ApiKey
 from auth.services import Services
 
 ALICE = audit.Actor.cli("alice")
@@ -42,6 +44,31 @@ def test_a_revoked_key_no_longer_authenticates(registry: Services, now: dt.datet
         apikeys.revoke(s, key.id, actor=ALICE, now=now)
     with registry.db.session() as s:
         assert apikeys.authenticate(s, key.token, now=now) is None
+
+
+def test_a_call_with_a_key_records_when_it_was_last_used_once_a_minute(
+    registry: Services, client: FlaskClient, now: dt.datetime
+) -> None:
+    with registry.db.session() as s:
+        key = apikeys.create(s, role="hook", name="portal", actor=ALICE, now=now)
+    auth = {"Authorization": f"Bearer {key.token}"}
+
+    def last_used() -> dt.datetime | None:
+        with registry.db.session() as s:
+            return s.get(ApiKey, key.id).last_used_at  # type: ignore[union-attr]
+
+    assert last_used() is None
+    assert (
+        client.post("/api/v1/check/password", json={"password": "x"}, headers=auth).status_code
+        == 200
+    )
+    first = last_used()
+    assert first is not None and first > now  # committed, not rolled back with the read
+    assert (
+        client.post("/api/v1/check/password", json={"password": "y"}, headers=auth).status_code
+        == 200
+    )
+    assert last_used() == first  # within a minute: no write on every call
 
 
 def test_roles_grant_only_their_scopes() -> None:

@@ -49,6 +49,7 @@ def require(scope: str) -> Callable[[F], F]:
                 )
             with services().db.reader() as conn:
                 key = apikeys.authenticate(conn, token, now=utcnow())
+                conn.commit()  # its last-used mark, if due (PostgreSQL's reader autocommits)
             if key is None:
                 return _deny(401, "Access denied: the API key is invalid or revoked.")
             if not apikeys.allows(key.role, scope):
