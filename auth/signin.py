@@ -138,6 +138,17 @@ _CONFIRM = Prepared(
     )
     .values(failed_logins=0, last_failed_login_at=None)
 )
+# An attempt under backoff takes its slot (SignIn._claim): moving the last failure to now
+# restarts the delay for every other attempt that read the same state.
+_CLAIM = Prepared(
+    update(_A)
+    .where(
+        _A.c.id == bindparam("account"),
+        _A.c.failed_logins == bindparam("failures"),
+        _A.c.last_failed_login_at == bindparam("last", type_=UTCDateTime),
+    )
+    .values(last_failed_login_at=bindparam("now", type_=UTCDateTime))
+)
 # The same, for a sign-in let in during MFA_REQUIRED=all's grace: the grace starts now,
 # if it had not started yet.
 _CONFIRM_IN_GRACE = Prepared(
@@ -200,6 +211,9 @@ class SignIn:
         facts = Facts(now=now, ip_banned=banned, account=account)
         check: Check | None = None
         while isinstance(step := decide(facts, self.policy), Need):
+            if step is Need.PASSWORD and account is not None and not self._claim(account, now):
+                step = Verdict(Decision.DENY, (Reason.THROTTLED,))  # another attempt has it
+                break
             if step is Need.PASSWORD:
                 result = self.services.hasher.verify(row.password_hash if row else None, password)
                 if result.ok and result.new_hash and row is not None:
@@ -230,6 +244,25 @@ class SignIn:
             continuation=continuation,
             started=started,
         )
+
+    def _claim(self, account: AccountFacts, now: dt.datetime) -> bool:
+        """Under backoff, one attempt per delay: the slot the delay just opened is taken with
+        a compare-and-set on the failures as read, so of a flood's concurrent attempts that
+        all read the account before the last failure was counted, one is hashed and the
+        rest are refused without hashing. Outside backoff: nothing to take."""
+        if (
+            account.failed_logins < self.policy.backoff_after
+            or account.last_failed_login_at is None
+        ):
+            return True
+        params = {
+            "account": account.id,
+            "failures": account.failed_logins,
+            "last": account.last_failed_login_at,
+            "now": now,
+        }
+        with self.services.db.engine.begin() as conn:
+            return _CLAIM.rowcount(conn, params) == 1
 
     def _carry_out(
         self,

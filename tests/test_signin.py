@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,42 @@ def test_after_five_failures_attempts_wait_without_hashing(
     # After the delay, the right password gets in and clears the count.
     assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(2)).decision is Decision.ALLOW
     assert account(site).failed_logins == 0
+
+
+def test_attempts_racing_for_the_slot_a_backoff_opens_are_hashed_once(
+    flow: SignIn, site: Services
+) -> None:
+    """A flood from many addresses: when the delay ends, every attempt in flight has read
+    the same count of failures. One of them is hashed; the others are refused unhashed."""
+    clock = Clock()
+    for _ in range(5):
+        flow.login(EMAIL, "wrong", ip=IP, now=clock.tick())
+    after_delay = clock.tick()
+    hashed: list[int] = []
+    read = threading.Barrier(6)
+    original = site.hasher.verify
+
+    def slow_verify(*args: object) -> object:
+        hashed.append(1)
+        time.sleep(0.2)  # the others have read the account and asked for the slot by now
+        return original(*args)  # type: ignore[arg-type]
+
+    site.hasher.verify = slow_verify  # type: ignore[method-assign, assignment]
+    answers: list[Decision] = []
+
+    def attempt(i: int) -> None:
+        read.wait()
+        answer = flow.login(EMAIL, "wrong", ip=f"198.51.100.{i}", now=after_delay)
+        answers.append(answer.decision)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [Decision.DENY] * 6
+    assert hashed == [1]
+    assert account(site).failed_logins == 6  # the one hashed guess counted, the rest not
 
 
 def test_twenty_failures_lock_the_account_until_an_admin_unlocks_it(
