@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 
 from click.testing import CliRunner
 from sqlalchemy import bindparam, func, select, text, update
@@ -72,22 +73,30 @@ def test_a_rewritten_chain_with_recomputed_hashes_still_fails_at_the_head(
     assert "head" in (_verify(registry).problem or "")
 
 
-def test_concurrent_appenders_keep_one_unbroken_chain(registry: Services, now: dt.datetime) -> None:
+def _in_threads(work: Callable[[], None], threads: int = 4) -> None:
+    """Run `work` in several threads at once; any exception fails the test."""
     errors: list[BaseException] = []
 
-    def work() -> None:
+    def guarded() -> None:
         try:
-            for _ in range(10):
-                _append(registry, 3, now)
+            work()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
+    running = [threading.Thread(target=guarded) for _ in range(threads)]
+    for t in running:
         t.start()
-    for t in threads:
+    for t in running:
         t.join()
     assert not errors
+
+
+def test_concurrent_appenders_keep_one_unbroken_chain(registry: Services, now: dt.datetime) -> None:
+    def work() -> None:
+        for _ in range(10):
+            _append(registry, 3, now)
+
+    _in_threads(work)
     report = _verify(registry)
     assert report.ok and report.events == 120
 
@@ -137,25 +146,15 @@ def test_guarded_appends_from_many_threads_keep_one_unbroken_chain(
         s.add(account)
         s.flush()
         account_id = account.id
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            for _ in range(15):
-                event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:x", {"ok": True})
-                audit.guarded_append(
-                    registry.db.engine, (_GUARD, {"account": account_id}), event, now=now
-                )
-                _append(registry, 1, now)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(15):
+            event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:x", {"ok": True})
+            guard = (_GUARD, {"account": account_id})
+            assert audit.guarded_append(registry.db.engine, guard, event, now=now)
+            _append(registry, 1, now)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    _in_threads(work)
     report = _verify(registry)
     assert report.ok and report.events == 4 * 15 * 2, report
 
