@@ -19,7 +19,7 @@ from auth import (
     cli_reset,
     cli_scan,
 )
-from auth.cli_common import actor, handle_errors, read_secret, services
+from auth.cli_common import Exit, actor, handle_errors, read_secret, services
 from auth.models import utcnow
 
 
@@ -48,9 +48,16 @@ def init(ctx: click.Context) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
     """Run the service under gunicorn."""
+    from auth import migrate
     from auth.serve import run
 
-    services(ctx)  # fail early, with a clear message, on an uninitialised database
+    registry = services(ctx)  # fail early, with a clear message, on an uninitialised database
+    stale = migrate.behind(registry.db.engine)
+    if stale is not None:
+        raise Exit(
+            f"the database schema is at revision {stale[0]}, this version needs {stale[1]}: "
+            "run `breachguard init` to upgrade it"
+        )
     run(host=host, port=port, workers=workers, threads=threads)
 
 

@@ -86,3 +86,23 @@ def test_commands_on_an_uninitialised_database_say_to_run_init(tmp_path: Path) -
     env = {"BREACHGUARD_INSTANCE": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
     result = CliRunner(env=env).invoke(main, ["scan"])
     assert result.exit_code == 2 and "breachguard init" in result.output
+
+
+def test_serve_refuses_a_database_whose_schema_is_behind(empty_url: str, tmp_path: Path) -> None:
+    """After an upgrade of the code, not of the database: a clear word, not a server whose
+    every sign-in fails."""
+    from click.testing import CliRunner
+
+    from auth.cli import main
+
+    migrate.upgrade(empty_url, "0005")
+    env = {"BREACHGUARD_INSTANCE": str(tmp_path), "DATABASE_URL": empty_url, "REDIS_URL": ""}
+    result = CliRunner(env=env).invoke(main, ["serve", "--port=70000"])  # binds nothing
+    assert result.exit_code == 2, result.output
+    assert "at revision 0005" in result.output and "breachguard init" in result.output
+    migrate.upgrade(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        assert migrate.behind(engine) is None
+    finally:
+        engine.dispose()
