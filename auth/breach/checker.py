@@ -107,11 +107,9 @@ class Checker:
     def __init__(self, sources: Sequence[BreachSource], *, fail_closed: bool = False) -> None:
         self.sources = tuple(sources)
         self.fail_closed = fail_closed
-
-    @property
-    def local(self) -> bool:
-        """Whether the local corpus is a source (its count can be read ahead, see `known`)."""
-        return any(isinstance(s, LocalSource) for s in self.sources)
+        # Whether the local corpus is a source: the sign-in then reads its count ahead,
+        # together with the account (see `known`).
+        self.local = any(isinstance(s, LocalSource) for s in self.sources)
 
     def check_password(self, password: str, *, known: Mapping[str, int] | None = None) -> Check:
         """known: counts already read for some sources, by name (the sign-in reads the local

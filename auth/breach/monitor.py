@@ -200,11 +200,9 @@ def hibp_slice(
                 result.pass_finished, result.cursor = True, ""
                 return result
         prefix, members = found
-        if not budget.allows(pacer.delay()):
+        if not budget.take(pacer):
             result.stopped_by_budget, result.cursor = True, after
             return result
-        pacer.wait()
-        budget.spend()
         try:
             answer = client.email_range(prefix)
         except BreachSourceError as exc:

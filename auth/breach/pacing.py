@@ -70,3 +70,12 @@ class Budget:
 
     def spend(self) -> None:
         self.used += 1
+
+    def take(self, pacer: Pacer) -> bool:
+        """The next paced call, if the budget still allows it once its wait is counted:
+        waits for its slot and spends it. False: the run stops here."""
+        if not self.allows(pacer.delay()):
+            return False
+        pacer.wait()
+        self.spend()
+        return True

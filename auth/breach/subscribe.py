@@ -165,10 +165,8 @@ def run(
                 _audit(session, actor, result, clock())
                 return result
         result.cursor = state["after"]
-        if not budget.allows(pacer.delay()):
+        if not budget.take(pacer):
             return _stop(db, actor, result, clock)
-        pacer.wait()
-        budget.spend()
         try:
             created = client.subscribe(prefix)
         except BreachSourceError as exc:
