@@ -1,17 +1,25 @@
-"""A breachguard app served over real sockets on 127.0.0.1, for HibpClient to talk to.
+"""breachguard served over real sockets on 127.0.0.1.
 
 `Served` runs werkzeug's threaded server in a thread and records every request path (a WSGI
-middleware in front of the app), so tests can count what a client really asked for.
+middleware in front of the app), so tests can count what a client (HibpClient) really asked
+for. `ServeProcess` runs the real `breachguard serve` (gunicorn) as a child process.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -91,3 +99,43 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+CLI = Path(sys.executable).parent / "breachguard"
+
+
+class ServeProcess:
+    """`breachguard serve` on a port, in its own process group, its output in `log`."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path, *args: str) -> None:
+        self.base, self.log = f"http://127.0.0.1:{port}", log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(CLI), "serve", "--port", str(port), *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_up(self, seconds: float = 30) -> None:
+        """Until /healthz answers 200; fails with the server's log if it does not."""
+        deadline = time.monotonic() + seconds
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError("serve did not come up:\n" + self.log.read_text(errors="replace"))
+
+    def stop(self) -> None:
+        """SIGTERM to the process group (SIGKILL after 20 s); its log is complete after."""
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=20)

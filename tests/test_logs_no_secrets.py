@@ -12,10 +12,7 @@ import email.policy
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,8 +25,8 @@ import requests
 
 from auth.config import Settings
 from tests.conftest import CHEAP_ARGON2, TEST_MFA_KEY
+from tests.helpers_server import CLI, ServeProcess, closed_port
 
-CLI = Path(sys.executable).parent / "breachguard"
 PASSWORD = "Quartz-Meadow-Lantern-71"
 OTHER_PASSWORD = "Velvet-Harbour-Compass-38"
 WRONG = "Wrong-Guess-Tangerine-55"
@@ -47,18 +44,12 @@ class Story:
     server_log: Path
     cli_log: Path
     secrets: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
+    server: ServeProcess | None = None
 
     def stop(self) -> None:
-        """SIGTERM to the server's process group; its logs are complete once it exits."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=20)
+        """Stop the server; its logs are complete once it exits."""
+        if self.server is not None:
+            self.server.stop()
 
     def cli(self, *args: str, stdin: str = "") -> str:
         done = subprocess.run(
@@ -74,16 +65,10 @@ class Story:
         return value
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def story(settings: Settings, tmp_path: Path) -> Iterator[Story]:
     instance = tmp_path / "instance"
-    port = _free_port()
+    port = closed_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -104,25 +89,9 @@ def story(settings: Settings, tmp_path: Path) -> Iterator[Story]:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     found = Story(base, env, instance, tmp_path / "serve.log", tmp_path / "cli.log")
     found.cli_log.touch()
-    with found.server_log.open("wb") as out:
-        proc = subprocess.Popen(
-            [CLI, "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    found.proc = proc
+    found.server = ServeProcess(env, port, found.server_log, "--workers", "2", "--threads", "2")
     try:
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("serve did not start:\n" + found.server_log.read_text())
+        found.server.wait_up()
         yield found
     finally:
         found.stop()

@@ -7,11 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,12 +28,12 @@ from auth.models import Account, AccountStatus, FindingKind, utcnow
 from auth.services import Services, build
 from auth.web.factory import create_app
 from tests.conftest import CHEAP_ARGON2, TEST_MFA_KEY
+from tests.helpers_server import ServeProcess, closed_port
 from tests.totp_helpers import enroll_totp
 
 PASSWORD = "Correct-Horse-Battery-42"
 EMAIL = "claire@example.fr"
 ACTOR = audit.Actor.cli("metrics-test")
-CLI = Path(sys.executable).parent / "breachguard"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -261,12 +257,6 @@ def test_wrong_keys_cost_from_the_secret_rate_limit(web: Flask) -> None:
 # --- several workers ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(settings: Settings, site: Services, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`breachguard serve --workers 2` on the test database; yields its URL and instance."""
@@ -285,35 +275,14 @@ def served(settings: Settings, site: Services, tmp_path: Path) -> Iterator[tuple
         "BREACH_SOURCES": "local",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [CLI, "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = ServeProcess(
+        env, closed_port(), tmp_path / "serve.log", "--workers", "2", "--threads", "2"
+    )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("serve did not come up:\n" + log.read_text(errors="replace"))
-        yield base, instance
+        server.wait_up()
+        yield server.base, instance
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        server.stop()
 
 
 def test_every_scrape_sums_the_counters_of_every_worker(
