@@ -108,7 +108,7 @@ class ServeProcess:
     """`breachguard serve` on a port, in its own process group, its output in `log`."""
 
     def __init__(self, env: dict[str, str], port: int, log: Path, *args: str) -> None:
-        self.base, self.log = f"http://127.0.0.1:{port}", log
+        self.port, self.base, self.log = port, f"http://127.0.0.1:{port}", log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [str(CLI), "serve", "--port", str(port), *args],

@@ -17,11 +17,8 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from auth.mfa import webauthn as wa
 from auth.models import Account, AccountStatus, IpBan, utcnow
 from auth.services import Services
 from tests.conftest import CHEAP_ARGON2, PG_URL, REDIS_URL, TEST_MFA_KEY
+from tests.helpers_server import CLI, ServeProcess, closed_port
 from tests.soft_authenticator import ORIGIN, RP_ID, SoftAuthenticator
 from tests.totp_helpers import enroll_totp
 
@@ -46,7 +44,6 @@ pytestmark = pytest.mark.skipif(
 
 PASSWORD = "Correct-Horse-Battery-42"
 ACTOR = audit.Actor.cli("two-instances-test")
-CLI = Path(sys.executable).parent / "breachguard"
 # What the instances run with (the `settings` fixture's secret and MFA key, so accounts and
 # factors created through `registry` are readable by both).
 SECRET_KEY = "test-secret-key"
@@ -54,12 +51,6 @@ LOGIN_BUDGET = 6  # LOGIN_RATE_LIMIT, per end-user address
 HOOK_BUDGET = 30  # HOOK_RATE_LIMIT, per hook key
 BACKOFF_AFTER, LOCK_AFTER, BAN_AFTER = 3, 5, 4
 REFUSED = re.compile(r"sign-in refused before hashing: (\w+) \S+ ip=(\S+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
@@ -74,16 +65,12 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-@dataclass
-class Instance:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
+class Instance(ServeProcess):
+    """One `breachguard serve --workers 1`, named in messages."""
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        super().__init__(env, closed_port(), log, "--host", "127.0.0.1", "--workers", "1")
+        self.name = name
 
     def post(self, path: str, key: str, body: dict[str, Any]) -> requests.Response:
         return requests.post(
@@ -153,36 +140,6 @@ def _env(instance: Path, prefix: str) -> dict[str, str]:
     }
 
 
-def _start(name: str, env: dict[str, str], log: Path) -> Instance:
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, killed whole in stop()
-        )
-    return Instance(name, port, proc, log)
-
-
-def _wait_up(instance: Instance, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if instance.proc.poll() is not None:
-            break
-        try:
-            if requests.get(instance.base + "/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(
-        f"instance {instance.name} did not come up on port {instance.port}:\n"
-        + instance.log.read_text(errors="replace")[-3000:]
-    )
-
-
 @pytest.fixture(scope="module")
 def pair(
     _template_db: str, tmp_path_factory: pytest.TempPathFactory
@@ -195,9 +152,9 @@ def pair(
     try:
         for name in ("A", "B"):
             env = _env(root / f"instance-{name}", prefix)
-            started.append(_start(name, env, root / f"{name}.log"))
+            started.append(Instance(name, env, root / f"{name}.log"))
         for instance in started:
-            _wait_up(instance)
+            instance.wait_up()
         a, b = started
         yield a, b
     finally:
