@@ -109,17 +109,30 @@ class Event:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _canonical(details: Mapping[str, Any]) -> str:
-    return json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
+# Built once: json.dumps with options builds a new encoder on every call.
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def event_hash(
     seq: int, at: dt.datetime, actor: str, action: str, target: str, details: str, prev: str
 ) -> str:
+    """The chain's definition: sha256 of the compact JSON [seq, at, actor, action, target,
+    details, prev]."""
     payload = json.dumps(
         [seq, at.isoformat(), actor, action, target, details, prev], separators=(",", ":")
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _tail(at: str, actor: str, action: str, target: str, details: str) -> str:
+    """The middle of event_hash's payload, which does not depend on the chain's tip."""
+    return _compact([at, actor, action, target, details])[1:-1]
+
+
+def _linked(seq: int, tail: str, prev: str) -> str:
+    """event_hash from a precomputed tail (equal by construction; tests compare them)."""
+    return hashlib.sha256(f"[{seq},{tail},{_compact(prev)}]".encode()).hexdigest()
 
 
 _HEAD = table(AuditHead)
@@ -140,14 +153,30 @@ _COLUMNS = ("seq", "at", "actor", "action", "target", "details", "prev_hash", "h
 _FIELDS = _COLUMNS[1:6]  # an event's own fields, as the hash takes them
 
 
-def _chain(seq: int, prev: str, events: Iterable[Event], now: dt.datetime) -> list[tuple[Any, ...]]:
+Staged = tuple[str, str, str, str, str]  # actor, action, target, details, tail
+
+
+def _stage(events: Iterable[Event], now: dt.datetime) -> list[Staged]:
+    """Everything about the events that does not depend on the tip: encoded before the
+    head row is locked, so a reset batch holds that lock only to hash and insert."""
+    at, staged = now.isoformat(), []
+    for ev in events:
+        actor, action, details = str(ev.actor), str(ev.action), _canonical(ev.details)
+        staged.append(
+            (actor, action, ev.target, details, _tail(at, actor, action, ev.target, details))
+        )
+    return staged
+
+
+def _chain(
+    seq: int, prev: str, staged: Iterable[Staged], now: dt.datetime
+) -> list[tuple[Any, ...]]:
     """The rows (in _COLUMNS order) that extend a chain whose tip is (seq, prev)."""
     rows = []
-    for ev in events:
+    for actor, action, target, details, tail in staged:
         seq += 1
-        details = _canonical(ev.details)
-        digest = event_hash(seq, now, str(ev.actor), ev.action, ev.target, details, prev)
-        rows.append((seq, now, str(ev.actor), str(ev.action), ev.target, details, prev, digest))
+        digest = _linked(seq, tail, prev)
+        rows.append((seq, now, actor, action, target, details, prev, digest))
         prev = digest
     return rows
 
@@ -167,8 +196,9 @@ def append(session: Session | Connection, events: Iterable[Event], *, now: dt.da
             for event in events:
                 cur.execute(*_APPEND_ONE.driver_args(conn, _params(event, now)), prepare=True)
         return len(events)
+    staged = _stage(events, now)
     seq, prev = session.execute(_LOCK_HEAD).one()
-    rows = _chain(seq, prev, events, now)
+    rows = _chain(seq, prev, staged, now)
     if rows:
         insert_tuples(session, table(AuditEvent), _COLUMNS, rows)
         session.execute(_MOVE_HEAD, {"to_seq": rows[-1][0], "to_hash": rows[-1][-1]})
@@ -190,14 +220,13 @@ def _params(event: Event, now: dt.datetime) -> dict[str, Any]:
     brackets: event_hash's payload is [seq, <tail>, prev], so the function only wraps it
     and no JSON is encoded in SQL."""
     actor, action, details = str(event.actor), str(event.action), _canonical(event.details)
-    fields = [now.isoformat(), actor, action, event.target, details]
     return {
         "audit_at": now,
         "audit_actor": actor,
         "audit_action": action,
         "audit_target": event.target,
         "audit_details": details,
-        "audit_tail": json.dumps(fields, separators=(",", ":"))[1:-1],
+        "audit_tail": _tail(now.isoformat(), actor, action, event.target, details),
     }
 
 

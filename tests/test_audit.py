@@ -41,6 +41,23 @@ def test_an_untouched_trail_verifies(registry: Services, now: dt.datetime) -> No
     assert report.ok and report.events == 5
 
 
+def test_a_bulk_append_hashes_exactly_as_the_chains_definition(now: dt.datetime) -> None:
+    """The bulk path hashes from precomputed parts; it must equal event_hash byte for byte,
+    awkward text included."""
+    odd = {"r": 'quote " back \\ tab \t é 漢 🙂', "n": None, "l": [1, 2], "t": now}
+    events = [
+        audit.Event(ALICE, audit.Action.ACCOUNT_RESET_FORCED, 'account:"7"', odd),
+        audit.Event(audit.Actor.cli("zoë"), audit.Action.ACCOUNT_CREATED, "account:8", {}),
+    ]
+    rows = audit._chain(41, "ab" * 32, audit._stage(events, now), now)
+    prev = "ab" * 32
+    for seq, at, actor, action, target, details, prev_hash, digest in rows:
+        assert prev_hash == prev
+        assert digest == audit.event_hash(seq, at, actor, action, target, details, prev)
+        prev = digest
+    assert [r[0] for r in rows] == [42, 43]
+
+
 def test_an_edited_event_is_named(registry: Services, now: dt.datetime) -> None:
     _append(registry, 5, now)
     with registry.db.engine.begin() as c:
