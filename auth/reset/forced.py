@@ -15,7 +15,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit, metrics
@@ -102,19 +102,29 @@ def classify(session: Session, targets: Sequence[Target], plan: Plan) -> BatchRe
     return result
 
 
+def _not_yet(session: Session, ids: list[int], reset_key: str) -> list[int]:
+    """The ids without a Reset row for `reset_key`, found through the (account_id,
+    reset_key) key. Not a NOT EXISTS in the UPDATE: while a job runs, the statistics say
+    no row has its key, and PostgreSQL then anti-joined every batch against a scan of all
+    the job's rows so far (quadratic: 4 minutes instead of 20 s for 1e5 accounts when the
+    table already held 3e5 resets)."""
+    resets = table(Reset)
+    done = set(
+        session.execute(
+            select(resets.c.account_id).where(
+                among(session, resets.c.account_id, ids), resets.c.reset_key == reset_key
+            )
+        ).scalars()
+    )
+    return [a for a in ids if a not in done] if done else ids
+
+
 def apply(
     session: Session, targets: Sequence[Target], plan: Plan, *, secret_key: str, now: dt.datetime
 ) -> BatchResult:
     """Force the reset of every target not already waiting for one, inside the caller's
     transaction; returns what was done."""
     accounts, resets = table(Account), table(Reset)
-    conditions = [accounts.c.status != AccountStatus.RESET_REQUIRED]
-    if plan.reset_key:  # a job's list: an account it reset (and who changed password) stays done
-        conditions.append(
-            ~exists().where(
-                resets.c.account_id == accounts.c.id, resets.c.reset_key == plan.reset_key
-            )
-        )
     values: dict[str, object] = {
         "status": AccountStatus.RESET_REQUIRED,
         "reset_reason": plan.reason,
@@ -127,10 +137,17 @@ def apply(
     # row lock it takes also keeps two concurrent runs from resetting one account twice.
     chosen: set[int] = set()
     for chunk in _chunks([t.account_id for t in targets]):
+        if plan.reset_key:  # a job's list: an account it reset (then changed password) is done
+            chunk = _not_yet(session, chunk, plan.reset_key)
+            if not chunk:
+                continue
         chosen.update(
             session.execute(
                 update(accounts)
-                .where(among(session, accounts.c.id, chunk), *conditions)
+                .where(
+                    among(session, accounts.c.id, chunk),
+                    accounts.c.status != AccountStatus.RESET_REQUIRED,
+                )
                 .values(**values)
                 .returning(accounts.c.id)
             ).scalars()
