@@ -66,7 +66,7 @@ def reset(
     source: job.Source
     if emails_file is not None:
         file_source = job.EmailFile(emails_file)
-        bad = file_source.validate()
+        bad = file_source.validate(reason)
         if bad:
             lines = "\n".join(f"line {n}: {m}" for n, m in bad[:20])
             more = f"\n... and {len(bad) - 20} more" if len(bad) > 20 else ""

@@ -162,6 +162,36 @@ def test_emails_may_come_as_a_csv_column(
     assert "reset 2," in result.output
 
 
+@pytest.mark.parametrize(
+    ("lines", "cells"),
+    [
+        (["a@x.fr", "", "  b@x.fr  "], [(1, "a@x.fr"), (3, "b@x.fr")]),
+        (["Email", "a@x.fr"], [(2, "a@x.fr")]),
+        (["email", "a@x.fr,other"], [(2, "a@x.fr")]),
+        (["name,email", "A,a@x.fr", "B,"], [(2, "a@x.fr"), (3, "")]),
+        (["note,a@x.fr", "b@x.fr"], [(1, "a@x.fr"), (2, "b@x.fr")]),
+    ],
+)
+def test_the_address_cell_of_each_line_is_found(
+    tmp_path: Path, lines: list[str], cells: list[tuple[int, str]]
+) -> None:
+    from auth.reset.job import _email_cells
+
+    with Path(write(tmp_path, lines, "e.csv")).open(newline="") as stream:
+        assert list(_email_cells(stream)) == cells
+
+
+def test_validating_with_the_reason_computes_the_same_fingerprint(tmp_path: Path) -> None:
+    from auth.reset.job import EmailFile
+
+    path = Path(write(tmp_path, ["A@x.fr", "b@x.fr"], "e.txt"))
+    checked = EmailFile(path)
+    assert checked.validate("leak") == []
+    fresh = EmailFile(path)
+    assert checked.fingerprint(None, "leak") == fresh.fingerprint(None, "leak")  # type: ignore[arg-type]
+    assert fresh.fingerprint(None, "other") != fresh.fingerprint(None, "leak")  # type: ignore[arg-type]
+
+
 def test_a_dry_run_prints_what_would_happen_and_changes_nothing(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:

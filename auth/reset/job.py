@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy import String, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,6 +87,13 @@ def _email_cells(stream: IO[str]) -> Iterator[tuple[int, str]]:
     `email` column (or the first cell holding an @)."""
     column: int | None = None
     for number, row in enumerate(csv.reader(stream), 1):
+        if len(row) == 1 and column in (None, 0):  # the common case: one address per line
+            cell = row[0].strip()
+            if number == 1 and cell.lower() == "email":
+                column = 0
+            elif cell:
+                yield number, cell
+            continue
         cells = [c.strip() for c in row]
         if not any(cells):
             continue
@@ -112,30 +119,43 @@ class EmailFile:
     def _open(self) -> IO[str]:
         return self.path.open(encoding="utf-8-sig", newline="")
 
-    def validate(self) -> list[tuple[int, str]]:
-        """Bad lines as (number, message); counts the good ones."""
+    def validate(self, reason: str | None = None) -> list[tuple[int, str]]:
+        """Bad lines as (number, message); counts the good ones. Given the job's reason, the
+        same pass computes the fingerprint (a file of 1e5 lines is read once, not twice,
+        before the job starts)."""
         bad: list[tuple[int, str]] = []
         self._count = 0
+        key = self._key(reason or "")
+        h = self._hash(reason or "")
         with self._open() as stream:
             for number, cell in _email_cells(stream):
                 try:
-                    normalise_email(cell)
+                    h.update(normalise_email(cell).encode() + b"\x00")
                     self._count += 1
                 except InvalidInput as exc:
                     bad.append((number, str(exc)))
+        if reason is not None and not bad:
+            self._fingerprints[key] = h.hexdigest()
         return bad
 
     def fingerprint(self, session: Session, reason: str) -> str:
-        # The CLI asks before the job does: the file is read once for both, unless it changed.
-        stat = self.path.stat()
-        key = (reason, stat.st_size, stat.st_mtime_ns)
+        # Computed by validate() already, unless the file changed since.
+        key = self._key(reason)
         if key not in self._fingerprints:
-            h = hashlib.sha256(b"emails\x00" + reason.encode())
+            h = self._hash(reason)
             with self._open() as stream:
                 for _, cell in _email_cells(stream):
                     h.update(normalise_email(cell).encode() + b"\x00")
             self._fingerprints[key] = h.hexdigest()
         return self._fingerprints[key]
+
+    def _key(self, reason: str) -> tuple[str, int, int]:
+        stat = self.path.stat()
+        return (reason, stat.st_size, stat.st_mtime_ns)
+
+    @staticmethod
+    def _hash(reason: str) -> Any:
+        return hashlib.sha256(b"emails\x00" + reason.encode())
 
     def total(self) -> int | None:
         return self._count
