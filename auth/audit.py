@@ -111,7 +111,7 @@ class Event:
 
 # Built once: json.dumps with options builds a new encoder on every call.
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+_json_string = json.encoder.encode_basestring_ascii  # what both use for a str
 
 
 def event_hash(
@@ -126,13 +126,14 @@ def event_hash(
 
 
 def _tail(at: str, actor: str, action: str, target: str, details: str) -> str:
-    """The middle of event_hash's payload, which does not depend on the chain's tip."""
-    return _compact([at, actor, action, target, details])[1:-1]
+    """The middle of event_hash's payload, which does not depend on the chain's tip: the
+    compact JSON of five strings, each as json.dumps writes one (ensure_ascii)."""
+    return ",".join(map(_json_string, (at, actor, action, target, details)))
 
 
 def _linked(seq: int, tail: str, prev: str) -> str:
     """event_hash from a precomputed tail (equal by construction; tests compare them)."""
-    return hashlib.sha256(f"[{seq},{tail},{_compact(prev)}]".encode()).hexdigest()
+    return hashlib.sha256(f"[{seq},{tail},{_json_string(prev)}]".encode()).hexdigest()
 
 
 _HEAD = table(AuditHead)
@@ -160,8 +161,14 @@ def _stage(events: Iterable[Event], now: dt.datetime) -> list[Staged]:
     """Everything about the events that does not depend on the tip: encoded before the
     head row is locked, so a reset batch holds that lock only to hash and insert."""
     at, staged = now.isoformat(), []
+    # A batch often shares one details mapping: encoded once. The memo holds each mapping,
+    # so no id is reused by another while it runs.
+    encoded: dict[int, tuple[Mapping[str, Any], str]] = {}
     for ev in events:
-        actor, action, details = str(ev.actor), str(ev.action), _canonical(ev.details)
+        actor, action = str(ev.actor), str(ev.action)
+        if id(ev.details) not in encoded:
+            encoded[id(ev.details)] = (ev.details, _canonical(ev.details))
+        details = encoded[id(ev.details)][1]
         staged.append(
             (actor, action, ev.target, details, _tail(at, actor, action, ev.target, details))
         )

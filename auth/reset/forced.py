@@ -234,6 +234,15 @@ def apply(
         session.execute(
             update(findings).where(among(session, findings.c.id, chunk)).values(reset_id=latest)
         )
+    details: dict[tuple[str, tuple[int, ...]], dict[str, object]] = {}  # one per kind
+    for t in todo:
+        if (keys[t.account_id], t.finding_ids) not in details:
+            details[keys[t.account_id], t.finding_ids] = {
+                "reason": plan.reason or DEFAULT_REASON,
+                "reset_key": keys[t.account_id],
+                "job": plan.job_id,
+                "findings": list(t.finding_ids),
+            }
     audit.append(
         session,
         [
@@ -241,12 +250,7 @@ def apply(
                 plan.actor,
                 audit.Action.ACCOUNT_RESET_FORCED,
                 f"account:{t.account_id}",
-                {
-                    "reason": plan.reason or DEFAULT_REASON,
-                    "reset_key": keys[t.account_id],
-                    "job": plan.job_id,
-                    "findings": list(t.finding_ids),
-                },
+                details[keys[t.account_id], t.finding_ids],
             )
             for t in todo
         ],

@@ -71,8 +71,9 @@ def issue(
     revoke_open(session, (a for a, _ in pairs), now=now)
     ids: dict[int, str] = {}
     rows = []
-    for account_id, reset_id in pairs:
-        token_id = new_id()
+    fresh = secrets.token_hex(16 * len(pairs))  # one system call for the batch, not one each
+    for i, (account_id, reset_id) in enumerate(pairs):
+        token_id = fresh[32 * i : 32 * i + 32]
         ids[account_id] = token_id
         rows.append((token_id, account_id, reset_id, digest(derive(secret_key, token_id)), now))
     insert_tuples(
