@@ -7,10 +7,23 @@ driver's executemany, which is a C loop over one prepared statement.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Integer, Table, any_, insert, literal
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    String,
+    Table,
+    any_,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -116,9 +129,17 @@ def _sqlite(value: Any) -> Any:
 def among(
     session: Session, column: Any, ids: Sequence[Any], item_type: Any = Integer
 ) -> ColumnElement[bool]:
-    """`column IN ids`, as `= ANY(array)` on PostgreSQL: one constant statement text
-    (cached and prepared by the driver) instead of a new one per list length, and one
-    parameter to adapt instead of thousands."""
-    if session.get_bind().dialect.name == "postgresql":
+    """`column IN ids` with one parameter, not one per id: `= ANY(array)` on PostgreSQL,
+    `IN (SELECT value FROM json_each(?))` on SQLite. One constant statement text (cached,
+    prepared) instead of a new one per list length; on SQLite, SQLAlchemy's expansion of a
+    5,000-id IN list took 1.5 s of a 1e5-account reset."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         return cast(ColumnElement[bool], column == any_(literal(list(ids), ARRAY(item_type))))
+    if dialect == "sqlite":
+        listed = literal(json.dumps(list(ids)), String)
+        return cast(
+            ColumnElement[bool],
+            column.in_(select(literal_column("value")).select_from(func.json_each(listed))),
+        )
     return cast(ColumnElement[bool], column.in_(list(ids)))
