@@ -14,7 +14,16 @@ from auth import logs
 from auth.config import Settings, load_settings
 from auth.services import Services, build
 from auth.web import admin as admin_pages
-from auth.web import api, hibp_notify, hook_api, metrics_view, mfa_api, pages, reset_pages
+from auth.web import (
+    api,
+    hibp_notify,
+    hook_api,
+    limit_storage,
+    metrics_view,
+    mfa_api,
+    pages,
+    reset_pages,
+)
 from auth.web import range as range_views
 from auth.web.context import EXTENSION
 from auth.web.keys import presented_token
@@ -72,7 +81,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     limiter = Limiter(
         _limit_key,
         app=app,
-        storage_uri=settings.redis_url or "memory://",
+        storage_uri=settings.redis_url or f"{limit_storage.SCHEME}://",
         key_prefix=settings.ratelimit_key_prefix,
         headers_enabled=True,
         strategy="moving-window",
