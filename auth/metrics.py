@@ -83,6 +83,21 @@ RESETS = Counter(
     ["via"],
     registry=REGISTRY,
 )
+# Labelled, like every counter here: a labelled child is made on first use, after
+# enable_multiprocess, so it writes to the workers' files (an unlabelled one would not).
+PASSWORD_HASHES = Counter(
+    "breachguard_password_hashes",
+    "Password hash verifications (argon2), by account: known, or unknown (a dummy hash).",
+    ["account"],
+    registry=REGISTRY,
+)
+PASSWORD_HASH_CPU = Counter(
+    "breachguard_password_hash_cpu_seconds",
+    "CPU time of the verifying threads inside argon2: what a flood costs in hashing, and "
+    "so what throttling before hashing saves.",
+    ["account"],
+    registry=REGISTRY,
+)
 
 
 # --- the instrumentation: one call per code path ------------------------------------------
@@ -107,6 +122,12 @@ def ask_source(source: str, kind: str, ask: Callable[..., T], *args: Any) -> T:
         raise
     finally:
         BREACH_SOURCE_SECONDS.labels(source, kind).observe(time.perf_counter() - started)
+
+
+def password_hashed(cpu_seconds: float, *, known: bool) -> None:
+    account = "known" if known else "unknown"
+    PASSWORD_HASHES.labels(account).inc()
+    PASSWORD_HASH_CPU.labels(account).inc(cpu_seconds)
 
 
 def resets_forced(via: str, count: int) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from auth import metrics
 from auth.config import Argon2Params
 
 
@@ -44,10 +45,13 @@ class Hasher:
 
     def verify(self, stored: str | None, password: str) -> Verified:
         """Check a password; a missing or malformed hash never verifies but costs the same."""
+        cpu = time.thread_time()
         try:
             self._ph.verify(stored or self._dummy, password)
         except (VerificationError, InvalidHashError):
             return Verified(False)
+        finally:
+            metrics.password_hashed(time.thread_time() - cpu, known=stored is not None)
         if stored is None:
             return Verified(False)
         if self._ph.check_needs_rehash(stored):

@@ -101,6 +101,19 @@ def test_login_decisions_are_counted_by_outcome_and_surface(web: Flask, site: Se
     assert deny - value(before, name, decision="deny", via="hook") == 2
 
 
+def test_password_hashes_and_their_cpu_time_are_counted(web: Flask, site: Services) -> None:
+    """Each hashed attempt, right or wrong, counts once with the CPU time argon2 took."""
+    client, key = web.test_client(), _key(site, "hook")
+    before = scrape(client)
+    hook_login(client, key, PASSWORD)
+    hook_login(client, key, "wrong-password")
+    after = scrape(client)
+    hashes = "breachguard_password_hashes_total"
+    cpu = "breachguard_password_hash_cpu_seconds_total"
+    assert value(after, hashes, account="known") - value(before, hashes, account="known") == 2
+    assert value(after, cpu, account="known") - value(before, cpu, account="known") > 0
+
+
 def test_the_login_page_counts_as_its_own_surface(web: Flask) -> None:
     client = web.test_client()
     before = value(
