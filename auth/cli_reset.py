@@ -55,7 +55,7 @@ def reset(
 ) -> None:
     """Force a password reset: sessions end, the password stops working, each person gets
     one notice with a reset link. Rerun after an interruption to finish what is left."""
-    from auth.reset import job
+    from auth.reset import job, sources
 
     if sum([emails_file is not None, from_scan, account_id is not None]) != 1:
         raise Exit("choose exactly one of --emails FILE, --from-scan, --account ID")
@@ -63,9 +63,9 @@ def reset(
         raise Exit("--kind only goes with --from-scan")
     registry = services(ctx)
     settings = registry.settings
-    source: job.Source
+    source: sources.Source
     if emails_file is not None:
-        file_source = job.EmailFile(emails_file)
+        file_source = sources.EmailFile(emails_file)
         bad = file_source.validate(reason)
         if bad:
             lines = "\n".join(f"line {n}: {m}" for n, m in bad[:20])
@@ -75,10 +75,10 @@ def reset(
             )
         source = file_source
     elif from_scan:
-        source = job.FromScan(kinds)
+        source = sources.FromScan(kinds)
     else:
         assert account_id is not None
-        source = job.OneAccount(account_id)
+        source = sources.OneAccount(account_id)
     report_file = job.ReportFile(report_path) if report_path else None
     verb = {"reset": "would reset", "already_reset": "already reset", "unknown": "unknown"}
 

@@ -175,14 +175,14 @@ def test_emails_may_come_as_a_csv_column(
 def test_the_address_cell_of_each_line_is_found(
     tmp_path: Path, lines: list[str], cells: list[tuple[int, str]]
 ) -> None:
-    from auth.reset.job import _email_cells
+    from auth.reset.sources import email_cells
 
     with Path(write(tmp_path, lines, "e.csv")).open(newline="") as stream:
-        assert list(_email_cells(stream)) == cells
+        assert list(email_cells(stream)) == cells
 
 
 def test_validating_with_the_reason_computes_the_same_fingerprint(tmp_path: Path) -> None:
-    from auth.reset.job import EmailFile
+    from auth.reset.sources import EmailFile
 
     path = Path(write(tmp_path, ["A@x.fr", "b@x.fr"], "e.txt"))
     checked = EmailFile(path)

@@ -31,7 +31,7 @@ from auth.breach.hashing import email_sha1
 from auth.hook import Decision
 from auth.models import Account, AccountStatus, AuditEvent, utcnow
 from auth.passwords import Verified
-from auth.reset import job
+from auth.reset import job, sources
 from auth.reset.forced import Outcome
 from auth.services import Services
 from auth.signin import SignIn
@@ -129,7 +129,7 @@ def test_no_old_password_gets_in_once_its_accounts_reset_committed(registry: Ser
             job_window["start"] = time.monotonic()
             job.run(
                 registry.db,
-                job.EmailList([email(i) for i in range(RESET)], label="race test"),
+                sources.EmailList([email(i) for i in range(RESET)], label="race test"),
                 reason="race test",
                 actor=ACTOR,
                 secret_key=registry.settings.secret_key,

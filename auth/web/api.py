@@ -83,7 +83,7 @@ def check_email() -> Response:
 @require("reset")
 def resets() -> Response:
     """Force resets, as `breachguard reset` does; notices are queued for the worker."""
-    from auth.reset import job
+    from auth.reset import job, sources
 
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
@@ -94,11 +94,11 @@ def resets() -> Response:
     registry = services()
     key = current_key()
     assert key is not None
-    source: job.Source
+    source: sources.Source
     rows: list[job.Row] = []
     try:
         if isinstance(data.get("emails"), list):
-            source = job.EmailList(map(str, data["emails"]))
+            source = sources.EmailList(map(str, data["emails"]))
         elif data.get("from_scan") is True:
             kinds = data.get("kinds") or []
             known = {str(k) for k in FindingKind}
@@ -108,7 +108,7 @@ def resets() -> Response:
                 return error(
                     400, f"kinds must list finding kinds: {', '.join(FindingKind)}", "kinds"
                 )
-            source = job.FromScan(kinds)
+            source = sources.FromScan(kinds)
         else:
             return error(400, "give emails (a list) or from_scan: true", "emails")
         report = job.run(
