@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -110,6 +111,27 @@ def _start_notice_drain(server: Any) -> None:
         server.log.exception("notices will not be sent by this server: the drain did not start")
 
 
+_stop_before_boot: list[int] = []  # in a new worker: the signals that arrived too early
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    """In a new worker, until gunicorn installs the worker's own handlers: a SIGTERM from
+    a master that is stopping would reach the handler inherited from the master, which
+    only queues it for the master's loop, and the worker would boot and serve until the
+    master's graceful timeout killed it (seen in CI on a SIGTERM right after start).
+    Remember the signal instead; _post_worker_init acts on it. A signal in the few
+    instructions between fork and this hook can still be missed: graceful_timeout bounds
+    that case."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda signum, _frame: _stop_before_boot.append(signum))
+
+
+def _post_worker_init(worker: Any) -> None:
+    if _stop_before_boot:
+        worker.log.info("worker %s stops: the server stopped while it booted", worker.pid)
+        worker.alive = False
+
+
 def run(*, host: str, port: int, workers: int, threads: int) -> None:
     settings = load_settings()
     _gunicorn_format["format"] = settings.log_format
@@ -129,7 +151,16 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             "loglevel": settings.log_level.lower(),
             "logger_class": "auth.serve.RedactingLogger",
             "timeout": 30,
+            # A stop waits this long for requests in flight (a sign-in takes ~50 ms), then
+            # kills: it also bounds the rare worker that misses the stop signal (below).
+            "graceful_timeout": 5,
+            # gunicorn 27's control socket: unused here, one path (~/.gunicorn/gunicorn.ctl)
+            # for every instance on the host, and a SIGTERM that lands while its thread
+            # starts can leave the master waiting for ever (seen in CI, right after boot).
+            "control_socket_disable": True,
             "when_ready": _start_notice_drain,
+            "post_fork": _post_fork,
+            "post_worker_init": _post_worker_init,
             "on_exit": lambda server: shutil.rmtree(folder, ignore_errors=True),
         }
     ).run()

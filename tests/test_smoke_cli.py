@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from auth.cli import main
@@ -103,3 +105,29 @@ def test_the_access_log_never_shows_a_reset_token() -> None:
     atoms = logger.atoms(resp, req, environ, dt.timedelta(seconds=0.01))
     assert "SECRET-TOKEN" not in repr(atoms)
     assert atoms["U"] == "/reset/[redacted]"
+
+
+def test_serve_stops_at_once_on_sigterm_right_after_starting(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A SIGTERM while the workers boot stops the server at once: a worker forked just
+    before it does not serve on until the master's graceful timeout (30 s). And gunicorn's
+    control socket, one shared path for every instance, is off."""
+    import os
+    import signal
+    import time
+
+    from tests.helpers_server import ServeProcess, closed_port
+
+    env = {**os.environ, **cli_env}
+    for _ in range(5):
+        server = ServeProcess(env, closed_port(), tmp_path / "serve.log", "--workers", "2")
+        deadline = time.monotonic() + 30
+        while "Booting worker" not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        started = time.monotonic()
+        server.proc.wait(timeout=20)
+        assert time.monotonic() - started < 10
+        log = (tmp_path / "serve.log").read_text()
+        assert "Control socket" not in log, log
