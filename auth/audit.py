@@ -226,14 +226,14 @@ def _params(event: Event, now: dt.datetime) -> dict[str, Any]:
     """audit_append's arguments. `tail` is the JSON of the event's own fields without the
     brackets: event_hash's payload is [seq, <tail>, prev], so the function only wraps it
     and no JSON is encoded in SQL."""
-    actor, action, details = str(event.actor), str(event.action), _canonical(event.details)
+    actor, action, target, details, tail = _stage([event], now)[0]
     return {
         "audit_at": now,
         "audit_actor": actor,
         "audit_action": action,
-        "audit_target": event.target,
+        "audit_target": target,
         "audit_details": details,
-        "audit_tail": _tail(now.isoformat(), actor, action, event.target, details),
+        "audit_tail": tail,
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -26,16 +26,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-
-
-def insert_rows(
-    session: Session | Connection, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Insert rows (dicts with the same keys) into `table` in the caller's transaction."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    insert_tuples(session, table, columns, [tuple(row[c] for c in columns) for row in rows])
 
 
 def insert_tuples(
@@ -111,7 +101,7 @@ def _plain(value: Any) -> Any:
 
 def _copy_text(value: Any) -> Any:
     """COPY's text for a datetime, made once per distinct value: psycopg formats each
-    datetime cell anew (~4 us), which was a fifth of a bulk reset's time on PostgreSQL."""
+    datetime cell anew (~4 us): 16% of a 1e5-account reset's CPU samples on PostgreSQL."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return _plain(value)

@@ -192,6 +192,21 @@ def test_validating_with_the_reason_computes_the_same_fingerprint(tmp_path: Path
     assert fresh.fingerprint(None, "other") != fresh.fingerprint(None, "leak")  # type: ignore[arg-type]
 
 
+def test_a_file_changed_after_validation_is_read_again(tmp_path: Path) -> None:
+    from auth.errors import InvalidInput
+    from auth.reset.sources import EmailFile
+
+    path = Path(write(tmp_path, ["a@x.fr"], "e.txt"))
+    source = EmailFile(path)
+    assert source.validate("leak") == []
+    first = source.fingerprint(None, "leak")  # type: ignore[arg-type]
+    path.write_text("a@x.fr\nb@x.fr\n")
+    assert source.fingerprint(None, "leak") != first  # type: ignore[arg-type]
+    path.write_text("a@x.fr\nnot an address\n")
+    with pytest.raises(InvalidInput, match="line 2"):
+        source.fingerprint(None, "leak")  # type: ignore[arg-type]
+
+
 def test_a_dry_run_prints_what_would_happen_and_changes_nothing(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:

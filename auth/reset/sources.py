@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
@@ -87,48 +87,42 @@ class EmailFile:
         self.path = path
         self.label = f"emails {path.name}"
         self._count = 0
-        self._fingerprints: dict[tuple[str, int, int], str] = {}
+        self._scanned: tuple[tuple[str, int, int], str] | None = None  # (file key, fingerprint)
 
     def _open(self) -> IO[str]:
         return self.path.open(encoding="utf-8-sig", newline="")
 
-    def validate(self, reason: str | None = None) -> list[tuple[int, str]]:
-        """Bad lines as (number, message); counts the good ones. Given the job's reason, the
-        same pass computes the fingerprint (a file of 1e5 lines is read once, not twice,
+    def validate(self, reason: str) -> list[tuple[int, str]]:
+        """Bad lines as (number, message); counts the good ones and, in the same pass,
+        computes the job's fingerprint (a file of 1e5 lines is read once, not twice,
         before the job starts)."""
         bad: list[tuple[int, str]] = []
         self._count = 0
-        key = self._key(reason or "")
-        h = self._hash(reason or "")
+        key = self._key(reason)
+        digest = hashlib.sha256(b"emails\x00" + reason.encode())
         with self._open() as stream:
             for number, cell in email_cells(stream):
                 try:
-                    h.update(normalise_email(cell).encode() + b"\x00")
+                    digest.update(normalise_email(cell).encode() + b"\x00")
                     self._count += 1
                 except InvalidInput as exc:
                     bad.append((number, str(exc)))
-        if reason is not None and not bad:
-            self._fingerprints[key] = h.hexdigest()
+        self._scanned = None if bad else (key, digest.hexdigest())
         return bad
 
     def fingerprint(self, session: Session, reason: str) -> str:
-        # Computed by validate() already, unless the file changed since.
-        key = self._key(reason)
-        if key not in self._fingerprints:
-            h = self._hash(reason)
-            with self._open() as stream:
-                for _, cell in email_cells(stream):
-                    h.update(normalise_email(cell).encode() + b"\x00")
-            self._fingerprints[key] = h.hexdigest()
-        return self._fingerprints[key]
+        # What validate() computed, unless the file (or the reason) changed since.
+        if self._scanned is None or self._scanned[0] != self._key(reason):
+            bad = self.validate(reason)
+            if bad:
+                number, message = bad[0]
+                raise InvalidInput(f"{self.path.name} line {number}: {message}")
+        assert self._scanned is not None
+        return self._scanned[1]
 
     def _key(self, reason: str) -> tuple[str, int, int]:
         stat = self.path.stat()
         return (reason, stat.st_size, stat.st_mtime_ns)
-
-    @staticmethod
-    def _hash(reason: str) -> Any:
-        return hashlib.sha256(b"emails\x00" + reason.encode())
 
     def total(self) -> int | None:
         return self._count

@@ -24,8 +24,14 @@ from auth.bulk import among, insert_tuples
 from auth.models import ResetToken, table
 
 
+def new_ids(n: int) -> list[str]:
+    """n random token ids (128 bits each), from one call to the system's generator."""
+    fresh = secrets.token_hex(16 * n)
+    return [fresh[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
 def new_id() -> str:
-    return secrets.token_hex(16)
+    return new_ids(1)[0]
 
 
 def derive(secret_key: str, token_id: str) -> str:
@@ -71,9 +77,7 @@ def issue(
     revoke_open(session, (a for a, _ in pairs), now=now)
     ids: dict[int, str] = {}
     rows = []
-    fresh = secrets.token_hex(16 * len(pairs))  # one system call for the batch, not one each
-    for i, (account_id, reset_id) in enumerate(pairs):
-        token_id = fresh[32 * i : 32 * i + 32]
+    for (account_id, reset_id), token_id in zip(pairs, new_ids(len(pairs)), strict=True):
         ids[account_id] = token_id
         rows.append((token_id, account_id, reset_id, digest(derive(secret_key, token_id)), now))
     insert_tuples(
