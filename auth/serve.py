@@ -115,13 +115,11 @@ _stop_before_boot: list[int] = []  # in a new worker: the signals that arrived t
 
 
 def _post_fork(server: Any, worker: Any) -> None:
-    """In a new worker, until gunicorn installs the worker's own handlers: a SIGTERM from
-    a master that is stopping would reach the handler inherited from the master, which
-    only queues it for the master's loop, and the worker would boot and serve until the
-    master's graceful timeout killed it (seen in CI on a SIGTERM right after start).
-    Remember the signal instead; _post_worker_init acts on it. A signal in the few
-    instructions between fork and this hook can still be missed: graceful_timeout bounds
-    that case."""
+    """In a new worker, until gunicorn installs the worker's own handlers. Seen here (2
+    stops in 8, SIGTERM at the first "Booting worker" line): a worker forked just before a
+    stop lost its SIGTERM and served on until the master's graceful timeout. The handlers
+    set here remember the signal, and _post_worker_init then ends the worker. A signal
+    that arrives before this hook runs can still be lost: graceful_timeout bounds that."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(sig, lambda signum, _frame: _stop_before_boot.append(signum))
 
@@ -154,9 +152,8 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             # A stop waits this long for requests in flight (a sign-in takes ~50 ms), then
             # kills: it also bounds the rare worker that misses the stop signal (below).
             "graceful_timeout": 5,
-            # gunicorn 27's control socket: unused here, one path (~/.gunicorn/gunicorn.ctl)
-            # for every instance on the host, and a SIGTERM that lands while its thread
-            # starts can leave the master waiting for ever (seen in CI, right after boot).
+            # gunicorn 27's control socket: unused here, and one path
+            # (~/.gunicorn/gunicorn.ctl) for every instance on the host.
             "control_socket_disable": True,
             "when_ready": _start_notice_drain,
             "post_fork": _post_fork,
