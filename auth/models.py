@@ -178,12 +178,11 @@ class Finding(Base):
     """An account found exposed: by which kind of evidence, from which source and breach."""
 
     __tablename__ = "findings"
+    # Its leading column serves the look-ups by account: no index of account_id alone.
     __table_args__ = (UniqueConstraint("account_id", "kind", "source", "breach"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
-    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16))
     breach: Mapped[str] = mapped_column(String(200))
@@ -350,12 +349,11 @@ class Reset(Base):
     """One forced reset of one account; `reset_key` makes it happen once per finding or job."""
 
     __tablename__ = "resets"
+    # Its leading column serves the look-ups by account: no index of account_id alone.
     __table_args__ = (UniqueConstraint("account_id", "reset_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
-    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("reset_jobs.id"), index=True)
     finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
     reset_key: Mapped[str] = mapped_column(String(64))  # finding:<id> or job:<id>
@@ -366,7 +364,11 @@ class Reset(Base):
 
 
 class ResetToken(Base):
-    """A reset link's token, kept only as SHA-256; it lives from the notice's sending."""
+    """A reset link's token, kept only as SHA-256; it lives from the notice's sending.
+
+    The link's token starts with the row's id, so a presented token is found by primary key
+    and its digest compared in constant time: no index of the digests (a random key, the
+    dearest index a bulk reset fills)."""
 
     __tablename__ = "reset_tokens"
 
@@ -375,7 +377,7 @@ class ResetToken(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     reset_id: Mapped[int | None] = mapped_column(ForeignKey("resets.id", ondelete="CASCADE"))
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # set when sent
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

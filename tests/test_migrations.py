@@ -62,6 +62,56 @@ def test_migrated_schema_matches_the_models(empty_url: str) -> None:
     assert diff == []
 
 
+def test_0007_keeps_every_row_that_points_at_a_rebuilt_table(empty_url: str) -> None:
+    """0007 rebuilds reset_tokens on SQLite: the notices that name a token keep it, and the
+    indexes it drops are gone while the constraints that replace them stay."""
+    migrate.upgrade(empty_url, "0006")
+    engine = make_engine(empty_url)
+    now = "2026-11-29 08:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO accounts (id, email, email_sha1, name, status, session_epoch, "
+                "created_at, updated_at) VALUES (1, 'a@example.org', :sha1, 'A', 'active', 0, "
+                ":now, :now)"
+            ),
+            {"sha1": b"\x01" * 20, "now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO reset_tokens (id, account_id, token_sha256, created_at) "
+                "VALUES ('t1', 1, :digest, :now)"
+            ),
+            {"digest": "d" * 64, "now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO notices (account_id, kind, idempotency_key, token_id, reason, "
+                "status, attempts, next_attempt_at, created_at) VALUES (1, 'reset_forced', "
+                "'k1', 't1', 'r', 'queued', 0, :now, :now)"
+            ),
+            {"now": now},
+        )
+    engine.dispose()
+
+    migrate.upgrade(empty_url)
+
+    engine = make_engine(empty_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT token_id FROM notices")).scalar_one() == "t1"
+        assert conn.execute(text("SELECT token_sha256 FROM reset_tokens")).scalar_one() == "d" * 64
+        schema = inspect(conn)
+        index_names = {i["name"] for t in ("resets", "findings") for i in schema.get_indexes(t)}
+        assert not index_names & {"ix_resets_account_id", "ix_findings_account_id"}
+        assert schema.get_unique_constraints("reset_tokens") == []
+        assert {u["name"] for u in schema.get_unique_constraints("resets")} == {
+            "uq_resets_account_id"
+        }
+    engine.dispose()
+    migrate.downgrade(empty_url, "0006")
+    migrate.upgrade(empty_url)
+
+
 def test_the_audit_chain_starts_at_its_genesis(empty_url: str) -> None:
     migrate.upgrade(empty_url)
     engine = make_engine(empty_url)

@@ -414,8 +414,11 @@ def test_expired_revoked_unknown_and_used_links_get_the_same_page(
     browser = web.test_client()  # a fresh browser: no "password changed" message pending
     expired = link(site, sent_minutes_ago=31)
     revoked = link(site)
-    link(site)  # a newer link revokes the one before
+    live = link(site)  # a newer link revokes the one before
     unknown = tokens.derive(settings.secret_key, tokens.new_id())
+    # the live link's id with another key's HMAC: found by its id, refused by its digest
+    forged = tokens.derive("not-" + settings.secret_key, live[: tokens.ID_CHARS])
+    assert forged[: tokens.ID_CHARS] == live[: tokens.ID_CHARS] and forged != live
     pages = {
         name: browser.get(f"/reset/{token}")
         for name, token in {
@@ -423,6 +426,8 @@ def test_expired_revoked_unknown_and_used_links_get_the_same_page(
             "revoked": revoked,
             "unknown": unknown,
             "used": used,
+            "forged": forged,
+            "one character short": live[:-1],
             "garbage": "x" * 500,
         }.items()
     }
@@ -434,6 +439,7 @@ def test_expired_revoked_unknown_and_used_links_get_the_same_page(
     assert 'href="/forgot"' in page
     posted = set_password(browser, expired, NEW + "-2")
     assert posted.status_code == 410 and body(posted) == page
+    assert browser.get(f"/reset/{live}").status_code == 200  # dead only where it should be
 
 
 def test_a_link_of_a_disabled_account_does_not_work(browser: FlaskClient, site: Services) -> None:

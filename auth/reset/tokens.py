@@ -1,10 +1,12 @@
 """Reset tokens: 256-bit, single-use, stored only as SHA-256.
 
-A token is HMAC-SHA256(SECRET_KEY, token id): the queue can hold the (public, random) id
-and the notice worker derive the link when it sends, so no plaintext token is ever stored,
-and the database alone cannot produce one. A token lives `RESET_TOKEN_MINUTES` from the
-moment its notice was sent (a backlog does not eat its lifetime), dies when used, when a
-newer one is issued, or when the password changes.
+A token is the (public, random) token id followed by HMAC-SHA256(SECRET_KEY, token id): the
+queue can hold the id and the notice worker derive the link when it sends, so no plaintext
+token is ever stored, and the database alone cannot produce one. A presented token is
+found by its id (the primary key) and checked by comparing digests in constant time.
+
+A token lives `RESET_TOKEN_MINUTES` from the moment its notice was sent (a backlog does not
+eat its lifetime), dies when used, when a newer one is issued, or when the password changes.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from auth.bulk import among, insert_tuples
 from auth.models import ResetToken, table
 
+ID_CHARS = 32  # 128 bits, hex
+TOKEN_CHARS = ID_CHARS + 43  # the id, then 256 bits of HMAC in unpadded base64url
+
 
 def new_ids(n: int) -> list[str]:
     """n random token ids (128 bits each), from one call to the system's generator."""
     fresh = secrets.token_hex(16 * n)
-    return [fresh[i : i + 32] for i in range(0, 32 * n, 32)]
+    return [fresh[i : i + ID_CHARS] for i in range(0, ID_CHARS * n, ID_CHARS)]
 
 
 def new_id() -> str:
@@ -35,9 +40,10 @@ def new_id() -> str:
 
 
 def derive(secret_key: str, token_id: str) -> str:
+    """The token of a link: its id, then the id's HMAC (only base64url characters)."""
     mac = _keyed(secret_key).copy()  # the key schedule and the prefix, computed once per key
     mac.update(token_id.encode())
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+    return token_id + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
 
 
 @functools.lru_cache(maxsize=4)
@@ -102,13 +108,12 @@ def activate(
 
 def find_valid(session: Session, token: str, *, now: dt.datetime) -> ResetToken | None:
     """The live token row for a presented token, or None (unknown, used, revoked, expired)."""
-    if not token or len(token) > 100:
+    if len(token) != TOKEN_CHARS:
         return None
-    row = session.execute(
-        select(ResetToken).where(ResetToken.token_sha256 == digest(token))
-    ).scalar_one_or_none()
+    row = session.get(ResetToken, token[:ID_CHARS])
     if (
         row is None
+        or not hmac.compare_digest(row.token_sha256, digest(token))
         or row.used_at is not None
         or row.revoked_at is not None
         or row.expires_at is None
