@@ -22,6 +22,14 @@ audit head row).
 
 Codes are made for the middle of each wrk run, so a run may last up to ~50 s.
 
+Each request opens its own connection (Connection: close), for both endpoints, as in
+bench/hook_http.py. With wrk's 16 connections kept alive, which worker each one lands on is
+settled once per run: in one run (per-process CPU read from /proc each second) two of the
+three /healthz runs had one worker at a full core and the other idle, and gave 832 and
+903 req/s against 2,026 for the run that used both; the ratios were 0.29, 0.19 and 0.47.
+A connection per request spreads the requests over the workers within each run.
+--keep-alive: the old way.
+
     .venv/bin/python bench/mfa_http.py                          # SQLite and PostgreSQL
     .venv/bin/python bench/mfa_http.py --db sqlite --duration 5
 """
@@ -46,6 +54,11 @@ from mfa_verify import BENCH_KEY, add_accounts, add_totp_factors, totp_code_for
 
 TARGET_RATIO = 0.4
 NO_LIMIT = "1000000 per second"  # a moving window of 1 s keeps the limiter's list short
+CLOSING = """
+function request()
+  return wrk.format("GET", nil, {["Connection"] = "close"})
+end
+"""
 
 LUA = r"""
 -- each wrk thread posts its own slice of the prepared (cookie, csrf token, code) tuples
@@ -82,7 +95,7 @@ function request()
   local t = mine[idx]
   return wrk.format("POST", "/login/mfa", {
     ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["Cookie"] = "%(cookie_name)s=" .. t[1],
+    ["Cookie"] = "%(cookie_name)s=" .. t[1],%(close)s
   }, "csrf_token=" .. t[2] .. "&code=" .. t[3])
 end
 
@@ -295,6 +308,11 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run (<= 50)")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--wrk-threads", type=int, default=2)
+    ap.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="keep wrk's connections open (the old way: see the docstring)",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk (or build github.com/wg/wrk)")
@@ -306,8 +324,9 @@ def main() -> None:
     all_ok: dict[str, bool] = {}
     with workdir() as work:
         lua, plain = work / "mfa.lua", work / "plain.lua"
-        lua.write_text(LUA % {"cookie_name": "bg_session"})
-        plain.write_text(DONE_ONLY)
+        close = "" if args.keep_alive else '\n    ["Connection"] = "close",'
+        lua.write_text(LUA % {"cookie_name": "bg_session", "close": close})
+        plain.write_text(DONE_ONLY if args.keep_alive else CLOSING + DONE_ONLY)
         for kind in args.db:
             out, ratios[kind], all_ok[kind] = bench_one(kind, work, args, lua, plain)
             rows += out
@@ -316,7 +335,9 @@ def main() -> None:
     print(
         f"gunicorn gthread {args.workers} workers x {args.threads} threads on 127.0.0.1; "
         f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s on the same "
-        f"2-core machine; each POST a different account; {args.rounds} alternating rounds, "
+        "2-core machine; "
+        f"{'kept-alive connections' if args.keep_alive else 'a connection per request'}; "
+        f"each POST a different account; {args.rounds} alternating rounds, "
         "ratio = median of the rounds' ratios"
     )
     print(
