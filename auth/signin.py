@@ -19,19 +19,18 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, select, update
 
-from auth import audit, bans, continuations, lockout, metrics
+from auth import audit, bans, continuations, lockout, metrics, signin_second
+from auth.answer import Answer
 from auth.breach import findings, policy, store
 from auth.breach.checker import Check
 from auth.breach.hashing import normalise_email, password_sha1
 from auth.errors import InvalidInput
 from auth.hook import AccountFacts, Decision, Facts, MfaFacts, Need, Policy, Reason, Verdict, decide
-from auth.mfa import second_step
-from auth.mfa import webauthn as wa
 from auth.models import (
     Account,
     AccountStatus,
@@ -58,37 +57,6 @@ _SKIPPED_HASHING = {
     Reason.ACCOUNT_DISABLED,
     Reason.THROTTLED,
 }
-
-
-@dataclass(frozen=True)
-class Answer:
-    verdict: Verdict
-    account_id: int | None = None
-    session_epoch: int | None = None  # what a session opened now must carry
-    continuation: str | None = None
-    continuation_expires_at: dt.datetime | None = None
-    message: str = ""  # for the person, from the second step (e.g. codes left)
-
-    @property
-    def decision(self) -> Decision:
-        return self.verdict.decision
-
-    def to_json(self) -> dict[str, Any]:
-        """The hook's answer body; no internal reason leaks for a deny."""
-        v = self.verdict
-        return {
-            "decision": v.decision.value,
-            "reasons": list(v.public_reasons),
-            "factors": list(v.factors),
-            "continuation": self.continuation,
-            "continuation_expires_at": _iso(self.continuation_expires_at),
-            "enroll_by": _iso(v.enroll_by),
-            "message": self.message or None,
-        }
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 _A = table(Account)
@@ -121,11 +89,6 @@ _ACCOUNT = Prepared(
         .where(_FI.c.account_id == _A.c.id, _FI.c.status == FindingStatus.OPEN.value)
         .label("has_findings"),
     ).where(_A.c.email == bindparam("email"))
-)
-_KINDS = (
-    select(_F.c.kind)
-    .where(_F.c.account_id == bindparam("account"), _F.c.confirmed_at.is_not(None))
-    .distinct()
 )
 # Allow only if the account still stands as it was read: a reset or lock committed while
 # the password was being hashed turns this into no row, and the decision is taken again.
@@ -427,32 +390,12 @@ class SignIn:
                 now=now,
             )
 
-    # --- the second step --------------------------------------------------------------
+    # --- the second step (auth/signin_second.py) -----------------------------------------
 
     def webauthn_options(self, token: str, *, now: dt.datetime | None = None) -> str | None:
         """Options for navigator.credentials.get(), or None when the token is not live or
         the account has no security key."""
-        now = now or utcnow()
-        db = self.services.db
-        with db.reader() as conn:
-            found = continuations.find(conn, token, now=now)
-            kinds = (
-                set(conn.execute(_KINDS, {"account": found.account_id}).scalars())
-                if found
-                else set()
-            )
-        if found is None or "webauthn" not in kinds:
-            return None
-        with db.session() as session:
-            account = session.get(Account, found.account_id)
-            assert account is not None
-            session.expunge(account)
-        challenge_id, options = wa.begin_authentication(
-            db, account=account, rp=wa.RelyingParty.from_settings(self.settings), now=now
-        )
-        with db.engine.begin() as conn:
-            continuations.attach_challenge(conn, found.id, challenge_id)
-        return options
+        return signin_second.webauthn_options(self.services, token, now=now)
 
     def second_step(
         self,
@@ -465,57 +408,6 @@ class SignIn:
         now: dt.datetime | None = None,
     ) -> Answer:
         """allow or deny, with the same checks as the /login/mfa page (auth/mfa/second_step)."""
-        now = now or utcnow()
-        db = self.services.db
-        with db.reader() as conn:
-            found = continuations.find(conn, token, now=now)
-        if found is None:
-            return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")
-        actor = audit.Actor.account(found.account_id)
-        if code is not None:
-            result = second_step.verify_code(
-                db,
-                account_id=found.account_id,
-                code=code,
-                keys=self.services.keys,
-                settings=self.settings,
-                actor=actor,
-                now=now,
-            )
-        elif credential is not None and found.challenge_id:
-            result = second_step.verify_webauthn(
-                db,
-                account_id=found.account_id,
-                challenge_id=found.challenge_id,
-                credential=credential,
-                settings=self.settings,
-                actor=actor,
-                now=now,
-            )
-        else:
-            return _deny_step(Reason.INVALID_CREDENTIALS, "Ask for the WebAuthn options first.")
-        if not result.ok:
-            with db.engine.begin() as conn:
-                continuations.failed(conn, found.id, now=now)
-            return _deny_step(Reason.INVALID_CREDENTIALS, result.message, found.account_id)
-        event = audit.Event(
-            actor,
-            audit.Action.SESSION_STARTED,
-            f"account:{found.account_id}",
-            {"method": result.kind, "ip": ip, "via": via},
+        return signin_second.second_step(
+            self.services, token, code=code, credential=credential, ip=ip, via=via, now=now
         )
-        with db.engine.begin() as conn:
-            spent = continuations.spend(conn, found, now=now)
-            if spent:
-                audit.append(conn, [event], now=now)
-        if not spent:  # raced by another request, or the account was reset meanwhile
-            return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")
-        return Answer(
-            Verdict(Decision.ALLOW, (Reason.MFA_ENROLLED,)),
-            found.account_id,
-            message=result.message,
-        )
-
-
-def _deny_step(reason: Reason, message: str, account_id: int | None = None) -> Answer:
-    return Answer(Verdict(Decision.DENY, (reason,)), account_id, message=message)

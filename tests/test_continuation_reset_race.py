@@ -21,11 +21,12 @@ import pytest
 from sqlalchemy import select
 
 from auth import accounts, audit, continuations
+from auth.answer import Answer
 from auth.hook import Decision
 from auth.models import AuditEvent, utcnow
 from auth.reset import forced
 from auth.services import Services
-from auth.signin import Answer, SignIn
+from auth.signin import SignIn
 from tests.totp_helpers import enroll_totp, next_code
 
 ACTOR = audit.Actor.cli("race-test")

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from auth.signin import Answer
+from auth.answer import Answer
 from auth.web.api import error
 from auth.web.context import signin
 from auth.web.keys import current_key, require
