@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 
@@ -27,6 +28,7 @@ from auth.models import ResetToken, table
 
 ID_CHARS = 32  # 128 bits, hex
 TOKEN_CHARS = ID_CHARS + 43  # the id, then 256 bits of HMAC in unpadded base64url
+_ID = re.compile(f"[0-9a-f]{{{ID_CHARS}}}")
 
 
 def new_ids(n: int) -> list[str]:
@@ -108,8 +110,8 @@ def activate(
 
 def find_valid(session: Session, token: str, *, now: dt.datetime) -> ResetToken | None:
     """The live token row for a presented token, or None (unknown, used, revoked, expired)."""
-    if len(token) != TOKEN_CHARS:
-        return None
+    if len(token) != TOKEN_CHARS or not _ID.fullmatch(token[:ID_CHARS]):
+        return None  # nothing that is not a token id reaches the database (a NUL: a 500)
     row = session.get(ResetToken, token[:ID_CHARS])
     if (
         row is None
