@@ -11,6 +11,16 @@ class InvalidInput(BreachguardError):
     """Input that cannot be accepted; the message names the field or line."""
 
 
+def one_line(raw: str, field: str) -> str:
+    """A person's free text (a name, a reason) as one line: runs of whitespace become one
+    space. Refuses control and invisible characters: PostgreSQL cannot store a NUL (the
+    write failed with a 500) and nobody can read the others."""
+    text = " ".join(raw.split())
+    if not text.isprintable():
+        raise InvalidInput(f"{field}: no control or invisible characters")
+    return text
+
+
 class InvalidEmail(InvalidInput):
     """Not an e-mail address."""
 

@@ -240,6 +240,26 @@ def test_factors_can_be_renamed(browser: FlaskClient, site: Services) -> None:
     assert b"Work phone" in browser.get("/account/security").data
 
 
+def test_a_name_with_a_control_character_is_refused_with_its_reason(
+    browser: FlaskClient, site: Services
+) -> None:
+    sign_in(browser)
+    enroll_totp(browser)
+    with site.db.session() as s:
+        factor_id = s.execute(select(MfaFactor.id)).scalar_one()
+    for path in (f"/account/security/factors/{factor_id}/rename", "/account/security/totp"):
+        for name, reason in (
+            ("Work\x00phone", "no control or invisible characters"),
+            ("x" * 101, "at most 100 characters"),
+        ):
+            answer = post(browser, path, {"name": name}, "/account/security")
+            assert answer.status_code == 302  # type: ignore[attr-defined]
+            page = browser.get("/account/security").get_data(as_text=True)
+            assert reason in page
+    with site.db.session() as s:
+        assert s.execute(select(MfaFactor.name)).scalars().all() == ["Phone"]
+
+
 def test_bumping_the_session_epoch_ends_every_session(browser: FlaskClient, site: Services) -> None:
     sign_in(browser)
     assert browser.get("/account/security").status_code == 200

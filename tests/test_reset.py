@@ -324,6 +324,14 @@ def test_the_api_resets_with_a_security_key_and_refuses_a_hook_key(
         "/api/v1/resets", json={"emails": ["nope"]}, headers={"Authorization": f"Bearer {security}"}
     )
     assert bad.status_code == 400 and bad.get_json()["field"] == "emails"
+    unreadable = client.post(
+        "/api/v1/resets",
+        json={"emails": emails, "reason": "incident\x00 2026-11"},  # PostgreSQL: no NUL
+        headers={"Authorization": f"Bearer {security}"},
+    )
+    assert unreadable.status_code == 400, unreadable.get_json()
+    assert unreadable.get_json()["field"] == "reason"
+    assert "no control or invisible characters" in unreadable.get_json()["error"]
 
 
 def _breachguard() -> str:

@@ -170,8 +170,12 @@ def test_registration_name_is_trimmed_and_a_bad_name_leaves_the_challenge_usable
     key = SoftAuthenticator()
     challenge_id, options = wa.begin_registration(registry.db, account=account, rp=RP, now=now)
     credential = key.create(options)
-    for bad in ("   ", "x" * 101):
-        with pytest.raises(wa.InvalidName, match="1 to 100 characters") as raised:
+    for bad, why in (
+        ("   ", "1 to 100 characters"),
+        ("x" * 101, "1 to 100 characters"),
+        ("key\x00one", "no control or invisible characters"),
+    ):
+        with pytest.raises(wa.InvalidName, match=why) as raised:
             finish_reg(registry, account, challenge_id, credential, now, name=bad)
         assert isinstance(raised.value, InvalidInput)  # the project's bad-input class too
     factor = wa.finish_registration(

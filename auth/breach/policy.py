@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from auth import audit
 from auth.bulk import among
 from auth.db import Database
-from auth.errors import InvalidInput
+from auth.errors import InvalidInput, one_line
 from auth.models import Account, Finding, FindingStatus, Reset, table
 from auth.reset import forced
 
@@ -228,7 +228,7 @@ def dismiss(
 ) -> ActionResult:
     """Close open findings as not needing action (a test address, a known false match);
     the reason is kept on each finding and in the audit trail."""
-    reason = " ".join(reason.split())
+    reason = one_line(reason, "reason")
     if not reason:
         raise InvalidInput("reason: say why these findings are dismissed")
     values = {

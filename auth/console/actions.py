@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from auth import audit
 from auth.breach import policy
-from auth.errors import InvalidInput
+from auth.errors import InvalidInput, one_line
 from auth.models import utcnow
 from auth.services import Services
 
@@ -48,7 +48,7 @@ def parse_choice(raw: str) -> Choice:
 
 def clean_reason(raw: str, choice: Choice) -> str:
     """One line, at most REASON_MAX characters; required to dismiss."""
-    reason = " ".join(raw.split())
+    reason = one_line(raw, "reason")
     if len(reason) > REASON_MAX:
         raise InvalidInput(f"reason: at most {REASON_MAX} characters")
     if choice is Choice.DISMISS and not reason:

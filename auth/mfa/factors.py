@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.errors import InvalidInput, NotFound
+from auth.errors import InvalidInput, NotFound, one_line
 from auth.mfa import totp
 from auth.mfa.crypto import KeyRing
 from auth.models import Account, FactorKind, MfaFactor, table
@@ -27,7 +27,7 @@ def context(account_id: int) -> str:
 
 
 def clean_name(name: str, default: str) -> str:
-    name = " ".join(name.split()) or default
+    name = one_line(name, "name") or default
     if len(name) > 100:
         raise InvalidInput("name: at most 100 characters")
     return name

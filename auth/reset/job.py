@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.db import Database
+from auth.errors import one_line
 from auth.models import JobStatus, ResetJob, utcnow
 from auth.reset import forced
 from auth.reset.forced import Outcome, Plan
@@ -141,7 +142,7 @@ def run(
     now: Callable[[], dt.datetime] = utcnow,
 ) -> JobReport:
     """Reset every target of `source`; outcomes go to `sink` one account at a time."""
-    reason = " ".join(reason.split())  # empty: the notice says it in its own language
+    reason = one_line(reason, "reason")  # empty: the notice says it in its own language
     with db.session() as session:
         fingerprint = source.fingerprint(session, reason)
         if dry_run:

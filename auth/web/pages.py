@@ -159,15 +159,19 @@ def totp_start() -> Any:
     account = web_session.current_account()
     assert account is not None
     registry = services()
-    with registry.db.session() as db:
-        pending = factors.start_totp(
-            db,
-            account=account,
-            name=request.form.get("name", ""),
-            keys=registry.keys,
-            issuer=registry.settings.totp_issuer,
-            now=utcnow(),
-        )
+    try:
+        with registry.db.session() as db:
+            pending = factors.start_totp(
+                db,
+                account=account,
+                name=request.form.get("name", ""),
+                keys=registry.keys,
+                issuer=registry.settings.totp_issuer,
+                now=utcnow(),
+            )
+    except InvalidInput as exc:  # the name: too long, or a control character
+        flash(str(exc))
+        return redirect(url_for("account.security"))
     return _totp_page(pending.factor_id, pending.secret, pending.uri)
 
 

@@ -48,4 +48,6 @@ def clean_name(name: str) -> str:
         raise InvalidName(
             f"name: give the security key a name of 1 to {NAME_MAX} characters (got {len(cleaned)})"
         )
+    if not cleaned.isprintable():  # as auth.errors.one_line, but an InvalidName
+        raise InvalidName("name: no control or invisible characters")
     return cleaned
