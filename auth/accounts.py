@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.breach.hashing import email_sha1, normalise_email
-from auth.errors import ImportAborted, InvalidInput
+from auth.errors import ImportAborted, InvalidInput, one_line
 from auth.models import Account
 from auth.passwords import Hasher, is_argon2_hash
 
@@ -109,7 +109,7 @@ def _parse_row(line: int, fields: list[str], columns: tuple[str, ...]) -> Row:
         email = normalise_email(values.get("email", ""))
     except InvalidInput as exc:
         raise InvalidInput(f"email: {exc}") from None
-    name = values.get("name", "")
+    name = one_line(values.get("name", ""), "name")
     if len(name) > 200:
         raise InvalidInput("name: longer than 200 characters")
     pro_id = values.get("professional_id") or None

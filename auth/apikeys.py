@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.errors import InvalidInput, NotFound
+from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import ApiKey, Role, table
 
 PREFIX = "bg"
@@ -60,6 +60,7 @@ def create(
         role = Role(role)
     except ValueError:
         raise InvalidInput(f"role must be one of {', '.join(Role)}; got {role!r}") from None
+    name = one_line(name, "name")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     session.add(

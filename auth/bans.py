@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.errors import InvalidInput, NotFound
+from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import IpBan, IpFailure, UTCDateTime, table
 from auth.prepared import Prepared
 
@@ -77,7 +77,7 @@ def add(
     network = parse_network(raw)
     ban = IpBan(
         network=str(network),
-        reason=" ".join(reason.split()),
+        reason=one_line(reason, "reason"),
         automatic=automatic,
         created_by=str(actor),
         created_at=now,

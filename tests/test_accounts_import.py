@@ -60,11 +60,13 @@ def test_every_bad_row_is_named_and_nothing_is_committed(
     header = "email,name,professional_id,password_hash\n"
     bad = header + GOOD.split("\n", 1)[1]
     bad += "not-an-address,X,\nok@example.org,Ok,1,plaintext-password\na@example.org,,,,extra\n"
+    bad += "nul@example.org,Dr\x00 Nul,,\n"  # PostgreSQL cannot store a NUL
     result = runner.invoke(main, ["accounts", "import", _write(tmp_path, bad)])
     assert result.exit_code == 2
     assert "line 4: email: not an e-mail address: 'not-an-address'" in result.output
     assert "line 5: password_hash: not an argon2 hash" in result.output
     assert "line 6: expected at most" in result.output
+    assert "line 7: name: no control or invisible characters" in result.output
     assert "nothing was imported" in result.output
     assert _accounts(registry) == {}
     with registry.db.session() as s:

@@ -99,3 +99,9 @@ def test_cli_prints_the_key_once_as_the_last_word_and_can_revoke_it(runner: CliR
 def test_cli_refuses_an_unknown_role(runner: CliRunner) -> None:
     result = runner.invoke(main, ["apikey", "create", "--role", "root"])
     assert result.exit_code == 2 and "root" in result.output
+
+
+def test_cli_refuses_a_name_with_a_control_character(runner: CliRunner) -> None:
+    args = ["apikey", "create", "--role", "hook", "--name", "portal\x00"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2 and "name: no control or invisible characters" in result.output
