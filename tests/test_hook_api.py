@@ -80,6 +80,9 @@ def test_every_decision_is_a_200_with_the_documented_fields(portal: FlaskClient)
     }
     denied = login(portal, password="wrong")
     assert (denied["decision"], denied["reasons"]) == ("deny", ["invalid_credentials"])
+    # a NUL (which PostgreSQL cannot even look up) is an unknown account, not a 500
+    nul = login(portal, email="claire\x00@example.fr", password="n\x00pe", user_agent="\x00")
+    assert (nul["decision"], nul["reasons"]) == ("deny", ["invalid_credentials"])
 
 
 @pytest.mark.parametrize(

@@ -98,8 +98,10 @@ def next_code(secret: str, used: set[str]) -> str:
 def test_a_wrong_password_and_an_unknown_email_get_the_same_answer(browser: FlaskClient) -> None:
     wrong = sign_in(browser, "nope")
     unknown = post(browser, "/login", {"email": "nobody@example.fr", "password": "nope"})
-    assert wrong.status_code == unknown.status_code == 401  # type: ignore[attr-defined]
-    assert b"is not right" in wrong.data and b"is not right" in unknown.data  # type: ignore[attr-defined]
+    nul = post(browser, "/login", {"email": "claire\x00@example.fr", "password": "n\x00pe"})
+    assert wrong.status_code == unknown.status_code == nul.status_code == 401  # type: ignore[attr-defined]
+    for answer in (wrong, unknown, nul):
+        assert b"is not right" in answer.data  # type: ignore[attr-defined]
 
 
 def test_without_a_factor_the_password_opens_the_security_page(browser: FlaskClient) -> None:

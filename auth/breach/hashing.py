@@ -19,7 +19,9 @@ _HEX = re.compile(r"\A[0-9A-Fa-f]+\Z")
 # Deliberately permissive local part (RFC 5322 allows much); strict on the shape: one @,
 # a dotted domain of letters, digits and hyphens (IDNs arrive here already NFKC-folded).
 _EMAIL = re.compile(
-    r"\A[^@\s\"<>(),;:\\\[\]]{1,64}@(?=.{1,253}\Z)([^\W_]([\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}\Z"
+    # no control character in the local part: PostgreSQL cannot even look a NUL up (a 500)
+    r"\A[^@\s\"<>(),;:\\\[\]\x00-\x1f\x7f]{1,64}@(?=.{1,253}\Z)"
+    r"([^\W_]([\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}\Z"
 )
 
 
