@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class BreachguardError(Exception):
     """Root of every error breachguard raises on purpose."""
@@ -13,12 +15,17 @@ class InvalidInput(BreachguardError):
 
 def one_line(raw: str, field: str) -> str:
     """A person's free text (a name, a reason) as one line: runs of whitespace become one
-    space. Refuses control and invisible characters: PostgreSQL cannot store a NUL (the
-    write failed with a 500) and nobody can read the others."""
+    space. Refuses control characters: PostgreSQL cannot store a NUL (the write failed
+    with a 500) and nobody can read the others. Format characters stay: some names need a
+    zero-width joiner."""
     text = " ".join(raw.split())
-    if not text.isprintable():
-        raise InvalidInput(f"{field}: no control or invisible characters")
+    if has_control(text):
+        raise InvalidInput(f"{field}: no control characters")
     return text
+
+
+def has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 class InvalidEmail(InvalidInput):

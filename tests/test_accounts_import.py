@@ -66,7 +66,7 @@ def test_every_bad_row_is_named_and_nothing_is_committed(
     assert "line 4: email: not an e-mail address: 'not-an-address'" in result.output
     assert "line 5: password_hash: not an argon2 hash" in result.output
     assert "line 6: expected at most" in result.output
-    assert "line 7: name: no control or invisible characters" in result.output
+    assert "line 7: name: no control characters" in result.output
     assert "nothing was imported" in result.output
     assert _accounts(registry) == {}
     with registry.db.session() as s:

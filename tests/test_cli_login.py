@@ -46,7 +46,7 @@ def test_ban_add_list_remove(runner: CliRunner, registry: Services) -> None:
         (["ban", "add", "not-an-ip"], "'not-an-ip' is not an IP address or CIDR network"),
         (["ban", "add", "10.0.0.1", "--for", "soon"], "--for: 'soon' is not a duration"),
         (["ban", "remove", "10.9.9.9"], "no active ban on 10.9.9.9/32"),
-        (["ban", "add", "10.0.0.1", "--reason", "bot\x00"], "reason: no control or invisible"),
+        (["ban", "add", "10.0.0.1", "--reason", "bot\x00"], "reason: no control characters"),
     ],
 )
 def test_bad_ban_input_is_named(runner: CliRunner, args: list[str], message: str) -> None:

@@ -173,7 +173,7 @@ def test_registration_name_is_trimmed_and_a_bad_name_leaves_the_challenge_usable
     for bad, why in (
         ("   ", "1 to 100 characters"),
         ("x" * 101, "1 to 100 characters"),
-        ("key\x00one", "no control or invisible characters"),
+        ("key\x00one", "no control characters"),
     ):
         with pytest.raises(wa.InvalidName, match=why) as raised:
             finish_reg(registry, account, challenge_id, credential, now, name=bad)

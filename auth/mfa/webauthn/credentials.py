@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
 
+from auth.errors import has_control
 from auth.mfa.webauthn.errors import InvalidName
 from auth.models import FactorKind, MfaFactor
 
@@ -48,6 +49,6 @@ def clean_name(name: str) -> str:
         raise InvalidName(
             f"name: give the security key a name of 1 to {NAME_MAX} characters (got {len(cleaned)})"
         )
-    if not cleaned.isprintable():  # as auth.errors.one_line, but an InvalidName
-        raise InvalidName("name: no control or invisible characters")
+    if has_control(cleaned):  # as auth.errors.one_line, but an InvalidName
+        raise InvalidName("name: no control characters")
     return cleaned
