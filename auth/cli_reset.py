@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from auth.cli_common import Exit, actor, handle_errors, progress_bar, services
+from auth.errors import one_line
 from auth.models import FindingKind
 
 
@@ -63,6 +64,9 @@ def reset(
         raise Exit("--kind only goes with --from-scan")
     registry = services(ctx)
     settings = registry.settings
+    # As job.run has it: the file's fingerprint, computed while validating, then serves as is.
+    with handle_errors():
+        reason = one_line(reason, "reason")
     source: sources.Source
     if emails_file is not None:
         file_source = sources.EmailFile(emails_file)

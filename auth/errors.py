@@ -13,19 +13,15 @@ class InvalidInput(BreachguardError):
     """Input that cannot be accepted; the message names the field or line."""
 
 
-def one_line(raw: str, field: str) -> str:
+def one_line(raw: str, field: str, error: type[InvalidInput] | None = None) -> str:
     """A person's free text (a name, a reason) as one line: runs of whitespace become one
-    space. Refuses control characters: PostgreSQL cannot store a NUL (the write failed
-    with a 500) and nobody can read the others. Format characters stay: some names need a
-    zero-width joiner."""
+    space. Refuses control characters (`error`, InvalidInput by default): PostgreSQL cannot
+    store a NUL (the write failed with a 500) and nobody can read the others. Format
+    characters stay: some names need a zero-width joiner."""
     text = " ".join(raw.split())
-    if has_control(text):
-        raise InvalidInput(f"{field}: no control characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise (error or InvalidInput)(f"{field}: no control characters")
     return text
-
-
-def has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 class InvalidEmail(InvalidInput):

@@ -151,6 +151,16 @@ def test_a_file_with_a_bad_address_is_refused_and_nothing_changes(
     assert count(registry, Reset) == 0
 
 
+def test_a_reason_with_a_control_character_is_refused_and_nothing_changes(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    emails = make_accounts(registry, 1)
+    args = ["reset", "--emails", write(tmp_path, emails), "--reason", "leak\x1b[2J", "--no-send"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2 and "reason: no control characters" in result.output
+    assert count(registry, Reset) == 0
+
+
 def test_emails_may_come_as_a_csv_column(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:

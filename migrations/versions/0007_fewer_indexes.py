@@ -8,7 +8,8 @@ Create Date: 2026-11-29
   tables start with account_id, and serve every look-up by account.
 - `uq_reset_tokens_token_sha256`: a presented token now starts with its row's id, so it is
   found by primary key and its digest compared in constant time (auth/reset/tokens.py).
-  The digests were random keys: of the indexes a bulk reset fills, the dearest to keep.
+  The digests were random keys: in a bulk reset of 1e5 accounts on SQLite, the tokens
+  INSERT took 1.1-1.7 s less without this index.
 
 Links sent before this revision carry no id and no longer open (the reset page says the
 link does not work; /forgot sends a new one). Links of notices still queued are made when

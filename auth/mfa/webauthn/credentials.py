@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
 
-from auth.errors import has_control
+from auth.errors import one_line
 from auth.mfa.webauthn.errors import InvalidName
 from auth.models import FactorKind, MfaFactor
 
@@ -44,11 +44,9 @@ def descriptors(session: Session, account_id: int) -> list[PublicKeyCredentialDe
 
 
 def clean_name(name: str) -> str:
-    cleaned = " ".join(name.split())
+    cleaned = one_line(name, "name", InvalidName)
     if not 1 <= len(cleaned) <= NAME_MAX:
         raise InvalidName(
             f"name: give the security key a name of 1 to {NAME_MAX} characters (got {len(cleaned)})"
         )
-    if has_control(cleaned):  # as auth.errors.one_line, but an InvalidName
-        raise InvalidName("name: no control characters")
     return cleaned
