@@ -211,10 +211,13 @@ def raw_same_writes(db: BenchDB, ids: list[int], batch: int) -> float:
     """SQLite: the rows a forced reset writes for these ids (the account UPDATE; a Reset, a
     token, a notice and an audit row each), by plain sqlite3 executemany and nothing else:
     fixed strings, random token values, no JSON, no chain (a dummy hash). In batches of
-    `batch`, each committed, in id order, as the CLI does. What the schema itself costs:
-    the CLI cannot beat it."""
+    `batch`, each committed, in id order over the whole run, token ids made as the CLI
+    makes them (time first), as the CLI does. What the schema itself costs: the CLI cannot
+    beat it."""
     import hashlib
     import secrets
+
+    from auth.reset.tokens import new_ids
 
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     conn = sqlite3.connect(db.path, isolation_level=None)  # type: ignore[arg-type]
@@ -222,8 +225,9 @@ def raw_same_writes(db: BenchDB, ids: list[int], batch: int) -> float:
         conn.execute(f"PRAGMA {pragma}")
     (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events").fetchone()
     t = time.perf_counter()
+    ids = sorted(ids)
     for start in range(0, len(ids), batch):
-        chunk = sorted(ids[start : start + batch])
+        chunk = ids[start : start + batch]
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "UPDATE accounts SET status = 'reset_required', reset_reason = 'r', "
@@ -236,7 +240,10 @@ def raw_same_writes(db: BenchDB, ids: list[int], batch: int) -> float:
             "VALUES (?, 'floor', 'r', 'cli:bench', ?)",
             [(a, now) for a in chunk],
         )
-        tokens = [(secrets.token_hex(16), a, secrets.token_hex(32), now) for a in chunk]
+        tokens = [
+            (i, a, secrets.token_hex(32), now)
+            for i, a in zip(new_ids(len(chunk)), chunk, strict=True)
+        ]
         conn.executemany(
             "INSERT INTO reset_tokens (id, account_id, token_sha256, created_at) "
             "VALUES (?, ?, ?, ?)",

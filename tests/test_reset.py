@@ -26,6 +26,7 @@ from auth.models import (
     Finding,
     Notice,
     Reset,
+    ResetJobTarget,
     ResetToken,
 )
 from auth.services import Services
@@ -217,6 +218,77 @@ def test_a_file_changed_after_validation_is_read_again(tmp_path: Path) -> None:
         source.fingerprint(None, "leak")  # type: ignore[arg-type]
 
 
+def test_a_list_longer_than_a_batch_is_reset_in_account_order(
+    registry: Services, tmp_path: Path
+) -> None:
+    """The list is resolved first (unknown addresses come out then), then reset in account
+    order: each batch's rows go to neighbouring pages of every index keyed by account."""
+    from auth.reset import job, sources
+
+    emails = make_accounts(registry, 7)
+    listed = [emails[i] for i in (5, 2, 6, 0, 3)] + ["ghost@example.fr", emails[2], emails[1]]
+    rows: list[tuple[str, int | None, object, str]] = []
+    report = job.run(
+        registry.db,
+        sources.EmailFile(Path(write(tmp_path, listed))),
+        reason="leak",
+        actor=ALICE,
+        secret_key=registry.settings.secret_key,
+        require_mfa=False,
+        batch=2,
+        sink=rows.append,
+    )
+    assert report.summary() == {"reset": 6, "already_reset": 0, "unknown": 1, "failed": 0}
+    assert [r[0] for r in rows] == ["ghost@example.fr"] + [emails[i] for i in (0, 1, 2, 3, 5, 6)]
+    assert [r[2] for r in rows] == ["unknown"] + ["reset"] * 6  # the duplicate, once
+    with registry.db.session() as s:
+        by_reset = s.execute(select(Reset.account_id).order_by(Reset.id)).scalars().all()
+        left = s.execute(select(func.count()).select_from(ResetJobTarget)).scalar()
+    assert by_reset == sorted(by_reset) and len(by_reset) == 6
+    assert left == 0  # the run's list is gone with it
+
+
+def test_a_finished_job_removes_what_killed_runs_left_behind(
+    registry: Services, tmp_path: Path
+) -> None:
+    from auth.models import ResetJob
+    from auth.reset import job, sources
+
+    emails = make_accounts(registry, 3)
+    source = sources.EmailFile(Path(write(tmp_path, emails)))
+    with registry.db.session() as s:  # a run killed after resolving its list
+        record = ResetJob(
+            fingerprint=source.fingerprint(s, "leak"), source="x", reason="leak", actor="cli:a"
+        )
+        s.add(record)
+        s.flush()
+        s.add(ResetJobTarget(run=1, account_id=1, job_id=record.id))
+    report = job.run(
+        registry.db,
+        source,
+        reason="leak",
+        actor=ALICE,
+        secret_key=registry.settings.secret_key,
+        require_mfa=False,
+        batch=2,
+    )
+    assert report.counts[job.Outcome.RESET] == 3
+    with registry.db.session() as s:
+        assert s.execute(select(func.count()).select_from(ResetJobTarget)).scalar() == 0
+
+
+def test_token_ids_start_with_the_time_and_end_with_80_random_bits() -> None:
+    from auth.reset import tokens
+
+    first = tokens.new_ids(500)
+    time.sleep(0.002)
+    later = tokens.new_id()
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    assert len({i[:12] for i in first}) == 1 and len(set(first)) == 500
+    assert later > max(first) and later[:12] > first[0][:12]
+    assert abs(int(later[:12], 16) - time.time() * 1000) < 60_000
+
+
 def test_a_dry_run_prints_what_would_happen_and_changes_nothing(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:
@@ -396,5 +468,6 @@ def test_a_run_killed_with_sigkill_is_finished_by_running_it_again(
     assert len(per_account) == total and {n for _, n in per_account} == {1}
     assert len(notices) == total and {n for _, n in notices} == {1}
     assert statuses == {"sent"} and jobs == 1
+    assert count(registry, ResetJobTarget) == 0  # the killed run's list too
     outbox = Path(cli_env["BREACHGUARD_INSTANCE"]) / "outbox"
     assert len(list(outbox.glob("*.eml"))) == total

@@ -6,6 +6,12 @@ transaction, and accounts a batch already reset are skipped by the unique reset 
 Targets are read, resolved and applied a batch at a time, and outcomes go to a sink
 (the terminal, a report file) as they happen, so 50,000 accounts cost what 50 do.
 A batch that fails is retried account by account, so one bad account does not stop the rest.
+
+A list of addresses longer than one batch is first resolved into `reset_job_targets`, a
+batch at a time, and then reset in account order. In the list's order every batch's rows
+landed on pages spread over the accounts table and each index keyed by account, and each
+commit wrote them all: on SQLite, the same writes for 1e5 of 1e6 accounts took 5.1-5.8 s
+in account order against 6.9-11.7 s in random order (bench/reset_bulk.py's floor).
 """
 
 from __future__ import annotations
@@ -17,22 +23,24 @@ import datetime as dt
 import json
 import logging
 import queue
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from auth import audit
+from auth.bulk import among
 from auth.db import Database
 from auth.errors import one_line
-from auth.models import JobStatus, ResetJob, utcnow
+from auth.models import Account, JobStatus, ResetJob, ResetJobTarget, table, utcnow
 from auth.reset import forced
-from auth.reset.forced import Outcome, Plan
+from auth.reset.forced import Outcome, Plan, Target
 from auth.reset.sources import Batch, Source
 
 log = logging.getLogger(__name__)
@@ -160,7 +168,19 @@ def run(
         if sink is not None:
             sink(row)
 
-    parts = source.batches(db.sessions, batch)
+    parts: Iterable[Batch] = source.batches(db.sessions, batch)
+    run_key: int | None = None
+    if job_id is not None and not dry_run and not source.in_account_order:
+        total = source.total()
+        if total is None or total > batch:
+            run_key = secrets.randbits(62)
+            for part in _ahead(parts) if _shared(db) else parts:
+                _stage(db, job_id, run_key, part)  # the accounts come out afterwards
+                for email in part.unknown:
+                    emit((email, None, Outcome.UNKNOWN, "no account with this address"))
+                if progress and part.unknown:
+                    progress(len(part.unknown))
+            parts = _staged(db, run_key, batch)
     if _shared(db):
         parts = _ahead(parts)
 
@@ -180,8 +200,60 @@ def run(
         if progress:
             progress(len(part.items) + len(part.unknown))
     if not dry_run and job_id is not None:
-        _finish(db, job_id, report, actor, now())
+        _finish(db, job_id, run_key, report, actor, now())
     return report
+
+
+def _stage(db: Database, job_id: int, run_key: int, part: Batch) -> None:
+    """Record a batch's accounts for this run (an address listed twice, once): one
+    statement with the ids as one array parameter."""
+    if not part.items:
+        return
+    ids = [t.account_id for t in part.items]
+    with db.session() as session:
+        if db.dialect == "postgresql":
+            session.execute(
+                text(
+                    "INSERT INTO reset_job_targets (run, account_id, job_id) "
+                    "SELECT :run, unnest(CAST(:ids AS integer[])), :job ON CONFLICT DO NOTHING"
+                ),
+                {"run": run_key, "ids": ids, "job": job_id},
+            )
+        else:  # WHERE true: SQLite's parser needs it before ON CONFLICT after a SELECT
+            session.execute(
+                text(
+                    "INSERT INTO reset_job_targets (run, account_id, job_id) "
+                    "SELECT :run, value, :job FROM json_each(:ids) WHERE true "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"run": run_key, "ids": json.dumps(ids), "job": job_id},
+            )
+
+
+def _staged(db: Database, run_key: int, size: int) -> Iterator[Batch]:
+    """This run's accounts, `size` at a time in account order (keyset paging), with their
+    addresses; an account deleted since it was staged is left out."""
+    after = 0
+    while True:
+        with db.session() as session:
+            ids = list(
+                session.execute(
+                    select(ResetJobTarget.account_id)
+                    .where(ResetJobTarget.run == run_key, ResetJobTarget.account_id > after)
+                    .order_by(ResetJobTarget.account_id)
+                    .limit(size)
+                ).scalars()
+            )
+            if not ids:
+                return
+            emails: dict[int, str] = {
+                a: e
+                for a, e in session.execute(
+                    select(Account.id, Account.email).where(among(session, Account.id, ids))
+                )
+            }
+        yield Batch([Target(a) for a in ids if a in emails], emails)
+        after = ids[-1]
 
 
 def _in_order(
@@ -214,7 +286,7 @@ def _shared(db: Database) -> bool:
     return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
 
 
-def _ahead(parts: Iterator[Batch]) -> Iterator[Batch]:
+def _ahead(parts: Iterable[Batch]) -> Iterator[Batch]:
     """The source's batches, the next one read and resolved by a helper thread (on its own
     connection) while the current one is applied: the file, the address look-up and the
     database's work on the batch before it overlap instead of taking turns. At most one
@@ -253,7 +325,12 @@ def _ahead(parts: Iterator[Batch]) -> Iterator[Batch]:
 
 
 def _finish(
-    db: Database, job_id: int, report: JobReport, actor: audit.Actor, now: dt.datetime
+    db: Database,
+    job_id: int,
+    run_key: int | None,
+    report: JobReport,
+    actor: audit.Actor,
+    now: dt.datetime,
 ) -> None:
     with db.session() as session:
         record = session.get(ResetJob, job_id)
@@ -262,8 +339,13 @@ def _finish(
         record.already = report.counts[Outcome.ALREADY]
         record.unknown = report.counts[Outcome.UNKNOWN]
         record.failed = report.counts[Outcome.FAILED]
+        targets = table(ResetJobTarget)
+        if run_key is not None:
+            session.execute(delete(targets).where(targets.c.run == run_key))
         if not report.failed:
             record.status, record.finished_at = JobStatus.DONE, now
+            # what runs killed before their end left behind: every account is done now
+            session.execute(delete(targets).where(targets.c.job_id == job_id))
         audit.append(
             session,
             [

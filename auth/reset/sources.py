@@ -33,6 +33,7 @@ class Source(Protocol):
 
     label: str
     by_finding: bool  # reset once per finding (a scan), rather than once per job
+    in_account_order: bool  # its batches come in account order (else a job sorts them first)
 
     def fingerprint(self, session: Session, reason: str) -> str: ...
 
@@ -82,6 +83,7 @@ class EmailFile:
     """`--emails FILE`: checked whole first (a bad line changes nothing), then streamed."""
 
     by_finding = False
+    in_account_order = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -148,6 +150,7 @@ class EmailList:
     """A list of addresses (the API); normalised at once, naming the first bad one."""
 
     by_finding = False
+    in_account_order = False
 
     def __init__(self, raw: Iterable[str], label: str = "api emails") -> None:
         self.label = label
@@ -176,6 +179,7 @@ class EmailList:
 
 class OneAccount:
     by_finding = False
+    in_account_order = True
 
     def __init__(self, account_id: int) -> None:
         self.account_id = account_id
@@ -202,6 +206,7 @@ class FromScan:
     """Open findings no reset has acted on yet, a batch of accounts at a time (keyset paging)."""
 
     by_finding = True
+    in_account_order = True
 
     def __init__(self, kinds: Sequence[str] = ()) -> None:
         self.kinds = list(kinds)
