@@ -4,11 +4,11 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-29
 
-A job from an e-mail list first resolves the whole list into this table, then resets its
-accounts in id order. In list order, each batch's rows landed on pages spread over every
-index keyed by account (and over the accounts table): on SQLite each commit then wrote
-thousands of pages (auth/reset/job.py). Rows are keyed by run (two runs of one job do
-not page through each other's) and live only while their run does.
+A job from an e-mail list longer than one batch first resolves the list into this table,
+then resets its accounts in id order. In list order, each batch's rows landed on pages
+spread over every index keyed by account and over the accounts table, and each commit
+wrote them all (auth/reset/job.py has the figures). Rows are keyed by run (two runs of one
+job do not page through each other's) and live only while their run does.
 No foreign key to accounts: an account deleted while its job runs is skipped.
 """
 
