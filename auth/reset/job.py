@@ -174,7 +174,7 @@ def run(
     if job_id is not None and not dry_run and not source.in_account_order:
         total = source.total()
         if total is None or total > batch:
-            run_key = secrets.randbits(62)
+            run_key = _run_key(now())
             for part in _ahead(parts) if _shared(db) else parts:
                 _stage(db, job_id, run_key, part)  # the accounts come out afterwards
                 for email in part.unknown:
@@ -203,6 +203,16 @@ def run(
     if not dry_run and job_id is not None:
         _finish(db, job_id, run_key, report, actor, now())
     return report
+
+
+STALE_RUN = dt.timedelta(hours=6)  # no run lasts this long (1e5 accounts: 10-20 s)
+
+
+def _run_key(at: dt.datetime, randomness: int | None = None) -> int:
+    """A run's key: its start in Unix seconds, then 24 random bits, so that the key tells
+    how old a run's leftover rows are."""
+    bits = secrets.randbits(24) if randomness is None else randomness
+    return int(at.timestamp()) << 24 | bits
 
 
 def _stage(db: Database, job_id: int, run_key: int, part: Batch) -> None:
@@ -343,10 +353,12 @@ def _finish(
         targets = table(ResetJobTarget)
         if run_key is not None:
             session.execute(delete(targets).where(targets.c.run == run_key))
+        # What runs killed long ago left behind, whatever their job; not the rows of a run
+        # that may still be going (a second run of this job must see its whole list).
+        stale = _run_key(now - STALE_RUN, randomness=0)
+        session.execute(delete(targets).where(targets.c.run < stale))
         if not report.failed:
             record.status, record.finished_at = JobStatus.DONE, now
-            # what runs killed before their end left behind: every account is done now
-            session.execute(delete(targets).where(targets.c.job_id == job_id))
         audit.append(
             session,
             [
