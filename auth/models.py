@@ -347,8 +347,9 @@ class ResetJob(Base):
 
 class ResetJobTarget(Base):
     """An account a run of a job will reset, resolved from its list before any reset, so
-    that the resets go in account order (auth/reset/job.py). Keyed by run, so two runs of
-    one job do not page through each other's rows; removed when the run ends."""
+    that the resets go in account order (auth/reset/job.py). Keyed by run (its start time,
+    then random bits), so two runs of one job do not page through each other's rows;
+    removed when the run ends, or, left by a killed run, by any run 6 hours later."""
 
     __tablename__ = "reset_job_targets"
     __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 (SQLAlchemy reads it once)

@@ -8,7 +8,8 @@ A job from an e-mail list longer than one batch first resolves the list into thi
 then resets its accounts in id order. In list order, each batch's rows landed on pages
 spread over every index keyed by account and over the accounts table, and each commit
 wrote them all (auth/reset/job.py has the figures). Rows are keyed by run (two runs of one
-job do not page through each other's) and live only while their run does.
+job do not page through each other's) and live while their run does; a killed run's
+are removed by any run that ends 6 hours later.
 No foreign key to accounts: an account deleted while its job runs is skipped.
 """
 
