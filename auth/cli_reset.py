@@ -64,7 +64,8 @@ def reset(
         raise Exit("--kind only goes with --from-scan")
     registry = services(ctx)
     settings = registry.settings
-    # As job.run has it: the file's fingerprint, computed while validating, then serves as is.
+    # Cleaned as job.run cleans it, so the fingerprint computed while validating the file
+    # is the one job.run looks up (the file is read once before the job, not twice).
     with handle_errors():
         reason = one_line(reason, "reason")
     source: sources.Source

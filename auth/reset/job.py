@@ -31,7 +31,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import BigInteger, delete, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -217,28 +219,20 @@ def _run_key(at: dt.datetime, randomness: int | None = None) -> int:
 
 def _stage(db: Database, job_id: int, run_key: int, part: Batch) -> None:
     """Record a batch's accounts for this run (an address listed twice, once): one
-    statement with the ids as one array parameter."""
+    INSERT ... SELECT with the ids as one parameter (auth.bulk.among)."""
     if not part.items:
         return
-    ids = [t.account_id for t in part.items]
+    accounts = table(Account)
+    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
     with db.session() as session:
-        if db.dialect == "postgresql":
-            session.execute(
-                text(
-                    "INSERT INTO reset_job_targets (run, account_id, job_id) "
-                    "SELECT :run, unnest(CAST(:ids AS integer[])), :job ON CONFLICT DO NOTHING"
-                ),
-                {"run": run_key, "ids": ids, "job": job_id},
-            )
-        else:  # WHERE true: SQLite's parser needs it before ON CONFLICT after a SELECT
-            session.execute(
-                text(
-                    "INSERT INTO reset_job_targets (run, account_id, job_id) "
-                    "SELECT :run, value, :job FROM json_each(:ids) WHERE true "
-                    "ON CONFLICT DO NOTHING"
-                ),
-                {"run": run_key, "ids": json.dumps(ids), "job": job_id},
-            )
+        chosen = select(literal(run_key, BigInteger), accounts.c.id, literal(job_id)).where(
+            among(session, accounts.c.id, [t.account_id for t in part.items])
+        )
+        session.execute(
+            insert(table(ResetJobTarget))
+            .from_select(["run", "account_id", "job_id"], chosen)
+            .on_conflict_do_nothing()
+        )
 
 
 def _staged(db: Database, run_key: int, size: int) -> Iterator[Batch]:

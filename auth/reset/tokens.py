@@ -30,7 +30,7 @@ from auth.models import ResetToken, table
 ID_CHARS = 32  # 128 bits, hex: 48 of time in ms, then 80 random
 TOKEN_CHARS = ID_CHARS + 43  # the id, then 256 bits of HMAC in unpadded base64url
 _ID = re.compile(f"[0-9a-f]{{{ID_CHARS}}}")
-_RANDOM_CHARS = 20
+_RANDOM_BYTES = 10
 
 
 def new_ids(n: int) -> list[str]:
@@ -39,9 +39,8 @@ def new_ids(n: int) -> list[str]:
     the primary key's B-tree instead of on random pages. An id need not be secret: the link
     holds its HMAC too, and the digest of the whole token is what is checked."""
     stamp = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
-    fresh = secrets.token_hex(_RANDOM_CHARS // 2 * n)
-    step = _RANDOM_CHARS
-    return [stamp + fresh[i : i + step] for i in range(0, step * n, step)]
+    fresh, step = secrets.token_hex(_RANDOM_BYTES * n), 2 * _RANDOM_BYTES
+    return [stamp + fresh[i : i + step] for i in range(0, len(fresh), step)]
 
 
 def new_id() -> str:
