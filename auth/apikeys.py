@@ -13,12 +13,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import ApiKey, Role, table
+from auth.prepared import Prepared
 
 PREFIX = "bg"
 
@@ -86,28 +87,52 @@ def create(
 
 
 _KEYS = table(ApiKey)
-_FIND = select(_KEYS).where(_KEYS.c.id == bindparam("key_id"))
-_USED = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("now"))
 USED_EVERY = dt.timedelta(minutes=1)  # coarse, so a busy key does not write on every request
+# Every API call runs these, so they go straight to the driver (auth.prepared), and the
+# "last used more than a minute ago?" question is asked in SQL: no datetime comes back.
+_FIND = Prepared(
+    select(
+        _KEYS.c.id,
+        _KEYS.c.name,
+        _KEYS.c.role,
+        _KEYS.c.secret_sha256,
+        _KEYS.c.revoked_at.is_not(None),
+        or_(_KEYS.c.last_used_at.is_(None), _KEYS.c.last_used_at < bindparam("stale")),
+    ).where(_KEYS.c.id == bindparam("key_id"))
+)
+_USED = Prepared(
+    update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("now"))
+)
 
 
-def authenticate(conn: Connection | Session, token: str, *, now: dt.datetime) -> ApiKey | None:
-    """The active key a token belongs to (detached, read only), or None; marks it used.
+@dataclass(frozen=True)
+class Caller:
+    """The active key a request came with: what the routes need of it."""
 
-    Core statements: every API call runs this (one round trip with `Database.reader()`).
+    id: str
+    name: str
+    role: str
+
+
+def authenticate(conn: Connection | Session, token: str, *, now: dt.datetime) -> Caller | None:
+    """The active key a token belongs to, or None; marks it used (at most once a minute).
+
+    One statement, or two when the mark is due (one round trip with `Database.reader()`).
     """
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         return None
-    row = conn.execute(_FIND, {"key_id": parts[1]}).first()
-    if row is None or row.revoked_at is not None:
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    found = _FIND.rows(connection, {"key_id": parts[1], "stale": now - USED_EVERY})
+    if not found or found[0][4]:
         _digest(parts[2])  # same work either way
         return None
-    if not hmac.compare_digest(row.secret_sha256, _digest(parts[2])):
+    key_id, name, role, secret_sha256, _revoked, due = found[0]
+    if not hmac.compare_digest(secret_sha256, _digest(parts[2])):
         return None
-    if row.last_used_at is None or now - row.last_used_at > USED_EVERY:
-        conn.execute(_USED, {"key_id": row.id, "now": now})
-    return ApiKey(**row._mapping)
+    if due:
+        _USED.rowcount(connection, {"key_id": key_id, "now": now})
+    return Caller(key_id, name, role)
 
 
 def revoke(session: Session, key_id: str, *, actor: audit.Actor, now: dt.datetime) -> ApiKey:

@@ -281,9 +281,7 @@ class SignIn:
         else:  # allow, or the /login page's own second step: the account must stand as read
             params = {"account": account.id, "epoch": account.session_epoch, "now": now}
             guard = _CONFIRM_IN_GRACE if Reason.MFA_GRACE in verdict.reasons else _CONFIRM
-            confirmed = audit.guarded_append(
-                self.services.db.engine, (guard, params), event, now=now
-            )
+            confirmed = audit.guarded_append(self.services.db, (guard, params), event, now=now)
         if not confirmed:
             # The account changed under us (a reset or a lock committed meanwhile): that
             # state decides, never the stale one.

@@ -140,12 +140,10 @@ def test_a_guarded_append_records_the_event_only_when_its_guard_matches(
     awkward = {"note": 'quote " backslash \\ newline \n tab \t é ü 漢字 😀 \x01', "n": [1, 2.5]}
     for at in (now, now.replace(microsecond=123456), now + dt.timedelta(hours=5)):
         event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, f"account:{account_id}", awkward)
-        assert audit.guarded_append(
-            registry.db.engine, (_GUARD, {"account": account_id}), event, now=at
-        )
+        assert audit.guarded_append(registry.db, (_GUARD, {"account": account_id}), event, now=at)
         _append(registry, 1, at)
     missing = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:none", {})
-    assert not audit.guarded_append(registry.db.engine, (_GUARD, {"account": 0}), missing, now=now)
+    assert not audit.guarded_append(registry.db, (_GUARD, {"account": 0}), missing, now=now)
     report = _verify(registry)
     assert report.ok and report.events == 2 + 3 * 2, report
     with registry.db.session() as s:
@@ -168,7 +166,7 @@ def test_guarded_appends_from_many_threads_keep_one_unbroken_chain(
         for _ in range(15):
             event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:x", {"ok": True})
             guard = (_GUARD, {"account": account_id})
-            assert audit.guarded_append(registry.db.engine, guard, event, now=now)
+            assert audit.guarded_append(registry.db, guard, event, now=now)
             _append(registry, 1, now)
 
     _in_threads(work)

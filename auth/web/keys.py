@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Response, g, jsonify, request
 
 from auth import apikeys
-from auth.models import ApiKey, utcnow
+from auth.models import utcnow
 from auth.web.context import services
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,8 +31,8 @@ def _deny(status: int, message: str) -> Response:
     return response
 
 
-def current_key() -> ApiKey | None:
-    key: ApiKey | None = g.get("api_key")
+def current_key() -> apikeys.Caller | None:
+    key: apikeys.Caller | None = g.get("api_key")
     return key
 
 
@@ -47,9 +47,10 @@ def require(scope: str) -> Callable[[F], F]:
                 return _deny(
                     401, "Access denied: an API key is required (Authorization: Bearer …)."
                 )
-            with services().db.reader() as conn:
+            # The transaction commits the last-used mark when one is due; on PostgreSQL the
+            # reader autocommits and no BEGIN or COMMIT is sent.
+            with services().db.reader() as conn, conn.begin():
                 key = apikeys.authenticate(conn, token, now=utcnow())
-                conn.commit()  # its last-used mark, if due (PostgreSQL's reader autocommits)
             if key is None:
                 return _deny(401, "Access denied: the API key is invalid or revoked.")
             if not apikeys.allows(key.role, scope):
