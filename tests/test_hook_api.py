@@ -127,6 +127,15 @@ def test_the_limit_counts_per_end_user_address_not_per_portal(portal: FlaskClien
     assert login(portal, ip="198.51.100.24")["decision"] == "allow"
 
 
+def test_the_second_step_has_its_own_budget_per_address(portal: FlaskClient) -> None:
+    for _ in range(5):
+        login(portal)
+    assert portal.post("/api/v1/hook/login", json={"ip": IP}).status_code == 429
+    # The same address has spent its sign-in budget, not its second-step budget.
+    second = portal.post("/api/v1/hook/mfa", json={"continuation": "x", "code": "123456", "ip": IP})
+    assert second.status_code == 200 and second.get_json()["decision"] == "deny"
+
+
 def test_totp_second_step_over_http(portal: FlaskClient, site: Services) -> None:
     secret = enroll_totp(site, the_account(site).id)
     first = login(portal)

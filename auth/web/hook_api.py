@@ -54,9 +54,10 @@ def client_ip(data: dict[str, Any] | None = None) -> str | Response:
 
 
 def limit_key() -> str:
-    """Flask-Limiter key for the end user's address (malformed bodies share one bucket)."""
+    """Flask-Limiter key for the end user's address and the route (each route has its own
+    budget; malformed bodies share one bucket)."""
     ip = client_ip()
-    return "enduser:" + (ip if isinstance(ip, str) else "invalid")
+    return f"enduser:{ip if isinstance(ip, str) else 'invalid'}:{request.endpoint}"
 
 
 def _answer(answer: Answer) -> Response:
