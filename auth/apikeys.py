@@ -12,6 +12,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from auth import audit
 from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import ApiKey, Role, table
-from auth.prepared import Prepared
+from auth.prepared import Prepared, Read
 
 PREFIX = "bg"
 
@@ -114,25 +115,40 @@ class Caller:
     role: str
 
 
+def lookup(token: str, *, now: dt.datetime) -> Read | None:
+    """The read that finds the key a token names, to run alone (authenticate) or with other
+    reads in one round trip (the login hook: auth.signin.Gate); None for a malformed token."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX:
+        return None
+    return _FIND, {"key_id": parts[1], "stale": now - USED_EVERY}
+
+
+def admit(conn: Connection, token: str, rows: Sequence[Any], *, now: dt.datetime) -> Caller | None:
+    """The active key lookup() found for this token, or None; marks it used when due (the
+    caller commits)."""
+    secret = token.split("_", 2)[-1]
+    if not rows or rows[0][4]:
+        _digest(secret)  # same work either way
+        return None
+    key_id, name, role, secret_sha256, _revoked, due = rows[0]
+    if not hmac.compare_digest(secret_sha256, _digest(secret)):
+        return None
+    if due:
+        _USED.rowcount(conn, {"key_id": key_id, "now": now})
+    return Caller(key_id, name, role)
+
+
 def authenticate(conn: Connection | Session, token: str, *, now: dt.datetime) -> Caller | None:
     """The active key a token belongs to, or None; marks it used (at most once a minute).
 
     One statement, or two when the mark is due (one round trip with `Database.reader()`).
     """
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != PREFIX:
+    read = lookup(token, now=now)
+    if read is None:
         return None
     connection = conn.connection() if isinstance(conn, Session) else conn
-    found = _FIND.rows(connection, {"key_id": parts[1], "stale": now - USED_EVERY})
-    if not found or found[0][4]:
-        _digest(parts[2])  # same work either way
-        return None
-    key_id, name, role, secret_sha256, _revoked, due = found[0]
-    if not hmac.compare_digest(secret_sha256, _digest(parts[2])):
-        return None
-    if due:
-        _USED.rowcount(connection, {"key_id": key_id, "now": now})
-    return Caller(key_id, name, role)
+    return admit(connection, token, read[0].rows(connection, read[1]), now=now)
 
 
 def revoke(session: Session, key_id: str, *, actor: audit.Actor, now: dt.datetime) -> ApiKey:

@@ -19,10 +19,10 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 
 from auth import audit, bans, continuations, lockout, metrics, signin_second
 from auth.answer import Answer
@@ -121,6 +121,17 @@ _CONFIRM_IN_GRACE = Prepared(
 )
 
 
+@dataclass(frozen=True)
+class Gate:
+    """A read that goes out with the sign-in's own (one round trip on PostgreSQL) and a
+    check of its rows that must pass before the sign-in goes on: the login hook's API key
+    (auth/web/keys.py). `admit` raises to refuse, when nothing has been hashed or written
+    yet; it may write (a key's last-used mark), and is committed with the reads."""
+
+    read: Read
+    admit: Callable[[Connection, list[Any]], None]
+
+
 class SignIn:
     def __init__(self, services: Services, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.services = services
@@ -147,9 +158,10 @@ class SignIn:
         via: str = "hook",
         continuation: bool = True,
         now: dt.datetime | None = None,
+        gate: Gate | None = None,
     ) -> Answer:
         """Decide on a sign-in. continuation=False: the caller keeps the pending state itself
-        (the /login page, in its signed session cookie)."""
+        (the /login page, in its signed session cookie). gate: see Gate."""
         now = now or utcnow()
         started = time.perf_counter()
         db = self.services.db
@@ -159,8 +171,13 @@ class SignIn:
         reads: list[Read] = [(bans.ACTIVE, {"now": now}), (_ACCOUNT, {"email": address})]
         if self.services.checker.local:  # read ahead: used only once the password is right
             reads.append((store.PASSWORD_COUNT, {"d": password_sha1(password)}))
+        if gate is not None:
+            reads.append(gate.read)
         with db.reader() as conn:
             networks, accounts, *seen = rows_together(conn, reads)
+            if gate is not None:
+                gate.admit(conn, seen.pop())
+                conn.commit()
         banned = bans.banned_by(ip, [n for (n,) in networks])
         row = accounts[0] if accounts else None
         known = {"local": int(seen[0][0][0] or 0)} if seen else None

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from auth import accounts, apikeys, audit
 from auth.config import Settings
 from auth.mfa import webauthn as wa
-from auth.models import Account, utcnow
+from auth.models import Account, ApiKey, AuditEvent, utcnow
 from auth.services import Services, build
 from auth.web.factory import create_app
 from tests.soft_authenticator import ORIGIN, SoftAuthenticator
@@ -112,6 +114,50 @@ def test_not_json_is_a_400(portal: FlaskClient) -> None:
 def test_without_a_hook_key_the_hook_says_401(web: Flask) -> None:
     response = web.test_client().post("/api/v1/hook/login", json={})
     assert response.status_code == 401
+
+
+def _trail(site: Services) -> list[str]:
+    with site.db.session() as s:
+        return list(s.execute(select(AuditEvent.action).order_by(AuditEvent.seq)).scalars())
+
+
+@pytest.mark.parametrize(
+    ("role", "token_of", "status"),
+    [
+        ("hook", lambda t: t[:-1] + ("x" if t[-1] != "x" else "y"), 401),  # a wrong secret
+        ("hook", lambda t: t, 401),  # revoked
+        ("security", lambda t: t, 403),  # a role without the hook's scope
+    ],
+)
+def test_a_bad_key_is_refused_before_any_hashing_or_writing(
+    web: Flask, site: Services, role: str, token_of: Callable[[str], str], status: int
+) -> None:
+    """The hook checks its key with the sign-in's own reads: a refused key leaves no
+    trace of the sign-in (no decision recorded, no failure counted)."""
+    with site.db.session() as s:
+        key = apikeys.create(s, role=role, name="k", actor=ACTOR, now=utcnow())
+    if status == 401 and token_of(key.token) == key.token:
+        with site.db.session() as s:
+            apikeys.revoke(s, key.id, actor=ACTOR, now=utcnow())
+    before = _trail(site)
+    client = web.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_of(key.token)}"
+    body = {"email": EMAIL, "password": "wrong", "ip": IP}
+    assert client.post("/api/v1/hook/login", json=body).status_code == status
+    assert _trail(site) == before
+    assert the_account(site).failed_logins == 0
+    # A malformed request with a bad key is refused for the key, not for the body.
+    assert client.post("/api/v1/hook/login", json={"ip": IP}).status_code == status
+
+
+def test_the_hook_marks_its_key_used(portal: FlaskClient, site: Services) -> None:
+    login(portal)
+    with site.db.session() as s:
+        key_id, used = s.execute(select(ApiKey.id, ApiKey.last_used_at)).one()
+        decided = s.execute(select(AuditEvent).order_by(AuditEvent.seq.desc())).scalars().first()
+    assert used is not None
+    assert decided is not None and decided.action == "login:decided"
+    assert json.loads(decided.details)["via"] == f"hook:{key_id}"
 
 
 def test_the_limit_counts_per_end_user_address_not_per_portal(portal: FlaskClient) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from auth.answer import Answer
+from auth.signin import Gate
 from auth.web.api import error
 from auth.web.context import signin
-from auth.web.keys import current_key, require
+from auth.web.keys import current_key, presented_key_id, require
 
 bp = Blueprint("hook_api", __name__, url_prefix="/api/v1/hook")
 
@@ -72,8 +73,8 @@ def _via() -> str:
 
 
 @bp.post("/login")
-@require("hook")
-def login() -> Response:
+@require("hook", gate=True)
+def login(gate: Gate) -> Response:
     data = body()
     if isinstance(data, Response):
         return data
@@ -88,7 +89,9 @@ def login() -> Response:
         str(fields["password"]),
         ip=str(ip),
         user_agent=str(fields["user_agent"]),
-        via=_via(),
+        # The gate admits this very key before anything is recorded.
+        via=f"hook:{presented_key_id()}",
+        gate=gate,
     )
     return _answer(answer)
 
