@@ -59,11 +59,13 @@ class Database:
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:
-        """A connection for reads that need no transaction around them: each statement
-        stands alone, so PostgreSQL is spared a BEGIN and the pool's ROLLBACK on return (two
-        of the three round trips of a one-query look-up on the sign-in and page-view paths).
-        Not on SQLite, whose driver opens no transaction for a SELECT anyway and where
-        switching the isolation level costs more than it saves."""
+        """A connection for reads that need no transaction around them.
+
+        On PostgreSQL it comes from the autocommit pool: each statement stands alone, so it
+        is spared a BEGIN and the pool's ROLLBACK on return (two of the three round trips of
+        a one-query look-up on the sign-in and page-view paths). On SQLite it is an ordinary
+        connection (its driver opens no transaction for a SELECT anyway): a write made on it
+        is committed by the caller, as the API key's last-used mark is."""
         with self.autocommit_engine.connect() as conn:
             yield conn
 
