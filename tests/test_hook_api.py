@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -122,26 +121,25 @@ def _trail(site: Services) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("role", "token_of", "status"),
-    [
-        ("hook", lambda t: t[:-1] + ("x" if t[-1] != "x" else "y"), 401),  # a wrong secret
-        ("hook", lambda t: t, 401),  # revoked
-        ("security", lambda t: t, 403),  # a role without the hook's scope
-    ],
+    ("role", "flaw", "status"),
+    [("hook", "wrong secret", 401), ("hook", "revoked", 401), ("security", "none", 403)],
 )
 def test_a_bad_key_is_refused_before_any_hashing_or_writing(
-    web: Flask, site: Services, role: str, token_of: Callable[[str], str], status: int
+    web: Flask, site: Services, role: str, flaw: str, status: int
 ) -> None:
     """The hook checks its key with the sign-in's own reads: a refused key leaves no
     trace of the sign-in (no decision recorded, no failure counted)."""
     with site.db.session() as s:
         key = apikeys.create(s, role=role, name="k", actor=ACTOR, now=utcnow())
-    if status == 401 and token_of(key.token) == key.token:
+    token = key.token
+    if flaw == "wrong secret":
+        token = token[:-1] + ("x" if token[-1] != "x" else "y")
+    if flaw == "revoked":
         with site.db.session() as s:
             apikeys.revoke(s, key.id, actor=ACTOR, now=utcnow())
     before = _trail(site)
     client = web.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_of(key.token)}"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     body = {"email": EMAIL, "password": "wrong", "ip": IP}
     assert client.post("/api/v1/hook/login", json=body).status_code == status
     assert _trail(site) == before
