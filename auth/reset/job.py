@@ -171,21 +171,21 @@ def run(
         if sink is not None:
             sink(row)
 
+    def emit_unknown(part: Batch) -> None:
+        for email in part.unknown:
+            emit((email, None, Outcome.UNKNOWN, "no account with this address"))
+
     parts: Iterable[Batch] = source.batches(db.sessions, batch)
     run_key: int | None = None
-    if job_id is not None and not dry_run and not source.in_account_order:
-        total = source.total()
-        if total is None or total > batch:
-            run_key = _run_key(now())
-            for part in _ahead(parts) if _shared(db) else parts:
-                _stage(db, job_id, run_key, part)  # the accounts come out afterwards
-                for email in part.unknown:
-                    emit((email, None, Outcome.UNKNOWN, "no account with this address"))
-                if progress and part.unknown:
-                    progress(len(part.unknown))
-            parts = _staged(db, run_key, batch)
-    if _shared(db):
-        parts = _ahead(parts)
+    if job_id is not None and not dry_run and _resolve_first(source, batch):
+        run_key = _run_key(now())
+        for part in _overlapped(db, parts):
+            _stage(db, job_id, run_key, part)  # the accounts come out afterwards
+            emit_unknown(part)
+            if progress and part.unknown:
+                progress(len(part.unknown))
+        parts = _staged(db, run_key, batch)
+    parts = _overlapped(db, parts)
 
     def classify(part: Batch) -> list[Row]:
         with db.session() as session:
@@ -196,8 +196,7 @@ def run(
 
     workers = 1 if dry_run or db.dialect != "postgresql" else PARALLEL_BATCHES
     for part, rows in _in_order(parts, classify if dry_run else apply, workers):
-        for email in part.unknown:
-            emit((email, None, Outcome.UNKNOWN, "no account with this address"))
+        emit_unknown(part)
         for row in rows:
             emit(row)
         if progress:
@@ -205,6 +204,21 @@ def run(
     if not dry_run and job_id is not None:
         _finish(db, job_id, run_key, report, actor, now())
     return report
+
+
+def _resolve_first(source: Source, batch: int) -> bool:
+    """Whether the source's accounts are staged and sorted before any reset: a list of
+    addresses longer than one batch (a scan and a single account come in account order)."""
+    if source.in_account_order:
+        return False
+    total = source.total()
+    return total is None or total > batch
+
+
+def _overlapped(db: Database, parts: Iterable[Batch]) -> Iterator[Batch]:
+    """The batches read ahead by a helper thread (_ahead) where a second connection sees
+    the same database; else as they come."""
+    return _ahead(parts) if _shared(db) else iter(parts)
 
 
 STALE_RUN = dt.timedelta(hours=6)  # no run lasts this long (1e5 accounts: 10-20 s)
