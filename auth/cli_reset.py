@@ -60,6 +60,12 @@ def reset(
 
     if sum([emails_file is not None, from_scan, account_id is not None]) != 1:
         raise Exit("choose exactly one of --emails FILE, --from-scan, --account ID")
+    if emails_file is not None and not emails_file.is_file():
+        # A pipe would be read empty the second time: a job with nothing in it.
+        raise Exit(
+            f"--emails {emails_file}: not a regular file (a pipe?); it is read twice, once to "
+            "check every line before anything is reset: save the list to a file first"
+        )
     if kinds and not from_scan:
         raise Exit("--kind only goes with --from-scan")
     registry = services(ctx)

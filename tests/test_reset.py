@@ -141,6 +141,16 @@ def test_unknown_emails_are_listed_not_fatal(
     assert "unknown: ghost@example.fr" in result.output and "unknown 1" in result.output
 
 
+def test_a_pipe_is_refused_since_the_list_is_read_twice(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "emails.fifo"
+    os.mkfifo(fifo)
+    result = runner.invoke(main, ["reset", "--emails", str(fifo), "--no-send"])
+    assert result.exit_code == 2 and "not a regular file" in result.output
+    assert count(registry, Reset) == 0
+
+
 def test_a_file_with_a_bad_address_is_refused_and_nothing_changes(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:
