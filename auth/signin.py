@@ -31,6 +31,7 @@ from auth.breach.checker import Check
 from auth.breach.hashing import normalise_email, password_sha1
 from auth.errors import InvalidInput
 from auth.hook import AccountFacts, Decision, Facts, MfaFacts, Need, Policy, Reason, Verdict, decide
+from auth.keyed_lock import KeyedLock
 from auth.models import (
     Account,
     AccountStatus,
@@ -145,6 +146,7 @@ class SignIn:
         self._sleep = sleep
         # How long refusing a wrong password takes here (hash and writes): the last few.
         self._refusals: deque[float] = deque(maxlen=31)
+        self._turns = KeyedLock()  # one attempt at a time per address (login)
 
     # --- the first step ---------------------------------------------------------------
 
@@ -161,13 +163,50 @@ class SignIn:
         gate: Gate | None = None,
     ) -> Answer:
         """Decide on a sign-in. continuation=False: the caller keeps the pending state itself
-        (the /login page, in its signed session cookie). gate: see Gate."""
+        (the /login page, in its signed session cookie). gate: see Gate.
+
+        Attempts on one address take turns within the process, from the reads to the
+        failure counted: otherwise every attempt of a flood that arrives before the first
+        wrong guess is counted reads "no failures yet" and is hashed (as many at once as
+        there are threads). The pause that makes a refusal without hashing last as long as a
+        hashed one is taken after the turn, so it holds up nobody else."""
         now = now or utcnow()
         started = time.perf_counter()
-        db = self.services.db
         address = ""  # matches no account
         with contextlib.suppress(InvalidInput):
             address = normalise_email(email)
+        with self._turns.hold(address) if address else contextlib.nullcontext():
+            answer = self._login(
+                address,
+                password,
+                ip=ip,
+                user_agent=user_agent,
+                via=via,
+                continuation=continuation,
+                now=now,
+                gate=gate,
+                started=started,
+            )
+        if answer.decision is Decision.DENY and answer.verdict.reasons[0] in _SKIPPED_HASHING:
+            # No hash was computed: wait as long as a refused guess takes, so this refusal
+            # cannot be told from a wrong password (no account enumeration) yet costs no CPU.
+            self._sleep(max(0.0, self._typical_refusal() - (time.perf_counter() - started)))
+        return answer
+
+    def _login(
+        self,
+        address: str,
+        password: str,
+        *,
+        ip: str,
+        user_agent: str,
+        via: str,
+        continuation: bool,
+        now: dt.datetime,
+        gate: Gate | None,
+        started: float,
+    ) -> Answer:
+        db = self.services.db
         reads: list[Read] = [(bans.ACTIVE, {"now": now}), (_ACCOUNT, {"email": address})]
         if self.services.checker.local:  # read ahead: used only once the password is right
             reads.append((store.PASSWORD_COUNT, {"d": password_sha1(password)}))
@@ -320,11 +359,8 @@ class SignIn:
         target = f"account:{account.id}" if account else "account:unknown"
         if reason in _SKIPPED_HASHING:
             # Nothing is written: a flood against a locked account or from a banned address
-            # must not queue on the audit trail's head row. No hash was computed either:
-            # wait as long as a refused guess takes, so this refusal cannot be told from a
-            # wrong password (no account enumeration) yet costs no CPU.
+            # must not queue on the audit trail's head row (login() paces the answer).
             log.info("sign-in refused before hashing: %s %s ip=%s", reason, target, details["ip"])
-            self._sleep(max(0.0, self._typical_refusal() - (time.perf_counter() - started)))
             return
         events = [
             audit.Event(

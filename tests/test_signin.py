@@ -158,6 +158,73 @@ def test_attempts_racing_for_the_slot_a_backoff_opens_are_hashed_once(
     assert account(site).failed_logins == 6  # the one hashed guess counted, the rest not
 
 
+def test_a_burst_of_guesses_is_hashed_no_more_than_the_free_attempts(
+    flow: SignIn, site: Services, waits: list[float]
+) -> None:
+    """Twelve wrong passwords arrive at once for an account with no failures yet. Each
+    attempt reads the failures its predecessors counted, so five are hashed (the attempts
+    before the backoff) and seven are refused unhashed, however the threads interleave."""
+    now = utcnow()
+    hashed: list[int] = []
+    arrive = threading.Barrier(12)
+    original = site.hasher.verify
+
+    def slow_verify(*args: object) -> object:
+        hashed.append(1)
+        time.sleep(0.05)  # long enough for every other attempt to have read the account
+        return original(*args)  # type: ignore[arg-type]
+
+    site.hasher.verify = slow_verify  # type: ignore[method-assign, assignment]
+    answers: list[Decision] = []
+
+    def attempt(i: int) -> None:
+        arrive.wait()
+        answers.append(flow.login(EMAIL, f"wrong-{i}", ip=f"198.51.100.{i}", now=now).decision)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [Decision.DENY] * 12
+    assert len(hashed) == 5
+    assert account(site).failed_logins == 5
+    assert len(waits) == 7  # the unhashed refusals were paced like hashed ones
+    assert len(flow._turns) == 0  # nothing kept for the address once its attempts are done
+
+
+def test_attempts_on_different_addresses_do_not_wait_for_each_other(
+    flow: SignIn, site: Services
+) -> None:
+    """The turns are per address: a slow hash for one account holds up no other sign-in."""
+    with site.db.session() as s:
+        accounts.create(
+            s,
+            email="other@example.fr",
+            password=PASSWORD,
+            hasher=site.hasher,
+            actor=ACTOR,
+            now=utcnow(),
+        )
+    release = threading.Event()
+    original = site.hasher.verify
+
+    def held_verify(stored: str | None, password: str) -> object:
+        if password == "held":
+            release.wait(10)
+        return original(stored, password)
+
+    site.hasher.verify = held_verify  # type: ignore[method-assign, assignment]
+    held = threading.Thread(target=flow.login, args=(EMAIL, "held"), kwargs={"ip": IP})
+    held.start()
+    try:
+        other = flow.login("other@example.fr", PASSWORD, ip=IP)  # would block if shared
+        assert other.decision is Decision.ALLOW
+    finally:
+        release.set()
+        held.join()
+
+
 def test_twenty_failures_lock_the_account_until_an_admin_unlocks_it(
     flow: SignIn, site: Services
 ) -> None:
