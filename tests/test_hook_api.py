@@ -9,7 +9,7 @@ import json
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from auth import accounts, apikeys, audit
 from auth.config import Settings
@@ -146,6 +146,24 @@ def test_a_bad_key_is_refused_before_any_hashing_or_writing(
     assert the_account(site).failed_logins == 0
     # A malformed request with a bad key is refused for the key, not for the body.
     assert client.post("/api/v1/hook/login", json={"ip": IP}).status_code == status
+
+
+@pytest.mark.parametrize(("role", "status"), [("hook", 401), ("security", 403)])
+def test_a_remembered_refusal_still_checks_the_key(
+    portal: FlaskClient, web: Flask, site: Services, role: str, status: int
+) -> None:
+    """The attempts that follow a refusal for a locked account are refused without reading
+    the account again, but never without checking the key."""
+    with site.db.session() as s:
+        s.execute(update(Account).where(Account.email == EMAIL).values(status="locked"))
+        key = apikeys.create(s, role=role, name="k", actor=ACTOR, now=utcnow())
+    assert login(portal, ip="198.51.100.1")["decision"] == "deny"  # remembered from here
+    token = key.token if role != "hook" else key.token[:-1] + ("x" if key.token[-1] != "x" else "y")
+    client = web.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    body = {"email": EMAIL, "password": PASSWORD, "ip": "198.51.100.2"}
+    assert client.post("/api/v1/hook/login", json=body).status_code == status
+    assert login(portal, ip="198.51.100.3")["decision"] == "deny"
 
 
 def test_the_hook_marks_its_key_used(portal: FlaskClient, site: Services) -> None:

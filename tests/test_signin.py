@@ -225,6 +225,39 @@ def test_attempts_on_different_addresses_do_not_wait_for_each_other(
         held.join()
 
 
+def test_a_refusal_is_remembered_for_a_second_and_never_past_the_delay(
+    flow: SignIn, site: Services
+) -> None:
+    """Within a second of a refusal for the account's state, the next attempts are refused
+    without reading the account (so an unlock takes up to a second to be seen); the memory
+    never outlasts the backoff delay itself."""
+    clock = Clock()
+    for _ in range(5):
+        flow.login(EMAIL, "wrong", ip=IP, now=clock.tick())
+    fifth = clock.now  # the delay runs to fifth + 1 s
+    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.5)).decision is Decision.DENY
+    with site.db.session() as s:
+        lockout.unlock(s, email=EMAIL, actor=ACTOR, now=clock.now)
+    refused = flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.25))
+    assert refused.decision is Decision.DENY  # remembered: the unlock is not read yet
+    assert flow.login(EMAIL, PASSWORD, ip=IP, now=fifth + dt.timedelta(seconds=1)).decision is (
+        Decision.ALLOW  # the delay's end: the account is read again, and it was unlocked
+    )
+
+
+def test_a_locked_account_is_read_again_a_second_after_its_refusal(
+    flow: SignIn, site: Services
+) -> None:
+    clock = Clock()
+    for _ in range(20):
+        flow.login(EMAIL, "wrong", ip=IP, now=clock.tick())
+    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick()).decision is Decision.DENY
+    with site.db.session() as s:
+        lockout.unlock(s, email=EMAIL, actor=ACTOR, now=clock.now)
+    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.9)).decision is Decision.DENY
+    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.2)).decision is Decision.ALLOW
+
+
 def test_twenty_failures_lock_the_account_until_an_admin_unlocks_it(
     flow: SignIn, site: Services
 ) -> None:
