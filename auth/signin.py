@@ -162,6 +162,11 @@ class Gate:
 
     read: Read
     admit: Callable[[Connection, list[Any]], None]
+    # Whether this very key passed `admit` within the last second in this process. A
+    # remembered refusal settles for that instead of a read: it answers nothing but
+    # "deny", so a key revoked within that second gains nothing from it, and a key that
+    # never passed still goes to the database and gets its 401.
+    admitted_lately: Callable[[], bool] = lambda: False
 
 
 class SignIn:
@@ -319,8 +324,9 @@ class SignIn:
     def _refuse_again(
         self, remembered: _Refusing, *, ip: str, via: str, now: dt.datetime, gate: Gate | None
     ) -> Answer:
-        """A remembered refusal: the API key is checked, nothing else is read or written."""
-        if gate is not None:
+        """A remembered refusal: the API key is checked (see Gate.admitted_lately), nothing
+        else is read or written."""
+        if gate is not None and not gate.admitted_lately():
             with self.services.db.reader() as conn:
                 statement, params = gate.read
                 gate.admit(conn, statement.rows(conn, params))

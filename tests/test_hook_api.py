@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import pytest
 from flask import Flask
@@ -15,6 +16,7 @@ from auth import accounts, apikeys, audit
 from auth.config import Settings
 from auth.mfa import webauthn as wa
 from auth.models import Account, ApiKey, AuditEvent, utcnow
+from auth.prepared import Prepared
 from auth.services import Services, build
 from auth.web.factory import create_app
 from tests.soft_authenticator import ORIGIN, SoftAuthenticator
@@ -164,6 +166,27 @@ def test_a_remembered_refusal_still_checks_the_key(
     body = {"email": EMAIL, "password": PASSWORD, "ip": "198.51.100.2"}
     assert client.post("/api/v1/hook/login", json=body).status_code == status
     assert login(portal, ip="198.51.100.3")["decision"] == "deny"
+
+
+def test_a_flood_on_a_locked_account_reads_nothing_for_a_key_admitted_lately(
+    portal: FlaskClient, site: Services
+) -> None:
+    """Within a second of a refusal, the next attempts with the same key are refused with
+    no statement at all; a key revoked meanwhile gets "deny" until that second is over
+    (it learns nothing from it), then its 401."""
+    with site.db.session() as s:
+        s.execute(update(Account).where(Account.email == EMAIL).values(status="locked"))
+        key_id = s.execute(select(ApiKey.id)).scalar_one()
+    assert login(portal, ip="198.51.100.1")["decision"] == "deny"
+    statements = Prepared.runs
+    assert login(portal, ip="198.51.100.2")["decision"] == "deny"
+    assert Prepared.runs == statements
+    with site.db.session() as s:
+        apikeys.revoke(s, key_id, actor=ACTOR, now=utcnow())
+    assert login(portal, ip="198.51.100.3")["decision"] == "deny"
+    time.sleep(1.05)
+    body = {"email": EMAIL, "password": PASSWORD, "ip": "198.51.100.4"}
+    assert portal.post("/api/v1/hook/login", json=body).status_code == 401
 
 
 def test_the_hook_marks_its_key_used(portal: FlaskClient, site: Services) -> None:
