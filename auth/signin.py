@@ -137,7 +137,7 @@ _CONFIRM_IN_GRACE = Prepared(
 # the sign-ins are given, `now`).
 _REMEMBERED = {Reason.ACCOUNT_LOCKED, Reason.ACCOUNT_DISABLED, Reason.THROTTLED}
 REFUSAL_MEMORY = dt.timedelta(seconds=1)
-REFUSALS_REMEMBERED = 10_000  # then the expired ones are dropped
+REFUSALS_REMEMBERED = 10_000  # then the expired ones are dropped, at most once a second
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ class SignIn:
         self._refusals: deque[float] = deque(maxlen=31)
         self._turns = KeyedLock()  # one attempt at a time per address (login)
         self._refusing: dict[str, _Refusing] = {}  # by address (_remember)
+        self._pruned = dt.datetime.min.replace(tzinfo=dt.UTC)  # its expired entries, last
 
     # --- the first step ---------------------------------------------------------------
 
@@ -316,10 +317,16 @@ class SignIn:
             # race for the slot a delay opened is past it, and not remembered)
             last = account.last_failed_login_at
             until = min(until, backoff_until(account.failed_logins, last, self.policy))
-        if until > facts.now:
-            if len(self._refusing) >= REFUSALS_REMEMBERED:  # a flood over many accounts
-                self._refusing = {a: r for a, r in self._refusing.items() if r.until > facts.now}
-            self._refusing[address] = _Refusing(until, reason, account.id)
+        if until <= facts.now:
+            return
+        if len(self._refusing) >= REFUSALS_REMEMBERED:  # a flood over many accounts
+            if facts.now < self._pruned + REFUSAL_MEMORY:
+                return  # full of live ones: the next refusals just read the database
+            self._pruned = facts.now  # each entry lives a second: one pass a second will do
+            self._refusing = {a: r for a, r in self._refusing.items() if r.until > facts.now}
+            if len(self._refusing) >= REFUSALS_REMEMBERED:
+                return
+        self._refusing[address] = _Refusing(until, reason, account.id)
 
     def _refuse_again(
         self, remembered: _Refusing, *, ip: str, via: str, now: dt.datetime, gate: Gate | None

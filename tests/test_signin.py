@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from auth import accounts, audit, bans, lockout
+from auth import accounts, audit, bans, lockout, signin
 from auth.breach.importer import Importer, Source
 from auth.config import Settings
 from auth.hook import Decision
@@ -256,6 +256,28 @@ def test_a_locked_account_is_read_again_a_second_after_its_refusal(
         lockout.unlock(s, email=EMAIL, actor=ACTOR, now=clock.now)
     assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.9)).decision is Decision.DENY
     assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.2)).decision is Decision.ALLOW
+
+
+def test_remembered_refusals_are_bounded_and_pruned_at_most_once_a_second(
+    flow: SignIn, site: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood over more locked accounts than the memory holds: the extra ones are refused
+    from the database, and the full map is not rebuilt on every refusal."""
+    monkeypatch.setattr(signin, "REFUSALS_REMEMBERED", 2)
+    emails = [f"locked{i}@example.fr" for i in range(4)]
+    with site.db.session() as s:
+        for email in emails:
+            accounts.create(
+                s, email=email, password=PASSWORD, hasher=site.hasher, actor=ACTOR, now=utcnow()
+            )
+        s.execute(update(Account).where(Account.email.in_(emails)).values(status="locked"))
+    clock = Clock()
+    for email in emails[:3]:
+        assert flow.login(email, PASSWORD, ip=IP, now=clock.now).decision is Decision.DENY
+    assert len(flow._refusing) == 2  # full of live refusals: the third was not kept
+    later = clock.tick(2)  # the first two are over: the next refusal makes room
+    assert flow.login(emails[3], PASSWORD, ip=IP, now=later).decision is Decision.DENY
+    assert list(flow._refusing) == [emails[3]]
 
 
 def test_twenty_failures_lock_the_account_until_an_admin_unlocks_it(
