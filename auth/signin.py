@@ -134,8 +134,8 @@ _CONFIRM_IN_GRACE = Prepared(
 
 
 # Refusals kept by address, for at most REFUSAL_MEMORY (the bound is on the logical clock
-# the sign-ins are given, `now`).
-_REMEMBERED = {Reason.ACCOUNT_LOCKED, Reason.ACCOUNT_DISABLED, Reason.THROTTLED}
+# the sign-ins are given, `now`): those the account's state decided, not the address's ban.
+_REMEMBERED = _SKIPPED_HASHING - {Reason.IP_BANNED}
 REFUSAL_MEMORY = dt.timedelta(seconds=1)
 REFUSALS_REMEMBERED = 10_000  # then the expired ones are dropped, at most once a second
 
@@ -145,9 +145,10 @@ class _Refusing:
     """A refusal the account's state decided, remembered so that the next attempts of a
     flood within the second are refused with no reads but their API key's (none at all
     for a key admitted lately: Gate.admitted_lately). In process that is 3.2 M -> 2.3 M
-    instructions a refused attempt; bench/hook_flood.py went from 0.11-0.12 to 0.07 of an
-    argon2 run's CPU. It only ever refuses, and never past the end of the backoff delay;
-    an unlock or a reset is honoured within REFUSAL_MEMORY."""
+    instructions a refused attempt; in bench/hook_flood.py's spread flood, 0.105 (SQLite)
+    and 0.117 (PostgreSQL) of an argon2 run's CPU went to 0.067-0.083. It only ever
+    refuses, and never past the end of the backoff delay; an unlock or a reset is honoured
+    within REFUSAL_MEMORY."""
 
     until: dt.datetime
     reason: Reason

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,15 @@ def actions(site: Services) -> list[str]:
         return list(s.execute(select(AuditEvent.action).order_by(AuditEvent.seq)).scalars())
 
 
+def all_at_once(attempt: Callable[[int], None], n: int) -> None:
+    """Run attempt(0..n-1) in n threads and wait for them all."""
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_a_clean_account_without_a_factor_is_allowed_and_the_decision_audited(
     flow: SignIn, site: Services
 ) -> None:
@@ -148,11 +158,7 @@ def test_attempts_racing_for_the_slot_a_backoff_opens_are_hashed_once(
         answer = flow.login(EMAIL, "wrong", ip=f"198.51.100.{i}", now=after_delay)
         answers.append(answer.decision)
 
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    all_at_once(attempt, 6)
     assert answers == [Decision.DENY] * 6
     assert hashed == [1]
     assert account(site).failed_logins == 6  # the one hashed guess counted, the rest not
@@ -181,11 +187,7 @@ def test_a_burst_of_guesses_is_hashed_no_more_than_the_free_attempts(
         arrive.wait()
         answers.append(flow.login(EMAIL, f"wrong-{i}", ip=f"198.51.100.{i}", now=now).decision)
 
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    all_at_once(attempt, 12)
     assert answers == [Decision.DENY] * 12
     assert len(hashed) == 5
     assert account(site).failed_logins == 5

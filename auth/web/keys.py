@@ -91,9 +91,9 @@ def _gate(token: str, scope: str, read: Read) -> Gate:
         refusal = _refusal(key, scope)
         if refusal is not None:
             raise _Refused(refusal)
+        assert key is not None  # _refusal refuses a missing key
         g.api_key = key
-        if key is not None:  # a key per entry: the map grows with the keys, not the calls
-            recent[mark] = (time.monotonic() + RECENT_SECONDS, key)
+        recent[mark] = (time.monotonic() + RECENT_SECONDS, key)  # an entry per key, not call
 
     def admitted_lately() -> bool:
         entry = recent.get(mark)
