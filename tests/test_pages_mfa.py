@@ -312,3 +312,33 @@ def test_sign_in_attempts_are_rate_limited_per_address(settings: Settings, site:
     client = create_app(registry=limited).test_client()
     codes = [sign_in(client, "wrong").status_code for _ in range(4)]  # type: ignore[attr-defined]
     assert codes == [401, 401, 401, 429]
+
+
+def test_a_cookie_signed_with_a_retired_key_opens_only_while_that_key_is_a_fallback(
+    browser: FlaskClient, web: Flask
+) -> None:
+    sign_in(browser)
+    assert browser.get("/account/security").status_code == 200
+    old = web.secret_key
+    web.secret_key = "a-new-secret-key-for-this-test-0123456789"
+    web.config["SECRET_KEY_FALLBACKS"] = [old]
+    assert browser.get("/account/security").status_code == 200  # the signing keys are re-read
+    web.config["SECRET_KEY_FALLBACKS"] = []
+    assert browser.get("/account/security").status_code == 302  # to /login: the cookie is dead
+
+
+def test_the_signed_in_account_is_read_whole_and_in_no_session(web: Flask, site: Services) -> None:
+    from flask import session
+    from sqlalchemy import inspect
+
+    from auth.web import session as web_session
+
+    with site.db.session() as s:
+        stored = s.execute(select(Account)).scalar_one()
+        s.expunge(stored)
+    with web.test_request_context("/account/security"):
+        session.update(aid=stored.id, epoch=stored.session_epoch)
+        account = web_session.current_account()
+    assert account is not None and inspect(account).session is None  # in no session
+    for column in Account.__table__.columns:
+        assert getattr(account, column.key) == getattr(stored, column.key), column.key
