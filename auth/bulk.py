@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     String,
+    Subquery,
     Table,
     any_,
     func,
@@ -114,6 +115,19 @@ def _sqlite(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return _plain(value)
+
+
+def listed(session: Session, ids: Sequence[Any], item_type: Any = Integer) -> Subquery:
+    """The ids as a one-column table (`value`), sent as one parameter: `unnest(array)` on
+    PostgreSQL, `json_each(?)` on SQLite (the two databases breachguard runs on)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        array = literal(list(ids), ARRAY(item_type))
+        return select(func.unnest(array).label("value")).subquery()
+    if dialect == "sqlite":
+        each = func.json_each(literal(json.dumps(list(ids)), String))
+        return select(literal_column("value").label("value")).select_from(each).subquery()
+    raise NotImplementedError(f"no id list for {dialect}")
 
 
 def among(

@@ -31,14 +31,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import BigInteger, delete, literal, select
+from sqlalchemy import BigInteger, delete, literal, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.bulk import among
+from auth.bulk import among, listed
 from auth.db import Database
 from auth.errors import one_line
 from auth.models import Account, JobStatus, ResetJob, ResetJobTarget, table, utcnow
@@ -233,14 +233,15 @@ def _run_key(at: dt.datetime, randomness: int | None = None) -> int:
 
 def _stage(db: Database, job_id: int, run_key: int, part: Batch) -> None:
     """Record a batch's accounts for this run (an address listed twice, once): one
-    INSERT ... SELECT with the ids as one parameter (auth.bulk.among)."""
+    INSERT ... SELECT from the ids as one parameter (auth.bulk.listed). The ids were just
+    resolved; one deleted since is left out when the staged rows are read (_staged)."""
     if not part.items:
         return
-    accounts = table(Account)
     insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
     with db.session() as session:
-        chosen = select(literal(run_key, BigInteger), accounts.c.id, literal(job_id)).where(
-            among(session, accounts.c.id, [t.account_id for t in part.items])
+        ids = listed(session, [t.account_id for t in part.items])
+        chosen = select(literal(run_key, BigInteger), ids.c.value, literal(job_id)).where(
+            true()  # SQLite: INSERT ... SELECT ... ON CONFLICT parses only after a WHERE
         )
         session.execute(
             insert(table(ResetJobTarget))
