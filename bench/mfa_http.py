@@ -20,6 +20,11 @@ row, the factor (decrypt, check), the replay guard (last_step) and its commit, t
 session start with its hash-chained audit event (a second transaction, serialised on the
 audit head row).
 
+Last, the floor: the same rounds against bench/stack_floor_app.py under the same gunicorn
+settings, a POST /login/mfa that runs only what the stack runs (Flask-WTF's CSRF check, a
+Flask-Limiter limit, the session cookie read and rewritten, a 302): how much of /healthz's
+rate is left before the second step does any work of its own. --no-floor skips it.
+
 Codes are made for the middle of each wrk run, so a run may last up to ~50 s.
 
 Each request opens its own connection (Connection: close), for both endpoints, as in
@@ -37,6 +42,7 @@ A connection per request spreads the requests over the workers within each run.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -48,7 +54,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import analyze, bench_db, cli_env, served, table, verdict, workdir
+from _common import (
+    VENV_BIN,
+    analyze,
+    bench_db,
+    cli_env,
+    listening,
+    served,
+    table,
+    verdict,
+    workdir,
+)
 from http_range import DONE_ONLY
 from mfa_verify import BENCH_KEY, add_accounts, add_totp_factors, totp_code_for
 
@@ -286,6 +302,61 @@ def bench_one(
     return rows, ratio, all_ok
 
 
+def bench_floor(
+    work: Path, args: argparse.Namespace, lua: Path, plain: Path
+) -> tuple[list[list[Any]], float]:
+    """The same rounds against bench/stack_floor_app.py under the same gunicorn settings:
+    what the stack alone (Flask, Flask-WTF, Flask-Limiter, the cookie session) leaves of
+    /healthz's rate, before the second step does any work of its own."""
+    import stack_floor_app
+
+    tuples = work / "floor-tuples.tsv"
+    gunicorn = str(VENV_BIN / "gunicorn")
+
+    def command(port: int) -> list[str]:
+        return [
+            *(gunicorn, "-k", "gthread", "-w", str(args.workers), "--threads", str(args.threads)),
+            *("-b", f"127.0.0.1:{port}", "--chdir", str(Path(__file__).resolve().parent)),
+            "stack_floor_app:app",
+        ]
+
+    rounds = []
+    # enough lines that no wrk thread wraps around within a run
+    stack_floor_app.prepare(args.accounts, tuples)
+    with listening(command, dict(os.environ)) as (base, _pid):
+        run_wrk(base + "/healthz", plain, args, 2)
+        run_wrk(base + "/login/mfa", lua, args, 2, str(tuples), str(args.wrk_threads))
+        for r in range(args.rounds):
+            hz = run_wrk(base + "/healthz", plain, args, args.duration)
+            post = run_wrk(
+                base + "/login/mfa", lua, args, args.duration, str(tuples), str(args.wrk_threads)
+            )
+            if post["status"]["ok"] != post["requests"]:
+                print(f"warning (floor): statuses {post['status']}")
+            rounds.append((hz, post))
+            print(
+                f"  floor round {r + 1}/{args.rounds}: /healthz {hz['rps']:,.0f}/s, "
+                f"stack-only POST {post['rps']:,.0f}/s, ratio {post['rps'] / hz['rps']:.3f}",
+                flush=True,
+            )
+    ratio = statistics.median(p["rps"] / h["rps"] for h, p in rounds)
+    rows = [
+        [
+            "none",
+            "median",
+            "POST, the stack alone (floor)",
+            statistics.median(p["rps"] for _, p in rounds),
+            "",
+            "",
+            "",
+            "",
+            "",
+            ratio,
+        ]
+    ]
+    return rows, ratio
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -309,6 +380,11 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the floor: the same rounds against bench/stack_floor_app.py",
+    )
+    ap.add_argument(
         "--keep-alive",
         action="store_true",
         help="keep wrk's connections open (the old way: see the docstring)",
@@ -329,6 +405,10 @@ def main() -> None:
         plain.write_text(DONE_ONLY if args.keep_alive else CLOSING + DONE_ONLY)
         for kind in args.db:
             out, ratios[kind], all_ok[kind] = bench_one(kind, work, args, lua, plain)
+            rows += out
+        floor = None
+        if not args.no_floor:
+            out, floor = bench_floor(work, args, lua, plain)
             rows += out
 
     print()
@@ -363,6 +443,12 @@ def main() -> None:
             f"target POST /login/mfa >= {TARGET_RATIO} x /healthz ({kind}): {ratio:.2f}: "
             f"{verdict(ratio >= TARGET_RATIO)}"
             + ("" if all_ok[kind] else "  (NOT every request succeeded: see failures)")
+        )
+    if floor is not None:
+        print(
+            f"floor: the stack alone (CSRF check, rate limit, session cookie read and rewritten; "
+            f"no database, TOTP or audit) reaches {floor:.2f} x /healthz; the target leaves "
+            f"the second step's own work {floor / TARGET_RATIO - 1:.0%} of the stack's cost"
         )
 
 

@@ -1,0 +1,80 @@
+"""The floor of bench/mfa_http.py: the web stack breachguard's second step is built on, and
+nothing else, served by gunicorn the same way.
+
+POST /login/mfa here does what every page POST pays for in breachguard, configured as
+auth/web/factory.py configures it: Flask-WTF's CSRF check, a Flask-Limiter moving-window
+limit per address (memory storage, rate-limit headers on), the signed session cookie read,
+cleared and written anew, and a 302 to /account/security. No database, no TOTP, no audit
+event. GET /healthz is the same trivial endpoint as breachguard's.
+
+    gunicorn -k gthread -w 2 --threads 4 --chdir bench stack_floor_app:app
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, redirect, session
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect, generate_csrf
+
+SECRET_KEY = "bench-stack-floor-key-0123456789abcdef"  # a throw-away app's
+NO_LIMIT = "1000000 per second"
+
+app = Flask(__name__)
+app.config.update(
+    SECRET_KEY=SECRET_KEY,
+    SESSION_COOKIE_HTTPONLY=True,
+    SESSION_COOKIE_SAMESITE="Lax",
+    SESSION_COOKIE_NAME="bg_session",
+    WTF_CSRF_TIME_LIMIT=None,
+)
+pages = Blueprint("pages", __name__)
+
+
+@pages.post("/login/mfa")
+def second_step() -> Response | tuple[str, int]:
+    pending = session.get("pending")
+    if not isinstance(pending, dict):
+        return "no pending sign-in", 400
+    session.clear()
+    session["aid"], session["epoch"], session["mfa"] = pending["aid"], pending["epoch"], True
+    return redirect("/account/security")
+
+
+def _by_address() -> str:
+    return "ip:" + get_remote_address()
+
+
+limiter = Limiter(
+    _by_address,
+    app=app,
+    storage_uri="memory://",
+    headers_enabled=True,
+    strategy="moving-window",
+)
+limiter.limit(NO_LIMIT, methods=["POST"], key_func=_by_address)(pages)
+CSRFProtect(app)
+app.register_blueprint(pages)
+
+
+@app.get("/healthz")
+def healthz() -> Response:
+    return Response("ok\n", mimetype="text/plain")
+
+
+def prepare(n: int, path: Path) -> None:
+    """n lines as bench/mfa_http.py's wrk script reads them: a session cookie holding a
+    pending sign-in, its CSRF token, and a code (read by nobody here)."""
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    lines = []
+    now = int(time.time())
+    for a in range(1, n + 1):
+        with app.test_request_context("/login/mfa", base_url="http://127.0.0.1/"):
+            session["pending"] = {"aid": a, "epoch": 0, "at": now}
+            token = generate_csrf()
+            cookie = serializer.dumps(dict(session))
+        lines.append(f"{cookie}\t{token}\t000000\n")
+    path.write_text("".join(lines))
