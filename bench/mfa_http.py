@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +183,9 @@ def run_wrk(
     return result
 
 
-def prepare(app: Any, ids: list[int], secrets_: dict[int, str], when: float, path: Path) -> None:
-    """One line per account: signed session cookie, CSRF token, TOTP code at `when`."""
+def prepare(app: Any, ids: Iterable[int], code_for: Callable[[int], str], path: Path) -> None:
+    """One line per account, as the wrk script reads them: a signed session cookie holding
+    the pending sign-in, its CSRF token, the code to post."""
     from flask import session
     from flask_wtf.csrf import generate_csrf
 
@@ -195,7 +197,7 @@ def prepare(app: Any, ids: list[int], secrets_: dict[int, str], when: float, pat
             session["pending"] = {"aid": a, "epoch": 0, "at": now}
             token = generate_csrf()
             cookie = serializer.dumps(dict(session))
-        lines.append(f"{cookie}\t{token}\t{totp_code_for(secrets_[a], when)}\n")
+        lines.append(f"{cookie}\t{token}\t{code_for(a)}\n")
     path.write_text("".join(lines))
 
 
@@ -247,7 +249,8 @@ def bench_one(
 
         def load_mfa(accounts: list[int], duration: int) -> tuple[dict[str, Any], int]:
             # codes for the middle of the run; success counted by wrk and by audit events
-            prepare(app, accounts, secrets_, time.time() + duration / 2, tuples)
+            when = time.time() + duration / 2
+            prepare(app, accounts, lambda a: totp_code_for(secrets_[a], when), tuples)
             before = sessions_started(registry.db)
             result = run_wrk(
                 base + "/login/mfa", lua, args, duration, str(tuples), str(args.wrk_threads)
@@ -321,8 +324,8 @@ def bench_floor(
         ]
 
     rounds = []
-    # enough lines that no wrk thread wraps around within a run
-    stack_floor_app.prepare(args.accounts, tuples)
+    # as many lines as a database run gets: no wrk thread wraps around within a run
+    prepare(stack_floor_app.app, range(1, args.accounts + 1), lambda _: "000000", tuples)
     with listening(command, dict(os.environ)) as (base, _pid):
         run_wrk(base + "/healthz", plain, args, 2)
         run_wrk(base + "/login/mfa", lua, args, 2, str(tuples), str(args.wrk_threads))

@@ -5,20 +5,18 @@ POST /login/mfa here does what every page POST pays for in breachguard, configur
 auth/web/factory.py configures it: Flask-WTF's CSRF check, a Flask-Limiter moving-window
 limit per address (memory storage, rate-limit headers on), the signed session cookie read,
 cleared and written anew, and a 302 to /account/security. No database, no TOTP, no audit
-event. GET /healthz is the same trivial endpoint as breachguard's.
+event. GET /healthz is the same trivial endpoint as breachguard's. The cookies and tokens
+posted are made by bench/mfa_http.py's prepare(), as for breachguard.
 
     gunicorn -k gthread -w 2 --threads 4 --chdir bench stack_floor_app:app
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 from flask import Blueprint, Flask, Response, redirect, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_wtf.csrf import CSRFProtect, generate_csrf
+from flask_wtf.csrf import CSRFProtect
 
 SECRET_KEY = "bench-stack-floor-key-0123456789abcdef"  # a throw-away app's
 NO_LIMIT = "1000000 per second"
@@ -63,18 +61,3 @@ app.register_blueprint(pages)
 @app.get("/healthz")
 def healthz() -> Response:
     return Response("ok\n", mimetype="text/plain")
-
-
-def prepare(n: int, path: Path) -> None:
-    """n lines as bench/mfa_http.py's wrk script reads them: a session cookie holding a
-    pending sign-in, its CSRF token, and a code (read by nobody here)."""
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-    lines = []
-    now = int(time.time())
-    for a in range(1, n + 1):
-        with app.test_request_context("/login/mfa", base_url="http://127.0.0.1/"):
-            session["pending"] = {"aid": a, "epoch": 0, "at": now}
-            token = generate_csrf()
-            cookie = serializer.dumps(dict(session))
-        lines.append(f"{cookie}\t{token}\t000000\n")
-    path.write_text("".join(lines))

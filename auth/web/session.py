@@ -116,8 +116,8 @@ def _load(aid: int, epoch: int) -> Account | None:
         return None
     if row.status in (AccountStatus.DISABLED, AccountStatus.RESET_REQUIRED):
         return None
-    # Detached, read only, filled as the ORM fills a loaded row: Account(**row) runs every
-    # column through attribute instrumentation, 51 us against 7 us.
+    # In no session, read only, filled as the ORM fills a loaded row: Account(**row) runs
+    # every column through attribute instrumentation, 51 us against 7 us.
     configure_mappers()  # what Account() would do first (a flag test once done)
     account: Account = _NEW_ACCOUNT()
     account.__dict__.update(row._mapping)
