@@ -329,11 +329,24 @@ def bench_floor(
     with listening(command, dict(os.environ)) as (base, _pid):
         run_wrk(base + "/healthz", plain, args, 2)
         run_wrk(base + "/login/mfa", lua, args, 2, str(tuples), str(args.wrk_threads))
-        for r in range(args.rounds):
-            hz = run_wrk(base + "/healthz", plain, args, args.duration)
-            post = run_wrk(
-                base + "/login/mfa", lua, args, args.duration, str(tuples), str(args.wrk_threads)
-            )
+        for r in range(args.rounds):  # the order swapped every other round, as above
+
+            def step() -> dict[str, Any]:
+                return run_wrk(
+                    base + "/login/mfa",
+                    lua,
+                    args,
+                    args.duration,
+                    str(tuples),
+                    str(args.wrk_threads),
+                )
+
+            if r % 2 == 0:
+                hz = run_wrk(base + "/healthz", plain, args, args.duration)
+                post = step()
+            else:
+                post = step()
+                hz = run_wrk(base + "/healthz", plain, args, args.duration)
             if post["status"]["ok"] != post["requests"]:
                 print(f"warning (floor): statuses {post['status']}")
             rounds.append((hz, post))

@@ -1,8 +1,8 @@
 """The floor of bench/mfa_http.py: the web stack breachguard's second step is built on, and
 nothing else, served by gunicorn the same way.
 
-POST /login/mfa here does what every page POST pays for in breachguard, configured as
-auth/web/factory.py configures it: Flask-WTF's CSRF check, a Flask-Limiter moving-window
+POST /login/mfa here does what every page POST pays for in breachguard, with the settings
+auth/web/factory.py gives these parts: Flask-WTF's CSRF check, a Flask-Limiter moving-window
 limit per address (memory storage, rate-limit headers on), the signed session cookie read,
 cleared and written anew, and a 302 to /account/security. No database, no TOTP, no audit
 event. GET /healthz is the same trivial endpoint as breachguard's. The cookies and tokens
