@@ -15,8 +15,8 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Select,
     String,
-    Subquery,
     Table,
     any_,
     func,
@@ -117,17 +117,11 @@ def _sqlite(value: Any) -> Any:
     return _plain(value)
 
 
-def listed(session: Session, ids: Sequence[Any], item_type: Any = Integer) -> Subquery:
-    """The ids as a one-column table (`value`), sent as one parameter: `unnest(array)` on
-    PostgreSQL, `json_each(?)` on SQLite (the two databases breachguard runs on)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        array = literal(list(ids), ARRAY(item_type))
-        return select(func.unnest(array).label("value")).subquery()
-    if dialect == "sqlite":
-        each = func.json_each(literal(json.dumps(list(ids)), String))
-        return select(literal_column("value").label("value")).select_from(each).subquery()
-    raise NotImplementedError(f"no id list for {dialect}")
+def json_ids(ids: Sequence[Any]) -> Select[Any]:
+    """SQLite: the ids as a one-column table (`value`) from one parameter,
+    `SELECT value FROM json_each(?)`."""
+    each = func.json_each(literal(json.dumps(list(ids)), String))
+    return select(literal_column("value")).select_from(each)
 
 
 def among(
@@ -141,9 +135,5 @@ def among(
     if dialect == "postgresql":
         return cast(ColumnElement[bool], column == any_(literal(list(ids), ARRAY(item_type))))
     if dialect == "sqlite":
-        listed = literal(json.dumps(list(ids)), String)
-        return cast(
-            ColumnElement[bool],
-            column.in_(select(literal_column("value")).select_from(func.json_each(listed))),
-        )
+        return cast(ColumnElement[bool], column.in_(json_ids(ids)))
     return cast(ColumnElement[bool], column.in_(list(ids)))

@@ -36,13 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import BigInteger, delete, literal, select, true
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.bulk import among, listed
+from auth.bulk import among, json_ids
 from auth.db import Database
 from auth.errors import one_line
 from auth.models import Account, JobStatus, ResetJob, ResetJobTarget, table, utcnow
@@ -237,19 +236,18 @@ def _run_key(at: dt.datetime, randomness: int | None = None) -> int:
 
 
 def _stage(db: Database, job_id: int, run_key: int, part: Batch) -> None:
-    """Record a batch's accounts for this run (an address listed twice, once): one
-    INSERT ... SELECT from the ids as one parameter (auth.bulk.listed). The ids were just
-    resolved; one deleted since is left out when the staged rows are read (_staged)."""
+    """Record a batch's accounts for this run (SQLite: see _resolve_first), an address
+    listed twice once: one INSERT ... SELECT from the ids as one parameter. The ids were
+    just resolved; one deleted since is left out when the staged rows are read (_staged)."""
     if not part.items:
         return
-    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+    ids = json_ids([t.account_id for t in part.items]).subquery()
+    chosen = select(literal(run_key, BigInteger), ids.c.value, literal(job_id)).where(
+        true()  # INSERT ... SELECT ... ON CONFLICT parses only after a WHERE
+    )
     with db.session() as session:
-        ids = listed(session, [t.account_id for t in part.items])
-        chosen = select(literal(run_key, BigInteger), ids.c.value, literal(job_id)).where(
-            true()  # SQLite: INSERT ... SELECT ... ON CONFLICT parses only after a WHERE
-        )
         session.execute(
-            insert(table(ResetJobTarget))
+            sqlite_insert(table(ResetJobTarget))
             .from_select(["run", "account_id", "job_id"], chosen)
             .on_conflict_do_nothing()
         )
