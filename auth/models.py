@@ -345,20 +345,6 @@ class ResetJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
-class ResetJobTarget(Base):
-    """An account a run of a job will reset, resolved from its list before any reset, so
-    that the resets go in account order (auth/reset/job.py). Keyed by run (its start time,
-    then random bits), so two runs of one job do not page through each other's rows;
-    removed when the run ends, or, left by a killed run, by any run 6 hours later."""
-
-    __tablename__ = "reset_job_targets"
-    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 (SQLAlchemy reads it once)
-
-    run: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    account_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    job_id: Mapped[int] = mapped_column(ForeignKey("reset_jobs.id", ondelete="CASCADE"))
-
-
 class Reset(Base):
     """One forced reset of one account; `reset_key` makes it happen once per finding or job."""
 

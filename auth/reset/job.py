@@ -7,14 +7,14 @@ Targets are read, resolved and applied a batch at a time, and outcomes go to a s
 (the terminal, a report file) as they happen, so 50,000 accounts cost what 50 do.
 A batch that fails is retried account by account, so one bad account does not stop the rest.
 
-On SQLite, a list of addresses longer than one batch is first resolved into
-`reset_job_targets`, a batch at a time, and then reset in account order. In the list's
+On SQLite, a list of addresses longer than one batch is first resolved, a batch at a time,
+and sorted (auth/reset/ordering.py), and then reset in account order. In the list's
 order every batch's rows landed on pages spread over the accounts table and each index
 keyed by account, and each commit wrote them all: plain sqlite3 writes of the same rows for
 1e5 of 1e6 accounts (batches of 5000) took 5.1-5.8 s in account order against 6.9-11.7 s
 in random order, and 3.9 s with token ids that start with the time (auth/reset/tokens.py).
 PostgreSQL keeps those pages in its shared buffers and applies two batches at once: there
-the list goes in its own order, since staging it cost more than it saved
+the list goes in its own order, since staging it in the database cost more than it saved
 (bench/reset_bulk.py, 1e5 of 1e6 accounts, batches of 5000, two runs each: 13.3-14.4 s
 staged against 11.2-12.1 s as listed).
 """
@@ -28,25 +28,23 @@ import datetime as dt
 import json
 import logging
 import queue
-import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import BigInteger, delete, literal, select, true
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.bulk import among, json_ids
 from auth.db import Database
 from auth.errors import one_line
-from auth.models import Account, JobStatus, ResetJob, ResetJobTarget, table, utcnow
+from auth.models import JobStatus, ResetJob, utcnow
 from auth.reset import forced
-from auth.reset.forced import Outcome, Plan, Target
+from auth.reset.forced import Outcome, Plan
+from auth.reset.ordering import AccountOrder
 from auth.reset.sources import Batch, Source
 
 log = logging.getLogger(__name__)
@@ -179,16 +177,6 @@ def run(
             emit((email, None, Outcome.UNKNOWN, "no account with this address"))
 
     parts: Iterable[Batch] = source.batches(db.sessions, batch)
-    run_key: int | None = None
-    if job_id is not None and not dry_run and _resolve_first(db, source, batch):
-        run_key = _run_key(now())
-        for part in _overlapped(db, parts):
-            _stage(db, job_id, run_key, part)  # the accounts come out afterwards
-            emit_unknown(part)
-            if progress and part.unknown:
-                progress(len(part.unknown))
-        parts = _staged(db, run_key, batch)
-    parts = _overlapped(db, parts)
 
     def classify(part: Batch) -> list[Row]:
         with db.session() as session:
@@ -198,19 +186,31 @@ def run(
         return _apply_batch(db, part, plan, secret_key, now)
 
     workers = 1 if dry_run or db.dialect != "postgresql" else PARALLEL_BATCHES
-    for part, rows in _in_order(parts, classify if dry_run else apply, workers):
-        emit_unknown(part)
-        for row in rows:
-            emit(row)
-        if progress:
-            progress(len(part.items) + len(part.unknown))
+    # Closed in reverse order: each reading thread stops before the sort's database closes.
+    with contextlib.ExitStack() as stack:
+        if not dry_run and _sort_first(db, source, batch):
+            order = AccountOrder()
+            stack.callback(order.close)
+            for part in stack.enter_context(contextlib.closing(_overlapped(db, parts))):
+                order.add(part)  # the accounts come out afterwards, in account order
+                emit_unknown(part)
+                if progress and part.unknown:
+                    progress(len(part.unknown))
+            parts = order.batches(batch)
+        ahead = stack.enter_context(contextlib.closing(_overlapped(db, parts)))
+        for part, rows in _in_order(ahead, classify if dry_run else apply, workers):
+            emit_unknown(part)
+            for row in rows:
+                emit(row)
+            if progress:
+                progress(len(part.items) + len(part.unknown))
     if not dry_run and job_id is not None:
-        _finish(db, job_id, run_key, report, actor, now())
+        _finish(db, job_id, report, actor, now())
     return report
 
 
-def _resolve_first(db: Database, source: Source, batch: int) -> bool:
-    """Whether the source's accounts are staged and sorted before any reset: on SQLite, a
+def _sort_first(db: Database, source: Source, batch: int) -> bool:
+    """Whether the source's accounts are resolved and sorted before any reset: on SQLite, a
     list of addresses longer than one batch (a scan and a single account come in account
     order; PostgreSQL takes the list as it comes, see the module's docstring)."""
     if source.in_account_order or db.dialect != "sqlite":
@@ -219,64 +219,14 @@ def _resolve_first(db: Database, source: Source, batch: int) -> bool:
     return total is None or total > batch
 
 
-def _overlapped(db: Database, parts: Iterable[Batch]) -> Iterator[Batch]:
+def _overlapped(db: Database, parts: Iterable[Batch]) -> Generator[Batch]:
     """The batches read ahead by a helper thread (_ahead) where a second connection sees
     the same database; else as they come."""
-    return _ahead(parts) if _shared(db) else iter(parts)
+    return _ahead(parts) if _shared(db) else _as_they_come(parts)
 
 
-STALE_RUN = dt.timedelta(hours=6)  # no run lasts this long (1e5 accounts: 10-20 s)
-
-
-def _run_key(at: dt.datetime, randomness: int | None = None) -> int:
-    """A run's key: its start in Unix seconds, then 24 random bits, so that the key tells
-    how old a run's leftover rows are."""
-    bits = secrets.randbits(24) if randomness is None else randomness
-    return int(at.timestamp()) << 24 | bits
-
-
-def _stage(db: Database, job_id: int, run_key: int, part: Batch) -> None:
-    """Record a batch's accounts for this run (SQLite: see _resolve_first), an address
-    listed twice once: one INSERT ... SELECT from the ids as one parameter. The ids were
-    just resolved; one deleted since is left out when the staged rows are read (_staged)."""
-    if not part.items:
-        return
-    ids = json_ids([t.account_id for t in part.items]).subquery()
-    chosen = select(literal(run_key, BigInteger), ids.c.value, literal(job_id)).where(
-        true()  # INSERT ... SELECT ... ON CONFLICT parses only after a WHERE
-    )
-    with db.session() as session:
-        session.execute(
-            sqlite_insert(table(ResetJobTarget))
-            .from_select(["run", "account_id", "job_id"], chosen)
-            .on_conflict_do_nothing()
-        )
-
-
-def _staged(db: Database, run_key: int, size: int) -> Iterator[Batch]:
-    """This run's accounts, `size` at a time in account order (keyset paging), with their
-    addresses; an account deleted since it was staged is left out."""
-    after = 0
-    while True:
-        with db.session() as session:
-            ids = list(
-                session.execute(
-                    select(ResetJobTarget.account_id)
-                    .where(ResetJobTarget.run == run_key, ResetJobTarget.account_id > after)
-                    .order_by(ResetJobTarget.account_id)
-                    .limit(size)
-                ).scalars()
-            )
-            if not ids:
-                return
-            emails: dict[int, str] = {
-                a: e
-                for a, e in session.execute(
-                    select(Account.id, Account.email).where(among(session, Account.id, ids))
-                )
-            }
-        yield Batch([Target(a) for a in ids if a in emails], emails)
-        after = ids[-1]
+def _as_they_come(parts: Iterable[Batch]) -> Generator[Batch]:
+    yield from parts
 
 
 def _in_order(
@@ -309,7 +259,7 @@ def _shared(db: Database) -> bool:
     return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
 
 
-def _ahead(parts: Iterable[Batch]) -> Iterator[Batch]:
+def _ahead(parts: Iterable[Batch]) -> Generator[Batch]:
     """The source's batches, the next one read and resolved by a helper thread (on its own
     connection) while the current one is applied: the file, the address look-up and the
     database's work on the batch before it overlap instead of taking turns. At most one
@@ -350,7 +300,6 @@ def _ahead(parts: Iterable[Batch]) -> Iterator[Batch]:
 def _finish(
     db: Database,
     job_id: int,
-    run_key: int | None,
     report: JobReport,
     actor: audit.Actor,
     now: dt.datetime,
@@ -362,13 +311,6 @@ def _finish(
         record.already = report.counts[Outcome.ALREADY]
         record.unknown = report.counts[Outcome.UNKNOWN]
         record.failed = report.counts[Outcome.FAILED]
-        targets = table(ResetJobTarget)
-        if run_key is not None:
-            session.execute(delete(targets).where(targets.c.run == run_key))
-        # What runs killed long ago left behind, whatever their job; not the rows of a run
-        # that may still be going (a second run of this job must see its whole list).
-        stale = _run_key(now - STALE_RUN, randomness=0)
-        session.execute(delete(targets).where(targets.c.run < stale))
         if not report.failed:
             record.status, record.finished_at = JobStatus.DONE, now
         audit.append(

@@ -1,0 +1,58 @@
+"""A job's resolved list, sorted by account outside the service's database."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+from auth.reset.forced import Target
+from auth.reset.ordering import AccountOrder
+from auth.reset.sources import Batch
+
+
+def batch(ids: list[int]) -> Batch:
+    return Batch([Target(a) for a in ids], {a: f"a{a}@example.org" for a in ids})
+
+
+def test_batches_come_back_in_account_order_size_at_a_time_each_account_once() -> None:
+    rng = random.Random(7)
+    ids = rng.sample(range(1, 50_000), 2_500)
+    listed = ids + ids[:300]  # listed twice, in later batches
+    order = AccountOrder()
+    try:
+        for start in range(0, len(listed), 400):
+            order.add(batch(listed[start : start + 400]))
+        out = list(order.batches(1000))
+    finally:
+        order.close()
+    assert [len(b.items) for b in out] == [1000, 1000, 500]
+    got = [t.account_id for b in out for t in b.items]
+    assert got == sorted(ids)
+    assert all(
+        b.emails == {t.account_id: f"a{t.account_id}@example.org" for t in b.items} for b in out
+    )
+    assert all(b.unknown == [] for b in out)
+
+
+def test_what_one_thread_adds_another_reads() -> None:
+    """The job reads batches ahead on a helper thread."""
+    order = AccountOrder()
+    seen: list[int] = []
+    try:
+        order.add(batch([9, 3, 7]))
+        reader = threading.Thread(
+            target=lambda: seen.extend(t.account_id for b in order.batches(2) for t in b.items)
+        )
+        reader.start()
+        reader.join()
+    finally:
+        order.close()
+    assert seen == [3, 7, 9]
+
+
+def test_nothing_added_gives_no_batch() -> None:
+    order = AccountOrder()
+    try:
+        assert list(order.batches(10)) == []
+    finally:
+        order.close()
