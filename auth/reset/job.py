@@ -7,16 +7,15 @@ Targets are read, resolved and applied a batch at a time, and outcomes go to a s
 (the terminal, a report file) as they happen, so 50,000 accounts cost what 50 do.
 A batch that fails is retried account by account, so one bad account does not stop the rest.
 
-On SQLite, a list of addresses longer than one batch is first resolved, a batch at a time,
-and sorted (auth/reset/ordering.py), and then reset in account order. In the list's
-order every batch's rows landed on pages spread over the accounts table and each index
-keyed by account, and each commit wrote them all: plain sqlite3 writes of the same rows for
-1e5 of 1e6 accounts (batches of 5000) took 5.1-5.8 s in account order against 6.9-11.7 s
-in random order, and 3.9 s with token ids that start with the time (auth/reset/tokens.py).
-PostgreSQL keeps those pages in its shared buffers and applies two batches at once: there
-the list goes in its own order, since staging it in the database cost more than it saved
-(bench/reset_bulk.py, 1e5 of 1e6 accounts, batches of 5000, two runs each: 13.3-14.4 s
-staged against 11.2-12.1 s as listed).
+A list of addresses longer than one batch is first resolved, a batch at a time, and
+sorted (auth/reset/ordering.py), and then reset in account order. In the list's order
+every batch's rows landed on pages spread over the accounts table and each index keyed by
+account, and each commit wrote them all: on SQLite, plain sqlite3 writes of the same rows
+for 1e5 of 1e6 accounts (batches of 5000) took 5.1-5.8 s in account order against
+6.9-11.7 s in random order; the CLI took 5.0-5.6 s sorted against 10.3-10.8 s as listed
+(batches of 1000). PostgreSQL keeps more of those pages in its shared buffers, and gains
+less: 7.1-7.7 s sorted against 8.1-8.2 s as listed (batches of 1000, three runs each),
+6.98-7.10 s against 6.93-6.96 s with batches of 5000.
 """
 
 from __future__ import annotations
@@ -188,7 +187,7 @@ def run(
     workers = 1 if dry_run or db.dialect != "postgresql" else PARALLEL_BATCHES
     # Closed in reverse order: each reading thread stops before the sort's database closes.
     with contextlib.ExitStack() as stack:
-        if not dry_run and _sort_first(db, source, batch):
+        if not dry_run and _sort_first(source, batch):
             order = AccountOrder()
             stack.callback(order.close)
             for part in stack.enter_context(contextlib.closing(_overlapped(db, parts))):
@@ -209,11 +208,10 @@ def run(
     return report
 
 
-def _sort_first(db: Database, source: Source, batch: int) -> bool:
-    """Whether the source's accounts are resolved and sorted before any reset: on SQLite, a
-    list of addresses longer than one batch (a scan and a single account come in account
-    order; PostgreSQL takes the list as it comes, see the module's docstring)."""
-    if source.in_account_order or db.dialect != "sqlite":
+def _sort_first(source: Source, batch: int) -> bool:
+    """Whether the source's accounts are resolved and sorted before any reset: a list of
+    addresses longer than one batch (a scan and a single account come in account order)."""
+    if source.in_account_order:
         return False
     total = source.total()
     return total is None or total > batch
