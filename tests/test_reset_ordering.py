@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import threading
+from pathlib import Path
+
+import pytest
 
 from auth.reset.forced import Target
 from auth.reset.ordering import AccountOrder
@@ -56,3 +61,24 @@ def test_nothing_added_gives_no_batch() -> None:
         assert list(order.batches(10)) == []
     finally:
         order.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_what_spills_to_disk_has_no_name_and_is_gone_once_closed() -> None:
+    """A killed run leaves nothing behind: the sort's file is unlinked from the start."""
+
+    def open_files() -> dict[str, str]:
+        found = {}
+        for fd in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):
+                found[fd.name] = os.readlink(fd)
+        return found
+
+    before = open_files()
+    order = AccountOrder()
+    for start in range(1, 200_001, 5000):  # ~8 MB of rows: more than the sort's cache
+        order.add(batch(list(range(start, start + 5000))))
+    spilled = {fd: target for fd, target in open_files().items() if fd not in before}
+    order.close()
+    assert spilled and all(target.endswith("(deleted)") for target in spilled.values())
+    assert open_files().keys() <= before.keys()
