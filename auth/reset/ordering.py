@@ -11,7 +11,6 @@ back with their addresses), and a killed run's rows waited hours to be removed.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 
@@ -35,15 +34,14 @@ class AccountOrder:
         )
 
     def add(self, part: Batch) -> None:
-        """One statement per batch, its rows in one JSON parameter: a statement per row
-        handed the interpreter's lock to the thread reading ahead and waited to get it
-        back, a row at a time (0.65 s for 1e5 rows)."""
-        pairs = [(t.account_id, part.emails.get(t.account_id, "")) for t in part.items]
-        self._conn.execute(
-            "INSERT OR IGNORE INTO targets SELECT json_extract(value, '$[0]'), "
-            "json_extract(value, '$[1]') FROM json_each(?)",
-            (json.dumps(pairs),),
-        )
+        """One transaction per batch: with a transaction per row (the connection's
+        autocommit), adding 1e5 rows took 0.7-1.0 s instead of 0.16 s."""
+        with self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO targets VALUES (?, ?)",
+                [(t.account_id, part.emails.get(t.account_id, "")) for t in part.items],
+            )
 
     def batches(self, size: int) -> Iterator[Batch]:
         """Keyset paging by account id: no cursor stays open across a yield."""
