@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from auth.bulk import FEW, insert_tuples
+from auth.bulk import FEW, insert_tuples, stamp
 from auth.db import Database
 from auth.models import AuditEvent, AuditHead, UTCDateTime, table
 from auth.prepared import Prepared
@@ -176,14 +176,15 @@ def _stage(events: Iterable[Event], now: dt.datetime) -> list[Staged]:
 
 
 def _chain(
-    seq: int, prev: str, staged: Iterable[Staged], now: dt.datetime
+    seq: int, prev: str, staged: Iterable[Staged], at: dt.datetime | str
 ) -> list[tuple[Any, ...]]:
-    """The rows (in _COLUMNS order) that extend a chain whose tip is (seq, prev)."""
+    """The rows (in _COLUMNS order) that extend a chain whose tip is (seq, prev); `at` as
+    it is stored (bulk.stamp)."""
     rows = []
     for actor, action, target, details, tail in staged:
         seq += 1
         digest = _linked(seq, tail, prev)
-        rows.append((seq, now, actor, action, target, details, prev, digest))
+        rows.append((seq, at, actor, action, target, details, prev, digest))
         prev = digest
     return rows
 
@@ -205,7 +206,7 @@ def append(session: Session | Connection, events: Iterable[Event], *, now: dt.da
         return len(events)
     staged = _stage(events, now)
     seq, prev = session.execute(_LOCK_HEAD).one()
-    rows = _chain(seq, prev, staged, now)
+    rows = _chain(seq, prev, staged, stamp(session, now))
     if rows:
         insert_tuples(session, table(AuditEvent), _COLUMNS, rows)
         session.execute(_MOVE_HEAD, {"to_seq": rows[-1][0], "to_hash": rows[-1][-1]})

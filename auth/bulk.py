@@ -7,6 +7,7 @@ driver's executemany, which is a C loop over one prepared statement.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Sequence
 from typing import Any, cast
@@ -59,12 +60,14 @@ def insert_tuples(
     # datetime on SQLite or in a COPY; a bool on SQLite) are converted, found by their
     # types (a C-level pass).
     # Each distinct value is converted once (a batch shares its timestamps and statuses).
-    cols = list(zip(*rows, strict=True))
-    odd = [i for i, col in enumerate(cols) if not set(map(type, col)) <= plain]
-    for i in odd:
-        memo = {v: convert(v) for v in set(cols[i])}
-        cols[i] = tuple(map(memo.__getitem__, cols[i]))
-    if odd:
+    # Rows built with stamp() hold only plain values: one pass over them all says so, and
+    # the columns are not taken apart (0.3 ms a call of 1000 rows: 0.12 s of a 1e5 reset).
+    if not set(map(type, itertools.chain.from_iterable(rows))) <= plain:
+        cols = list(zip(*rows, strict=True))
+        odd = [i for i, col in enumerate(cols) if not set(map(type, col)) <= plain]
+        for i in odd:
+            memo = {v: convert(v) for v in set(cols[i])}
+            cols[i] = tuple(map(memo.__getitem__, cols[i]))
         rows = list(zip(*cols, strict=True))
     if conn.dialect.name == "postgresql" and not streamed:
         # COPY costs two round trips (start, end); a few rows (a sign-in's audit event)
@@ -87,6 +90,14 @@ def insert_tuples(
             f"INSERT INTO {table.name} ({names}) VALUES ({marks})",  # noqa: S608 (checked names)
             rows,
         )
+
+
+def stamp(session: Session | Connection, at: dt.datetime) -> str:
+    """A time as insert_tuples stores it, made once for a whole batch: SQLAlchemy's SQLite
+    text (naive UTC), or ISO 8601 with its offset, which PostgreSQL reads in a COPY and as
+    a parameter alike."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    return cast(str, _sqlite(at)) if bind.dialect.name == "sqlite" else at.isoformat()
 
 
 FEW = 16  # up to this many rows, INSERT rather than COPY on PostgreSQL

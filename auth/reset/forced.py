@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit, metrics
-from auth.bulk import among, insert_tuples
+from auth.bulk import among, insert_tuples, stamp
 from auth.models import (
     Account,
     AccountStatus,
@@ -166,7 +166,7 @@ def apply(
     keys = {t.account_id: key_for(t, plan) for t in todo}
     # Nothing below needs the new rows' ids (the notice's key is account + reset key), so
     # the inserts can be COPY on PostgreSQL (auth/bulk.py).
-    actor = str(plan.actor)
+    actor, at = str(plan.actor), stamp(session, now)
     insert_tuples(
         session,
         resets,
@@ -179,7 +179,7 @@ def apply(
                 keys[t.account_id],
                 plan.reason,
                 actor,
-                now,
+                at,
             )
             for t in todo
         ],
@@ -217,8 +217,8 @@ def apply(
                 plan.reason,
                 NoticeStatus.QUEUED.value,
                 0,
-                now,
-                now,
+                at,
+                at,
             )
             for a in ids
         ],

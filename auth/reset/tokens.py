@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from auth.bulk import among, insert_tuples
+from auth.bulk import among, insert_tuples, stamp
 from auth.models import ResetToken, table
 
 ID_CHARS = 32  # 128 bits, hex: 48 of time in ms, then 80 random
@@ -91,9 +91,10 @@ def issue(
     revoke_open(session, (a for a, _ in pairs), now=now)
     ids: dict[int, str] = {}
     rows = []
+    at = stamp(session, now)
     for (account_id, reset_id), token_id in zip(pairs, new_ids(len(pairs)), strict=True):
         ids[account_id] = token_id
-        rows.append((token_id, account_id, reset_id, digest(derive(secret_key, token_id)), now))
+        rows.append((token_id, account_id, reset_id, digest(derive(secret_key, token_id)), at))
     insert_tuples(
         session,
         table(ResetToken),
