@@ -139,13 +139,13 @@ def _linked(seq: int, tail: str, prev: str) -> str:
 _HEAD = table(AuditHead)
 # Take the head row's lock and read the tip in one round trip (UPDATE .. RETURNING: the
 # lock is held before the value is read, on PostgreSQL and SQLite >= 3.35 alike).
-_LOCK_HEAD = (
+_LOCK_HEAD = Prepared(
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(seq=_HEAD.c.seq)
     .returning(_HEAD.c.seq, _HEAD.c.hash)
 )
-_MOVE_HEAD = (
+_MOVE_HEAD = Prepared(
     update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("to_seq"), hash=bindparam("to_hash"))
 )
 
@@ -205,11 +205,11 @@ def append(session: Session | Connection, events: Iterable[Event], *, now: dt.da
                 cur.execute(*_APPEND_ONE.driver_args(conn, _params(event, now)), prepare=True)
         return len(events)
     staged = _stage(events, now)
-    seq, prev = session.execute(_LOCK_HEAD).one()
+    ((seq, prev),) = _LOCK_HEAD.rows(conn, {})
     rows = _chain(seq, prev, staged, stamp(session, now))
     if rows:
         insert_tuples(session, table(AuditEvent), _COLUMNS, rows)
-        session.execute(_MOVE_HEAD, {"to_seq": rows[-1][0], "to_hash": rows[-1][-1]})
+        _MOVE_HEAD.rowcount(conn, {"to_seq": rows[-1][0], "to_hash": rows[-1][-1]})
     return len(rows)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     any_,
+    bindparam,
     func,
     insert,
     literal,
@@ -133,6 +134,23 @@ def json_ids(ids: Sequence[Any]) -> Select[Any]:
     `SELECT value FROM json_each(?)`."""
     each = func.json_each(literal(json.dumps(list(ids)), String))
     return select(literal_column("value")).select_from(each)
+
+
+def among_bound(
+    dialect: str, column: Any, name: str = "ids", item_type: Any = Integer
+) -> ColumnElement[bool]:
+    """`column IN ids` as among() writes it, with the ids left to a bound parameter `name`,
+    for a statement built once per database and run many times (auth.prepared); its value
+    is ids_value(dialect, ids)."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(item_type))))
+    each = func.json_each(bindparam(name, type_=String))  # SQLite, the other database we run on
+    return cast(ColumnElement[bool], column.in_(select(literal_column("value")).select_from(each)))
+
+
+def ids_value(dialect: str, ids: Sequence[Any]) -> Any:
+    """The value of among_bound's parameter: an array on PostgreSQL, JSON text on SQLite."""
+    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
 
 
 def among(

@@ -21,11 +21,12 @@ import secrets
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
-from auth.bulk import among, insert_tuples, stamp
-from auth.models import ResetToken, table
+from auth.bulk import among_bound, ids_value, insert_tuples, stamp
+from auth.models import ResetToken, UTCDateTime, table
+from auth.prepared import Prepared
 
 ID_CHARS = 32  # 128 bits, hex: 48 of time in ms, then 80 random
 TOKEN_CHARS = ID_CHARS + 43  # the id, then 256 bits of HMAC in unpadded base64url
@@ -63,20 +64,28 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
+@functools.cache
+def _revoke(dialect: str) -> Prepared:
+    tokens = table(ResetToken)
+    return Prepared(
+        update(tokens)
+        .where(
+            among_bound(dialect, tokens.c.account_id),
+            tokens.c.used_at.is_(None),
+            tokens.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=bindparam("now", type_=UTCDateTime))
+    )
+
+
 def revoke_open(session: Session, account_ids: Iterable[int], *, now: dt.datetime) -> None:
     """Kill the unused tokens of these accounts: a newer one is coming, or the password changed."""
     ids = list(account_ids)
+    conn = session.connection()
+    dialect = conn.dialect.name
     for start in range(0, len(ids), 5000):
-        session.execute(
-            update(ResetToken)
-            .where(
-                among(session, ResetToken.account_id, ids[start : start + 5000]),
-                ResetToken.used_at.is_(None),
-                ResetToken.revoked_at.is_(None),
-            )
-            .values(revoked_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        chunk = ids_value(dialect, ids[start : start + 5000])
+        _revoke(dialect).rowcount(conn, {"ids": chunk, "now": now})
 
 
 def issue(
