@@ -48,6 +48,7 @@ def test_a_bulk_append_hashes_exactly_as_the_chains_definition(now: dt.datetime)
     events = [
         audit.Event(ALICE, audit.Action.ACCOUNT_RESET_FORCED, 'account:"7"', odd),
         audit.Event(audit.Actor.cli("zoë"), audit.Action.ACCOUNT_CREATED, "account:8", {}),
+        audit.Event(ALICE, audit.Action.ACCOUNT_RESET_FORCED, "account:9 ✓", odd),  # a shape again
     ]
     rows = audit._chain(41, "ab" * 32, audit._stage(events, now), now)
     prev = "ab" * 32
@@ -55,7 +56,7 @@ def test_a_bulk_append_hashes_exactly_as_the_chains_definition(now: dt.datetime)
         assert prev_hash == prev
         assert digest == audit.event_hash(seq, at, actor, action, target, details, prev)
         prev = digest
-    assert [r[0] for r in rows] == [42, 43]
+    assert [r[0] for r in rows] == [42, 43, 44]
 
 
 def test_an_edited_event_is_named(registry: Services, now: dt.datetime) -> None:
