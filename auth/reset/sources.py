@@ -5,6 +5,7 @@ and has a fingerprint, so the same input finds the same job again."""
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,10 @@ from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
 
 from auth.breach.hashing import normalise_email
-from auth.bulk import among
+from auth.bulk import among_bound, ids_value
 from auth.errors import InvalidInput
 from auth.models import Account, Finding, FindingStatus
+from auth.prepared import Prepared
 from auth.reset.forced import Target
 
 
@@ -42,13 +44,21 @@ class Source(Protocol):
     def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]: ...
 
 
-def _resolve(session: Session, emails: Sequence[str]) -> Batch:
-    # `= ANY(array)` on PostgreSQL: one parameter, not one bound (and adapted) per address.
-    ids = dict(
-        session.execute(
-            select(Account.email, Account.id).where(among(session, Account.email, emails, String))
-        ).all()
+@functools.cache
+def _lookup(dialect: str) -> Prepared:
+    """The accounts of a list of addresses, built once per database and run on the
+    driver's cursor (auth.prepared); the list is one parameter, not one per address."""
+    return Prepared(
+        select(Account.email, Account.id).where(
+            among_bound(dialect, Account.email, "emails", String)
+        )
     )
+
+
+def _resolve(session: Session, emails: Sequence[str]) -> Batch:
+    conn = session.connection()
+    dialect = conn.dialect.name
+    ids = dict(_lookup(dialect).rows(conn, {"emails": ids_value(dialect, emails)}))
     return Batch(
         [Target(ids[e]) for e in emails if e in ids],
         {v: k for k, v in ids.items()},
