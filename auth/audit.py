@@ -161,17 +161,22 @@ def _stage(events: Iterable[Event], now: dt.datetime) -> list[Staged]:
     """Everything about the events that does not depend on the tip: encoded before the
     head row is locked, so a reset batch holds that lock only to hash and insert."""
     at, staged = now.isoformat(), []
-    # A batch often shares one details mapping: encoded once. The memo holds each mapping,
-    # so no id is reused by another while it runs.
-    encoded: dict[int, tuple[Mapping[str, Any], str]] = {}
+    # A batch shares its actor, action and details mapping: each distinct (actor, action,
+    # details) is encoded once, and the tail (what _tail makes) is its encoded fields
+    # around each target's. The memo holds the actor and the mapping, so that no id is
+    # reused by another object while it runs.
+    shapes: dict[tuple[int, str, int], tuple[object, object, tuple[str, str, str, str, str]]]
+    shapes = {}
     for ev in events:
-        actor, action = str(ev.actor), str(ev.action)
-        if id(ev.details) not in encoded:
-            encoded[id(ev.details)] = (ev.details, _canonical(ev.details))
-        details = encoded[id(ev.details)][1]
-        staged.append(
-            (actor, action, ev.target, details, _tail(at, actor, action, ev.target, details))
-        )
+        key = (id(ev.actor), ev.action, id(ev.details))
+        if key not in shapes:
+            actor, action, details = str(ev.actor), str(ev.action), _canonical(ev.details)
+            before = ",".join(map(_json_string, (at, actor, action))) + ","
+            after = "," + _json_string(details)
+            shapes[key] = (ev.actor, ev.details, (actor, action, details, before, after))
+        actor, action, details, before, after = shapes[key][2]
+        tail = before + _json_string(ev.target) + after
+        staged.append((actor, action, ev.target, details, tail))
     return staged
 
 
