@@ -19,8 +19,11 @@ Targets: CLI >= 0.2 x the baseline's accounts/s in the runs of 1e5 accounts (the
 size; a smaller run is mostly start-up and is there for the RSS check); 1e5 under 30 s on
 PostgreSQL; peak RSS flat between the smallest and largest run at the same batch.
 
-On SQLite a last line, the floor, writes the last run's rows for other accounts by plain
-sqlite3 executemany (raw_same_writes): the ratio the schema itself allows.
+On SQLite two last lines, each for other accounts and in the last run's shape: the
+ceiling, the CLI's whole work (file, look-up, sort, every row, the audit chain) done by
+bench/reset_ceiling.py, the least code, in a bare interpreter with plain sqlite3: what a
+CLI could reach; and the floor, the same rows written by plain sqlite3 executemany
+(raw_same_writes) with nothing else: the ratio the schema itself allows.
 
     .venv/bin/python bench/reset_bulk.py                       # 1e6 accounts, both dbs
     .venv/bin/python bench/reset_bulk.py --accounts 1e5 --runs 1e3:1000,1e4:1000 --db sqlite
@@ -42,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     CLI,
+    PYTHON,
     BenchDB,
     analyze,
     bench_db,
@@ -56,6 +60,7 @@ from _common import (
 )
 
 TARGET_RATIO = 0.2
+CEILING = Path(__file__).resolve().parent / "reset_ceiling.py"
 TARGET_PG_SECONDS = 30.0  # for 1e5 accounts
 RSS_FLAT = 1.25  # "flat": the largest run's peak RSS within 25% of the smallest's
 COLUMNS = (
@@ -330,8 +335,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (e-mail files)")
     args = ap.parse_args()
 
-    floor_n, floor_batch = args.runs[-1]  # the floor (SQLite) repeats the last run's shape
-    total = sum(n for n, _ in args.runs) + (floor_n if "sqlite" in args.db else 0)
+    floor_n, floor_batch = args.runs[-1]  # the floor and ceiling (SQLite): the last run's shape
+    total = sum(n for n, _ in args.runs) + (2 * floor_n if "sqlite" in args.db else 0)
     if total > args.accounts:
         raise SystemExit(f"the runs need {total:,} distinct accounts; --accounts is smaller")
     rng = random.Random(args.seed)
@@ -341,7 +346,9 @@ def main() -> None:
         sets.append(pool[:n])
         pool = pool[n:]
     floor_ids = [i + 1 for i in pool[:floor_n]]
+    ceiling_ids = [i + 1 for i in pool[floor_n : 2 * floor_n]]
     floors: dict[str, float] = {}
+    ceilings: dict[str, float] = {}
 
     rows: list[list[object]] = []
     results: list[dict[str, object]] = []
@@ -351,6 +358,8 @@ def main() -> None:
             path = work / f"emails-{k}.txt"
             path.write_text("".join(email_of(i) + "\n" for i in chosen))
             files.append(path)
+        ceiling_file = work / "emails-ceiling.txt"
+        ceiling_file.write_text("".join(email_of(i - 1) + "\n" for i in ceiling_ids))
         empty = work / "emails-startup.txt"
         empty.write_text("nobody@example.invalid\n")
         for kind in args.db:
@@ -425,6 +434,22 @@ def main() -> None:
                     )
                     print(f"[{kind}] {n:,} @ {batch}: {run.seconds:.1f} s", file=sys.stderr)
                 if kind == "sqlite":
+                    best = min(baseline(db, ceiling_ids).values())
+                    child = [PYTHON, str(CEILING), str(db.path), str(ceiling_file)]
+                    top = run_child([*child, str(floor_batch), "bench-secret-key"], env=env)
+                    ceilings[kind] = best / top.seconds
+                    rows.append(
+                        [
+                            kind,
+                            "ceiling: the CLI's work, hand-written",
+                            f"{floor_n:,}",
+                            floor_batch,
+                            top.seconds,
+                            floor_n / top.seconds,
+                            best / top.seconds,
+                            top.max_rss_mib,
+                        ]
+                    )
                     best = min(baseline(db, floor_ids).values())
                     seconds = raw_same_writes(db, floor_ids, floor_batch)
                     floors[kind] = best / seconds
@@ -476,6 +501,11 @@ def main() -> None:
             f"[{kind}] target ratio >= {TARGET_RATIO} (runs of {judged[0]['n']:,} accounts): "
             f"lowest {worst:.3f}: {verdict(worst >= TARGET_RATIO)}"
         )
+        if kind in ceilings:
+            print(
+                f"[{kind}] the CLI's work in the least code (bench/reset_ceiling.py: a bare "
+                f"interpreter, plain sqlite3) reaches x raw {ceilings[kind]:.2f}"
+            )
         if kind in floors:
             print(
                 f"[{kind}] the same writes by raw SQL alone reach x raw {floors[kind]:.2f}: "

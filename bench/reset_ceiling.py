@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth.breach.hashing import normalise_email  # noqa: E402 (after the path is set)
+from auth.breach.hashing import normalise_email
 
 KEY = "job:ceiling"
 REASON = "password may have been exposed in a data leak"
@@ -134,7 +134,9 @@ def main() -> None:
             target = f"account:{account}"
             tail = ",".join(map(quote, (at, ACTOR, "account:reset:forced", target, details)))
             digest = hashlib.sha256(f"[{seq},{tail},{quote(prev)}]".encode()).hexdigest()
-            events.append((seq, stamp, ACTOR, "account:reset:forced", target, details, prev, digest))
+            events.append(
+                (seq, stamp, ACTOR, "account:reset:forced", target, details, prev, digest)
+            )
             prev = digest
         db.executemany(
             "INSERT INTO audit_events (seq, at, actor, action, target, details, prev_hash, hash) "
