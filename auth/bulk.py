@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Subquery,
     Table,
     any_,
     bindparam,
@@ -146,6 +147,16 @@ def among_bound(
         return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(item_type))))
     each = func.json_each(bindparam(name, type_=String))  # SQLite, the other database we run on
     return cast(ColumnElement[bool], column.in_(select(literal_column("value")).select_from(each)))
+
+
+def ids_bound(dialect: str, name: str = "ids", item_type: Any = Integer) -> Subquery:
+    """The ids of among_bound's parameter `name` as a one-column table (`id`), in their
+    order: to INSERT ... SELECT rows that differ only by their id."""
+    if dialect == "postgresql":
+        unnest = func.unnest(bindparam(name, type_=ARRAY(item_type)))
+        return select(unnest.label("id")).subquery()
+    each = func.json_each(bindparam(name, type_=String))
+    return select(literal_column("value").label("id")).select_from(each).subquery()
 
 
 def ids_value(dialect: str, ids: Sequence[Any]) -> Any:

@@ -16,11 +16,11 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import String, Text, bindparam, func, select, update
+from sqlalchemy import Integer, String, Text, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit, metrics
-from auth.bulk import among, among_bound, ids_value, insert_tuples, stamp
+from auth.bulk import among, among_bound, ids_bound, ids_value, insert_tuples, stamp
 from auth.models import (
     Account,
     AccountStatus,
@@ -136,6 +136,20 @@ class _Batch:
             )
             for mfa in (False, True)
         }
+        ids = ids_bound(dialect)
+        self.resets = Prepared(  # a job's rows: one key, no finding
+            insert(resets).from_select(
+                ["account_id", "job_id", "reset_key", "reason", "actor", "created_at"],
+                select(
+                    ids.c.id,
+                    bindparam("job", type_=Integer),
+                    bindparam("key", type_=String),
+                    bindparam("reason", type_=Text),
+                    bindparam("actor", type_=String),
+                    bindparam("now", type_=UTCDateTime),
+                ),
+            )
+        )
         self.revoke_keys = Prepared(
             update(keys)
             .where(among_bound(dialect, keys.c.account_id), keys.c.revoked_at.is_(None))
@@ -159,6 +173,34 @@ def _not_yet(session: Session, ids: list[int], reset_key: str) -> list[int]:
     found = _batch(dialect).done.rows(conn, {"ids": ids_value(dialect, ids), "key": reset_key})
     done = {r[0] for r in found}
     return [a for a in ids if a not in done] if done else ids
+
+
+def _insert_resets(
+    session: Session,
+    todo: Sequence[Target],
+    keys: dict[int, str],
+    plan: Plan,
+    actor: str,
+    at: str,
+) -> None:
+    """Reset rows that carry their own finding and key (a scan's), as tuples."""
+    insert_tuples(
+        session,
+        table(Reset),
+        ("account_id", "job_id", "finding_id", "reset_key", "reason", "actor", "created_at"),
+        [
+            (
+                t.account_id,
+                plan.job_id,
+                min(t.finding_ids) if t.finding_ids else None,
+                keys[t.account_id],
+                plan.reason,
+                actor,
+                at,
+            )
+            for t in todo
+        ],
+    )
 
 
 def apply(
@@ -195,23 +237,11 @@ def apply(
     # Nothing below needs the new rows' ids (the notice's key is account + reset key), so
     # the inserts can be COPY on PostgreSQL (auth/bulk.py).
     actor, at = str(plan.actor), stamp(session, now)
-    insert_tuples(
-        session,
-        resets,
-        ("account_id", "job_id", "finding_id", "reset_key", "reason", "actor", "created_at"),
-        [
-            (
-                t.account_id,
-                plan.job_id,
-                min(t.finding_ids) if t.finding_ids else None,
-                keys[t.account_id],
-                plan.reason,
-                actor,
-                at,
-            )
-            for t in todo
-        ],
-    )
+    if plan.reset_key and not any(t.finding_ids for t in todo):  # from the ids alone
+        row = {"job": plan.job_id, "key": plan.reset_key, "reason": plan.reason, "actor": actor}
+        sql.resets.rowcount(conn, {"ids": ids_value(dialect, ids), "now": now, **row})
+    else:
+        _insert_resets(session, todo, keys, plan, actor, at)
     for chunk in _chunks(ids):
         sql.revoke_keys.rowcount(conn, {"ids": ids_value(dialect, chunk), "now": now})
     token_ids = tokens.issue(session, [(a, None) for a in ids], secret_key=secret_key, now=now)
