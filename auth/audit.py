@@ -210,6 +210,10 @@ def append(session: Session | Connection, events: Iterable[Event], *, now: dt.da
                 cur.execute(*_APPEND_ONE.driver_args(conn, _params(event, now)), prepare=True)
         return len(events)
     staged = _stage(events, now)
+    if isinstance(session, Session):
+        # What the session holds is written before the head row is locked, as an execute
+        # through it would (autoflush): its row locks are taken before the head's, always.
+        session.flush()
     ((seq, prev),) = _LOCK_HEAD.rows(conn, {})
     rows = _chain(seq, prev, staged, stamp(session, now))
     if rows:

@@ -209,6 +209,7 @@ def apply(
     """Force the reset of every target not already waiting for one, inside the caller's
     transaction; returns what was done."""
     resets = table(Reset)
+    session.flush()  # what the session holds goes first, as an execute through it would
     conn = session.connection()
     dialect = conn.dialect.name
     sql = _batch(dialect)

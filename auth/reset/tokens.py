@@ -81,6 +81,7 @@ def _revoke(dialect: str) -> Prepared:
 def revoke_open(session: Session, account_ids: Iterable[int], *, now: dt.datetime) -> None:
     """Kill the unused tokens of these accounts: a newer one is coming, or the password changed."""
     ids = list(account_ids)
+    session.flush()  # what the session holds goes first, as an execute through it would
     conn = session.connection()
     dialect = conn.dialect.name
     for start in range(0, len(ids), 5000):
