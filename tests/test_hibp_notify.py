@@ -131,6 +131,8 @@ def test_an_api_key_is_not_the_notify_token(
         ({"breachName": ""}, "breachName"),
         ({"breachName": "x" * 201}, "breachName"),
         ({"breachName": 7}, "breachName"),
+        ({"breachName": "Leak\x00"}, "breachName"),  # found by the OpenAPI fuzz test
+        ({"breachName": "Leak\nLeak"}, "breachName"),
         ({"hashPrefix": "ABCDE"}, "hashPrefix"),
         ({"hashPrefix": "ABCDEG"}, "hashPrefix"),
         ({"hashSuffixes": "0" * 34}, "hashSuffixes"),

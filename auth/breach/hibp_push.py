@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,8 @@ def parse(body: Any) -> Notification:
         raise BadField(
             "breachName", f"breachName must be a non-empty string of at most {NAME_MAX} characters"
         )
+    if any(unicodedata.category(ch) == "Cc" for ch in name):  # PostgreSQL cannot store a NUL
+        raise BadField("breachName", "breachName must hold no control characters")
     prefix = body.get("hashPrefix")
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
         raise BadField(
