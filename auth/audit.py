@@ -155,6 +155,7 @@ _FIELDS = _COLUMNS[1:6]  # an event's own fields, as the hash takes them
 
 
 Staged = tuple[str, str, str, str, str]  # actor, action, target, details, tail
+_Shape = tuple[str, str, str, str, str]  # actor, action, details; the tail's parts around a target
 
 
 def _stage(events: Iterable[Event], now: dt.datetime) -> list[Staged]:
@@ -165,8 +166,7 @@ def _stage(events: Iterable[Event], now: dt.datetime) -> list[Staged]:
     # details) is encoded once, and the tail (what _tail makes) is its encoded fields
     # around each target's. The memo holds the actor and the mapping, so that no id is
     # reused by another object while it runs.
-    shapes: dict[tuple[int, str, int], tuple[object, object, tuple[str, str, str, str, str]]]
-    shapes = {}
+    shapes: dict[tuple[int, str, int], tuple[object, object, _Shape]] = {}
     for ev in events:
         key = (id(ev.actor), ev.action, id(ev.details))
         if key not in shapes:

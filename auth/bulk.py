@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Integer,
@@ -130,11 +131,25 @@ def _sqlite(value: Any) -> Any:
     return _plain(value)
 
 
-def json_ids(ids: Sequence[Any]) -> Select[Any]:
-    """SQLite: the ids as a one-column table (`value`) from one parameter,
-    `SELECT value FROM json_each(?)`."""
-    each = func.json_each(literal(json.dumps(list(ids)), String))
-    return select(literal_column("value")).select_from(each)
+def ids_value(dialect: str, ids: Sequence[Any]) -> Any:
+    """A list as one parameter's value: an array on PostgreSQL, JSON text on SQLite."""
+    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+
+
+def _listed(dialect: str, param: BindParameter[Any]) -> Select[Any]:
+    """The list in `param` as a one-column table (`id`), in its order: unnest(array) on
+    PostgreSQL, json_each(text) on SQLite."""
+    if dialect == "postgresql":
+        return select(func.unnest(param).label("id"))
+    return select(literal_column("value").label("id")).select_from(func.json_each(param))
+
+
+def _list_type(dialect: str, item_type: Any) -> Any:
+    return ARRAY(item_type) if dialect == "postgresql" else String
+
+
+def _bound(dialect: str, name: str, item_type: Any) -> BindParameter[Any]:
+    return bindparam(name, type_=_list_type(dialect, item_type))
 
 
 def among_bound(
@@ -143,25 +158,19 @@ def among_bound(
     """`column IN ids` as among() writes it, with the ids left to a bound parameter `name`,
     for a statement built once per database and run many times (auth.prepared); its value
     is ids_value(dialect, ids)."""
-    if dialect == "postgresql":
-        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(item_type))))
-    each = func.json_each(bindparam(name, type_=String))  # SQLite, the other database we run on
-    return cast(ColumnElement[bool], column.in_(select(literal_column("value")).select_from(each)))
+    return _in(dialect, column, _bound(dialect, name, item_type))
 
 
 def ids_bound(dialect: str, name: str = "ids", item_type: Any = Integer) -> Subquery:
     """The ids of among_bound's parameter `name` as a one-column table (`id`), in their
     order: to INSERT ... SELECT rows that differ only by their id."""
+    return _listed(dialect, _bound(dialect, name, item_type)).subquery()
+
+
+def _in(dialect: str, column: Any, param: BindParameter[Any]) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        unnest = func.unnest(bindparam(name, type_=ARRAY(item_type)))
-        return select(unnest.label("id")).subquery()
-    each = func.json_each(bindparam(name, type_=String))
-    return select(literal_column("value").label("id")).select_from(each).subquery()
-
-
-def ids_value(dialect: str, ids: Sequence[Any]) -> Any:
-    """The value of among_bound's parameter: an array on PostgreSQL, JSON text on SQLite."""
-    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+        return cast(ColumnElement[bool], column == any_(param))
+    return cast(ColumnElement[bool], column.in_(_listed(dialect, param)))
 
 
 def among(
@@ -172,8 +181,7 @@ def among(
     prepared) instead of a new one per list length; on SQLite, SQLAlchemy's expansion of a
     5,000-id IN list took 1.5 s of a 1e5-account reset."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return cast(ColumnElement[bool], column == any_(literal(list(ids), ARRAY(item_type))))
-    if dialect == "sqlite":
-        return cast(ColumnElement[bool], column.in_(json_ids(ids)))
-    return cast(ColumnElement[bool], column.in_(list(ids)))
+    if dialect not in ("postgresql", "sqlite"):
+        return cast(ColumnElement[bool], column.in_(list(ids)))
+    listed = literal(ids_value(dialect, ids), _list_type(dialect, item_type))
+    return _in(dialect, column, listed)

@@ -19,9 +19,15 @@ def one_line(raw: str, field: str, error: type[InvalidInput] | None = None) -> s
     store a NUL (the write failed with a 500) and nobody can read the others. Format
     characters stay: some names need a zero-width joiner."""
     text = " ".join(raw.split())
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    if has_control(text):
         raise (error or InvalidInput)(f"{field}: no control characters")
     return text
+
+
+def has_control(text: str) -> bool:
+    """Whether the text holds a control character (a NUL, which PostgreSQL cannot store,
+    or any other that nobody can read)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 class InvalidEmail(InvalidInput):

@@ -437,6 +437,9 @@ def main() -> None:
                     best = min(baseline(db, ceiling_ids).values())
                     child = [PYTHON, str(CEILING), str(db.path), str(ceiling_file)]
                     top = run_child([*child, str(floor_batch), "bench-secret-key"], env=env)
+                    got = check(db, ceiling_ids)  # it did the whole work, as the CLI's is checked
+                    for name in ("reset_required", "resets", "tokens", "notices"):
+                        assert got[name] == floor_n, ("ceiling", name, got, floor_n)
                     ceilings[kind] = best / top.seconds
                     rows.append(
                         [
@@ -495,10 +498,12 @@ def main() -> None:
             continue
         # The target is the issue's: a bulk reset of 1e5 accounts. A smaller run (there for
         # the RSS check) is mostly start-up, and its ratio is printed above, not judged.
-        judged = [r for r in mine if r["n"] == 100_000] or mine
+        sizes = {int(r["n"]) for r in mine}  # type: ignore[call-overload]
+        size = 100_000 if 100_000 in sizes else max(sizes)  # else the largest, said so
+        judged = [r for r in mine if r["n"] == size]
         worst = min(float(r["ratio"]) for r in judged)  # type: ignore[arg-type]
         print(
-            f"[{kind}] target ratio >= {TARGET_RATIO} (runs of {judged[0]['n']:,} accounts): "
+            f"[{kind}] target ratio >= {TARGET_RATIO} (runs of {size:,} accounts): "
             f"lowest {worst:.3f}: {verdict(worst >= TARGET_RATIO)}"
         )
         if kind in ceilings:

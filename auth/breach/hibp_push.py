@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy import select
 
 from auth import audit
 from auth.breach import findings
-from auth.errors import InvalidInput
+from auth.errors import InvalidInput, has_control
 from auth.models import Account, FindingKind
 
 ACTOR = audit.Actor("hibp", "notify")
@@ -58,7 +57,7 @@ def parse(body: Any) -> Notification:
         raise BadField(
             "breachName", f"breachName must be a non-empty string of at most {NAME_MAX} characters"
         )
-    if any(unicodedata.category(ch) == "Cc" for ch in name):  # PostgreSQL cannot store a NUL
+    if has_control(name):
         raise BadField("breachName", "breachName must hold no control characters")
     prefix = body.get("hashPrefix")
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
