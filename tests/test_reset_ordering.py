@@ -83,3 +83,30 @@ def test_what_spills_to_disk_has_no_name_and_is_gone_once_closed() -> None:
     order.close()
     assert spilled and all(target.endswith("(deleted)") for target in spilled)
     assert not spilled & set(open_files().values())
+
+
+def test_a_whole_list_is_resolved_in_sql_unknown_addresses_in_list_order_each_once(
+    tmp_path: Path,
+) -> None:
+    """On an SQLite file the list is looked up in one join, against the database attached
+    read-only; an address listed twice is taken once, known or not."""
+    import sqlite3
+
+    service = tmp_path / "a service ?#%.db"  # a URI, quoted
+    with contextlib.closing(sqlite3.connect(service)) as conn, conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT UNIQUE)")
+        conn.executemany(
+            "INSERT INTO accounts VALUES (?, ?)", [(i, f"a{i}@example.org") for i in (4, 9, 2)]
+        )
+    listed = ["z@example.org", "a9@example.org", "y@example.org", "a2@example.org"]
+    listed += ["z@example.org", "a9@example.org", "a4@example.org", "x@example.org"]
+    order = AccountOrder()
+    try:
+        unknown = [e for chunk in order.resolve(str(service), iter(listed)) for e in chunk]
+        out = list(order.batches(2))
+    finally:
+        order.close()
+    assert unknown == ["z@example.org", "y@example.org", "x@example.org"]
+    assert [[t.account_id for t in b.items] for b in out] == [[2, 4], [9]]
+    assert out[0].emails == {2: "a2@example.org", 4: "a4@example.org"}

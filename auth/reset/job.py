@@ -44,7 +44,7 @@ from auth.models import JobStatus, ResetJob, utcnow
 from auth.reset import forced
 from auth.reset.forced import Outcome, Plan
 from auth.reset.ordering import AccountOrder
-from auth.reset.sources import Batch, Source
+from auth.reset.sources import Batch, Listed, Source
 
 log = logging.getLogger(__name__)
 # Batches applied at once on PostgreSQL, each in its own transaction: while the server
@@ -171,9 +171,11 @@ def run(
         if sink is not None:
             sink(row)
 
-    def emit_unknown(part: Batch) -> None:
-        for email in part.unknown:
+    def emit_unknown(emails: list[str]) -> None:
+        for email in emails:
             emit((email, None, Outcome.UNKNOWN, "no account with this address"))
+        if progress and emails:
+            progress(len(emails))
 
     parts: Iterable[Batch] = source.batches(db.sessions, batch)
 
@@ -190,19 +192,22 @@ def run(
         if not dry_run and _sort_first(source, batch):
             order = AccountOrder()
             stack.callback(order.close)
-            for part in stack.enter_context(contextlib.closing(_overlapped(db, parts))):
-                order.add(part)  # the accounts come out afterwards, in account order
-                emit_unknown(part)
-                if progress and part.unknown:
-                    progress(len(part.unknown))
+            path = _sqlite_file(db)
+            if path is not None and isinstance(source, Listed):  # the whole list in SQL
+                for unknown in order.resolve(path, source.addresses()):
+                    emit_unknown(unknown)
+            else:
+                for part in stack.enter_context(contextlib.closing(_overlapped(db, parts))):
+                    order.add(part)  # the accounts come out afterwards, in account order
+                    emit_unknown(part.unknown)
             parts = order.batches(batch)
         ahead = stack.enter_context(contextlib.closing(_overlapped(db, parts)))
         for part, rows in _in_order(ahead, classify if dry_run else apply, workers):
-            emit_unknown(part)
+            emit_unknown(part.unknown)
             for row in rows:
                 emit(row)
             if progress:
-                progress(len(part.items) + len(part.unknown))
+                progress(len(part.items))
     if not dry_run and job_id is not None:
         _finish(db, job_id, report, actor, now())
     return report
@@ -255,6 +260,13 @@ def _shared(db: Database) -> bool:
     """Whether another thread sees the same database (not so for in-memory SQLite)."""
     url = db.engine.url
     return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
+
+def _sqlite_file(db: Database) -> str | None:
+    """The path of the service's database, when it is an SQLite file another connection
+    can open."""
+    url = db.engine.url
+    return url.database if url.get_backend_name() == "sqlite" and _shared(db) else None
 
 
 def _ahead(parts: Iterable[Batch]) -> Generator[Batch]:

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
@@ -42,6 +42,14 @@ class Source(Protocol):
     def total(self) -> int | None: ...
 
     def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]: ...
+
+
+@runtime_checkable
+class Listed(Protocol):
+    """A source that is a list of addresses: it can hand them over whole, normalised, to be
+    resolved in one statement (auth/reset/ordering.py)."""
+
+    def addresses(self) -> Iterator[str]: ...
 
 
 @functools.cache
@@ -139,16 +147,20 @@ class EmailFile:
     def total(self) -> int | None:
         return self._count
 
-    def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]:
+    def addresses(self) -> Iterator[str]:
         with self._open() as stream:
-            chunk: list[str] = []
             for _, cell in email_cells(stream):
-                chunk.append(normalise_email(cell))
-                if len(chunk) >= size:
-                    yield self._batch(session_factory, chunk)
-                    chunk = []
-            if chunk:
+                yield normalise_email(cell)
+
+    def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]:
+        chunk: list[str] = []
+        for address in self.addresses():
+            chunk.append(address)
+            if len(chunk) >= size:
                 yield self._batch(session_factory, chunk)
+                chunk = []
+        if chunk:
+            yield self._batch(session_factory, chunk)
 
     @staticmethod
     def _batch(session_factory: Callable[[], Session], chunk: list[str]) -> Batch:
@@ -180,6 +192,9 @@ class EmailList:
 
     def total(self) -> int | None:
         return len(self.emails)
+
+    def addresses(self) -> Iterator[str]:
+        return iter(self.emails)
 
     def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]:
         for start in range(0, len(self.emails), size):
