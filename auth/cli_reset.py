@@ -61,17 +61,19 @@ def reset(
     if sum([emails_file is not None, from_scan, account_id is not None]) != 1:
         raise Exit("choose exactly one of --emails FILE, --from-scan, --account ID")
     if emails_file is not None and not emails_file.is_file():
-        # A pipe would be read empty the second time: a job with nothing in it.
+        # An interrupted run is finished by the same command, which reads the list again
+        # (and a file changed since it was checked is read again): a pipe would be empty.
         raise Exit(
-            f"--emails {emails_file}: not a regular file (a pipe?); it is read twice, once to "
-            "check every line before anything is reset: save the list to a file first"
+            f"--emails {emails_file}: not a regular file (a pipe?); an interrupted run is "
+            "finished by running the same command again, which reads the list again: save "
+            "the list to a file first"
         )
     if kinds and not from_scan:
         raise Exit("--kind only goes with --from-scan")
     registry = services(ctx)
     settings = registry.settings
     # Cleaned as job.run cleans it, so the fingerprint computed while validating the file
-    # is the one job.run looks up (the file is read once before the job, not twice).
+    # is the one job.run looks up (the file is read once, not again by the job).
     with handle_errors():
         reason = one_line(reason, "reason")
     source: sources.Source

@@ -140,7 +140,7 @@ def test_unknown_emails_are_listed_not_fatal(
     assert "unknown: ghost@example.fr" in result.output and "unknown 1" in result.output
 
 
-def test_a_pipe_is_refused_since_the_list_is_read_twice(
+def test_a_pipe_is_refused_since_a_rerun_reads_the_list_again(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:
     fifo = tmp_path / "emails.fifo"

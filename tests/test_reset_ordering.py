@@ -1,4 +1,4 @@
-"""A job's resolved list, sorted by account outside the service's database."""
+"""A job's list of addresses, resolved and sorted by account outside the service's database."""
 
 from __future__ import annotations
 
@@ -10,41 +10,56 @@ from pathlib import Path
 
 import pytest
 
-from auth.reset.forced import Target
 from auth.reset.ordering import AccountOrder
-from auth.reset.sources import Batch
 
 
-def batch(ids: list[int]) -> Batch:
-    return Batch([Target(a) for a in ids], {a: f"a{a}@example.org" for a in ids})
+def address(i: int) -> str:
+    return f"a{i}@example.org"
+
+
+def by_lookup(emails: list[str]) -> dict[str, int]:
+    """A look-up that knows a<i>@example.org as account i, for even i only."""
+    ids = {e: int(e[1 : e.index("@")]) for e in emails}
+    return {e: i for e, i in ids.items() if i % 2 == 0}
 
 
 def test_batches_come_back_in_account_order_size_at_a_time_each_account_once() -> None:
     rng = random.Random(7)
-    ids = rng.sample(range(1, 50_000), 2_500)
-    listed = ids + ids[:300]  # listed twice, in later batches
+    ids = [2 * i for i in rng.sample(range(1, 25_000), 2_500)]  # all known
     order = AccountOrder()
     try:
-        for start in range(0, len(listed), 400):
-            order.add(batch(listed[start : start + 400]))
+        order.stage(address(i) for i in ids)
+        order.stage(address(i) for i in ids[:300])  # listed twice, staged later
+        assert [e for chunk in order.resolve_with(by_lookup) for e in chunk] == []
         out = list(order.batches(1000))
     finally:
         order.close()
     assert [len(b.items) for b in out] == [1000, 1000, 500]
     got = [t.account_id for b in out for t in b.items]
     assert got == sorted(ids)
-    assert all(
-        b.emails == {t.account_id: f"a{t.account_id}@example.org" for t in b.items} for b in out
-    )
-    assert all(b.unknown == [] for b in out)
+    assert all(b.emails == {t.account_id: address(t.account_id) for t in b.items} for b in out)
 
 
-def test_what_one_thread_adds_another_reads() -> None:
+def test_unknown_addresses_come_out_in_list_order_each_once() -> None:
+    listed = [7, 4, 9, 7, 2, 3, 9]
+    order = AccountOrder()
+    try:
+        order.stage(address(i) for i in listed)
+        unknown = [e for chunk in order.resolve_with(by_lookup) for e in chunk]
+        out = [t.account_id for b in order.batches(10) for t in b.items]
+    finally:
+        order.close()
+    assert unknown == [address(7), address(9), address(3)]
+    assert out == [2, 4]
+
+
+def test_what_one_thread_stages_another_reads() -> None:
     """The job reads batches ahead on a helper thread."""
     order = AccountOrder()
     seen: list[int] = []
     try:
-        order.add(batch([9, 3, 7]))
+        order.stage(address(i) for i in (8, 2, 6))
+        list(order.resolve_with(by_lookup))
         reader = threading.Thread(
             target=lambda: seen.extend(t.account_id for b in order.batches(2) for t in b.items)
         )
@@ -52,12 +67,13 @@ def test_what_one_thread_adds_another_reads() -> None:
         reader.join()
     finally:
         order.close()
-    assert seen == [3, 7, 9]
+    assert seen == [2, 6, 8]
 
 
-def test_nothing_added_gives_no_batch() -> None:
+def test_nothing_staged_gives_no_batch() -> None:
     order = AccountOrder()
     try:
+        assert list(order.resolve_with(by_lookup)) == []
         assert list(order.batches(10)) == []
     finally:
         order.close()
@@ -76,8 +92,7 @@ def test_what_spills_to_disk_has_no_name_and_is_gone_once_closed() -> None:
 
     before = open_files()
     order = AccountOrder()
-    for start in range(1, 200_001, 5000):  # ~8 MB of rows: more than the sort's cache
-        order.add(batch(list(range(start, start + 5000))))
+    order.stage(address(i) for i in range(200_000))  # ~8 MB of rows: more than the cache
     # Files opened meanwhile (not sockets or pipes; another thread may reuse a number).
     spilled = {t for fd, t in open_files().items() if before.get(fd) != t and t[:1] == "/"}
     order.close()
@@ -103,7 +118,8 @@ def test_a_whole_list_is_resolved_in_sql_unknown_addresses_in_list_order_each_on
     listed += ["z@example.org", "a9@example.org", "a4@example.org", "x@example.org"]
     order = AccountOrder()
     try:
-        unknown = [e for chunk in order.resolve(str(service), iter(listed)) for e in chunk]
+        order.stage(listed)
+        unknown = [e for chunk in order.resolve(str(service)) for e in chunk]
         out = list(order.batches(2))
     finally:
         order.close()

@@ -52,6 +52,14 @@ class Target:
     finding_ids: tuple[int, ...] = ()
 
 
+@dataclass
+class Batch:
+    """A batch of a job's targets, with their addresses for the outcome rows."""
+
+    items: list[Target]
+    emails: dict[int, str]  # account id -> e-mail
+
+
 @dataclass(frozen=True)
 class Plan:
     reason: str

@@ -24,6 +24,7 @@ import collections
 import contextlib
 import csv
 import datetime as dt
+import functools
 import json
 import logging
 import queue
@@ -42,9 +43,8 @@ from auth.db import Database
 from auth.errors import one_line
 from auth.models import JobStatus, ResetJob, utcnow
 from auth.reset import forced
-from auth.reset.forced import Outcome, Plan
-from auth.reset.ordering import AccountOrder
-from auth.reset.sources import Batch, Listed, Source
+from auth.reset.forced import Batch, Outcome, Plan
+from auth.reset.sources import Listed, Scanned, Source, account_ids
 
 log = logging.getLogger(__name__)
 # Batches applied at once on PostgreSQL, each in its own transaction: while the server
@@ -177,8 +177,6 @@ def run(
         if progress and emails:
             progress(len(emails))
 
-    parts: Iterable[Batch] = source.batches(db.sessions, batch)
-
     def classify(part: Batch) -> list[Row]:
         with db.session() as session:
             return _rows(part, forced.classify(session, part.items, plan))
@@ -187,23 +185,25 @@ def run(
         return _apply_batch(db, part, plan, secret_key, now)
 
     workers = 1 if dry_run or db.dialect != "postgresql" else PARALLEL_BATCHES
-    # Closed in reverse order: each reading thread stops before the sort's database closes.
+    # Closed in reverse order: the reading thread stops before the list's database closes.
     with contextlib.ExitStack() as stack:
-        if not dry_run and _sort_first(source, batch):
-            order = AccountOrder()
-            stack.callback(order.close)
+        parts: Iterable[Batch]
+        if isinstance(source, Listed):  # resolved first, then taken in account order
+            order = stack.enter_context(contextlib.closing(source.staged()))
             path = _sqlite_file(db)
-            if path is not None and isinstance(source, Listed):  # the whole list in SQL
-                for unknown in order.resolve(path, source.addresses()):
-                    emit_unknown(unknown)
-            else:
-                for part in stack.enter_context(contextlib.closing(_overlapped(db, parts))):
-                    order.add(part)  # the accounts come out afterwards, in account order
-                    emit_unknown(part.unknown)
+            unknown = (
+                order.resolve(path)  # the whole list in SQL
+                if path is not None
+                else order.resolve_with(functools.partial(account_ids, db.sessions))
+            )
+            for emails in unknown:
+                emit_unknown(emails)
             parts = order.batches(batch)
+        else:
+            assert isinstance(source, Scanned)
+            parts = source.batches(db.sessions, batch)
         ahead = stack.enter_context(contextlib.closing(_overlapped(db, parts)))
         for part, rows in _in_order(ahead, classify if dry_run else apply, workers):
-            emit_unknown(part.unknown)
             for row in rows:
                 emit(row)
             if progress:
@@ -211,15 +211,6 @@ def run(
     if not dry_run and job_id is not None:
         _finish(db, job_id, report, actor, now())
     return report
-
-
-def _sort_first(source: Source, batch: int) -> bool:
-    """Whether the source's accounts are resolved and sorted before any reset: a list of
-    addresses longer than one batch (a scan and a single account come in account order)."""
-    if source.in_account_order:
-        return False
-    total = source.total()
-    return total is None or total > batch
 
 
 def _overlapped(db: Database, parts: Iterable[Batch]) -> Generator[Batch]:

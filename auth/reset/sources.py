@@ -1,6 +1,7 @@
 """Where a forced-reset job's targets come from: an e-mail file, a list from the API, one
-account, or the open findings of a scan. Each is read in batches, so no run holds them all,
-and has a fingerprint, so the same input finds the same job again."""
+account, or the open findings of a scan. A list is kept in a private database as it is
+checked (auth/reset/ordering.py); a scan is read a batch at a time. No run holds them all
+in memory, and each has a fingerprint, so the same input finds the same job again."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import csv
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
@@ -20,36 +20,35 @@ from auth.bulk import among_bound, ids_value
 from auth.errors import InvalidInput
 from auth.models import Account, Finding, FindingStatus
 from auth.prepared import Prepared
-from auth.reset.forced import Target
-
-
-@dataclass
-class Batch:
-    items: list[Target]
-    emails: dict[int, str]  # account id -> e-mail, for the outcome rows
-    unknown: list[str] = field(default_factory=list)
+from auth.reset.forced import Batch, Target
+from auth.reset.ordering import AccountOrder
 
 
 class Source(Protocol):
-    """Where targets come from; read in batches so no run holds them all."""
+    """Where targets come from, with a fingerprint so that the same input finds the same
+    job again."""
 
     label: str
     by_finding: bool  # reset once per finding (a scan), rather than once per job
-    in_account_order: bool  # its batches come in account order (else a job sorts them first)
 
     def fingerprint(self, session: Session, reason: str) -> str: ...
 
     def total(self) -> int | None: ...
 
+
+@runtime_checkable
+class Scanned(Source, Protocol):
+    """Targets read from the service's database a batch at a time, in account order."""
+
     def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]: ...
 
 
 @runtime_checkable
-class Listed(Protocol):
-    """A source that is a list of addresses: it can hand them over whole, normalised, to be
-    resolved in one statement (auth/reset/ordering.py)."""
+class Listed(Source, Protocol):
+    """A list of addresses, handed over checked and normalised in a private database
+    (auth/reset/ordering.py), to be resolved there and reset in account order."""
 
-    def addresses(self) -> Iterator[str]: ...
+    def staged(self) -> AccountOrder: ...
 
 
 @functools.cache
@@ -63,15 +62,12 @@ def _lookup(dialect: str) -> Prepared:
     )
 
 
-def _resolve(session: Session, emails: Sequence[str]) -> Batch:
-    conn = session.connection()
-    dialect = conn.dialect.name
-    ids = dict(_lookup(dialect).rows(conn, {"emails": ids_value(dialect, emails)}))
-    return Batch(
-        [Target(ids[e]) for e in emails if e in ids],
-        {v: k for k, v in ids.items()},
-        [e for e in emails if e not in ids],
-    )
+def account_ids(session_factory: Callable[[], Session], emails: Sequence[str]) -> dict[str, int]:
+    """The ids of the accounts of these (normalised) addresses, the unknown ones left out."""
+    with session_factory() as session:
+        conn = session.connection()
+        dialect = conn.dialect.name
+        return dict(_lookup(dialect).rows(conn, {"emails": ids_value(dialect, emails)}))
 
 
 def email_cells(stream: IO[str]) -> Iterator[tuple[int, str]]:
@@ -98,47 +94,79 @@ def email_cells(stream: IO[str]) -> Iterator[tuple[int, str]]:
 
 
 class EmailFile:
-    """`--emails FILE`: checked whole first (a bad line changes nothing), then streamed."""
+    """`--emails FILE`: read once, every line checked before anything changes, the
+    addresses kept in a private database (auth/reset/ordering.py) as they are read."""
 
     by_finding = False
-    in_account_order = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.label = f"emails {path.name}"
         self._count = 0
         self._scanned: tuple[tuple[str, int, int], str] | None = None  # (file key, fingerprint)
+        self._staged: AccountOrder | None = None
 
     def _open(self) -> IO[str]:
         return self.path.open(encoding="utf-8-sig", newline="")
 
     def validate(self, reason: str) -> list[tuple[int, str]]:
-        """Bad lines as (number, message); counts the good ones and, in the same pass,
-        computes the job's fingerprint (a file of 1e5 lines is read once, not twice,
-        before the job starts)."""
+        """Bad lines as (number, message). In the same pass: counts the good ones, computes
+        the job's fingerprint and stages the addresses, so a file of 1e5 lines is read once."""
         bad: list[tuple[int, str]] = []
         self._count = 0
+        self.close()
         key = self._key(reason)
         digest = hashlib.sha256(b"emails\x00" + reason.encode())
-        with self._open() as stream:
+        staged = AccountOrder()
+
+        def good(stream: IO[str]) -> Iterator[str]:
             for number, cell in email_cells(stream):
                 try:
-                    digest.update(normalise_email(cell).encode() + b"\x00")
-                    self._count += 1
+                    email = normalise_email(cell)
                 except InvalidInput as exc:
                     bad.append((number, str(exc)))
-        self._scanned = None if bad else (key, digest.hexdigest())
+                    continue
+                digest.update(email.encode() + b"\x00")
+                self._count += 1
+                yield email
+
+        try:
+            with self._open() as stream:
+                staged.stage(good(stream))
+        except BaseException:
+            staged.close()
+            raise
+        if bad:
+            staged.close()
+        else:
+            self._scanned, self._staged = (key, digest.hexdigest()), staged
         return bad
 
-    def fingerprint(self, session: Session, reason: str) -> str:
-        # What validate() computed, unless the file (or the reason) changed since.
-        if self._scanned is None or self._scanned[0] != self._key(reason):
+    def _current(self, reason: str) -> str:
+        """The fingerprint and the staged list of the file as it is now (read again if it
+        or the reason changed since validate); InvalidInput naming the first bad line."""
+        if self._scanned is None or self._scanned[0] != self._key(reason) or self._staged is None:
             bad = self.validate(reason)
             if bad:
                 number, message = bad[0]
                 raise InvalidInput(f"{self.path.name} line {number}: {message}")
         assert self._scanned is not None
         return self._scanned[1]
+
+    def fingerprint(self, session: Session, reason: str) -> str:
+        return self._current(reason)
+
+    def staged(self) -> AccountOrder:
+        """The list as the last fingerprint() read it; the caller owns (and closes) it."""
+        if self._staged is None:
+            raise RuntimeError("EmailFile.staged() before fingerprint()")
+        staged, self._staged = self._staged, None
+        return staged
+
+    def close(self) -> None:
+        if self._staged is not None:
+            self._staged.close()
+            self._staged = None
 
     def _key(self, reason: str) -> tuple[str, int, int]:
         stat = self.path.stat()
@@ -147,32 +175,11 @@ class EmailFile:
     def total(self) -> int | None:
         return self._count
 
-    def addresses(self) -> Iterator[str]:
-        with self._open() as stream:
-            for _, cell in email_cells(stream):
-                yield normalise_email(cell)
-
-    def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]:
-        chunk: list[str] = []
-        for address in self.addresses():
-            chunk.append(address)
-            if len(chunk) >= size:
-                yield self._batch(session_factory, chunk)
-                chunk = []
-        if chunk:
-            yield self._batch(session_factory, chunk)
-
-    @staticmethod
-    def _batch(session_factory: Callable[[], Session], chunk: list[str]) -> Batch:
-        with session_factory() as session:
-            return _resolve(session, list(dict.fromkeys(chunk)))
-
 
 class EmailList:
     """A list of addresses (the API); normalised at once, naming the first bad one."""
 
     by_finding = False
-    in_account_order = False
 
     def __init__(self, raw: Iterable[str], label: str = "api emails") -> None:
         self.label = label
@@ -193,18 +200,14 @@ class EmailList:
     def total(self) -> int | None:
         return len(self.emails)
 
-    def addresses(self) -> Iterator[str]:
-        return iter(self.emails)
-
-    def batches(self, session_factory: Callable[[], Session], size: int) -> Iterator[Batch]:
-        for start in range(0, len(self.emails), size):
-            with session_factory() as session:
-                yield _resolve(session, self.emails[start : start + size])
+    def staged(self) -> AccountOrder:
+        staged = AccountOrder()
+        staged.stage(self.emails)
+        return staged
 
 
 class OneAccount:
     by_finding = False
-    in_account_order = True
 
     def __init__(self, account_id: int) -> None:
         self.account_id = account_id
@@ -231,7 +234,6 @@ class FromScan:
     """Open findings no reset has acted on yet, a batch of accounts at a time (keyset paging)."""
 
     by_finding = True
-    in_account_order = True
 
     def __init__(self, kinds: Sequence[str] = ()) -> None:
         self.kinds = list(kinds)
