@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, case, delete, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from auth import audit
+from auth.bulk import upsert_dialect
 from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import IpBan, IpFailure, UTCDateTime, table
 from auth.prepared import Prepared
@@ -155,7 +155,7 @@ def record_failure(
     except InvalidInput:
         return False
     t = table(IpFailure)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = upsert_dialect(session.get_bind().dialect.name)
     fresh = t.c.window_start <= now - policy.window
     insert = dialect.insert(t).values(ip=address, failures=1, window_start=now)
     upsert = insert.on_conflict_do_update(

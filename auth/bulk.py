@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import json
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -29,7 +30,6 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 
@@ -145,7 +145,19 @@ def _listed(dialect: str, param: BindParameter[Any]) -> Select[Any]:
 
 
 def _list_type(dialect: str, item_type: Any) -> Any:
-    return ARRAY(item_type) if dialect == "postgresql" else String
+    return upsert_dialect(dialect).ARRAY(item_type) if dialect == "postgresql" else String
+
+
+def upsert_dialect(name: str) -> ModuleType:
+    """The dialect module for `name` (its insert() has ON CONFLICT), imported on first use:
+    the PostgreSQL dialect takes ~40 ms to import, which a command on SQLite need not pay."""
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
 
 
 def _bound(dialect: str, name: str, item_type: Any) -> BindParameter[Any]:

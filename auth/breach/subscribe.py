@@ -19,7 +19,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -51,6 +50,8 @@ class SubscribeClient:
         self, *, api_url: str, api_key: str | None, kanon_url: str, kanon_key: str | None
     ) -> None:
         self.api_url, self.kanon_url = api_url.rstrip("/"), kanon_url.rstrip("/")
+        import requests  # on first use, as auth/breach/hibp.py does
+
         self._api_key, self._kanon_key = api_key, kanon_key
         self._http = requests.Session()
         self._http.headers["User-Agent"] = USER_AGENT
@@ -96,6 +97,8 @@ class SubscribeClient:
     def _call(
         self, method: str, url: str, *, ok: tuple[int, ...], **kwargs: Any
     ) -> tuple[int, Any]:
+        import requests
+
         try:
             response = self._http.request(method, url, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:
