@@ -207,6 +207,7 @@ def _insert_resets(
             )
             for t in todo
         ],
+        plain=True,
     )
 
 
@@ -281,6 +282,7 @@ def apply(
             )
             for a in ids
         ],
+        plain=True,
     )
     finding_ids = [f for t in todo for f in t.finding_ids]
     findings = table(Finding)

@@ -110,6 +110,7 @@ def issue(
         table(ResetToken),
         ("id", "account_id", "reset_id", "token_sha256", "created_at"),
         rows,
+        plain=True,
     )
     return ids
 
