@@ -133,11 +133,6 @@ def _tail(at: str, actor: str, action: str, target: str, details: str) -> str:
     return ",".join(map(_json_string, (at, actor, action, target, details)))
 
 
-def _linked(seq: int, tail: str, prev: str) -> str:
-    """event_hash from a precomputed tail (equal by construction; tests compare them)."""
-    return hashlib.sha256(f"[{seq},{tail},{_json_string(prev)}]".encode()).hexdigest()
-
-
 _HEAD = table(AuditHead)
 # Take the head row's lock and read the tip in one round trip (UPDATE .. RETURNING: the
 # lock is held before the value is read, on PostgreSQL and SQLite >= 3.35 alike).
@@ -186,13 +181,17 @@ def _chain(
     seq: int, prev: str, staged: Iterable[Staged], at: dt.datetime | str
 ) -> list[tuple[Any, ...]]:
     """The rows (in _COLUMNS order) that extend a chain whose tip is (seq, prev); `at` as
-    it is stored (bulk.stamp)."""
+    it is stored (bulk.stamp). Each digest is event_hash's, from the precomputed tail
+    (equal by construction; tests compare them). The tip read from the database is quoted
+    as json.dumps quotes it; a hex digest made here needs no escaping."""
     rows = []
+    quoted = _json_string(prev)
+    sha256 = hashlib.sha256
     for actor, action, target, details, tail in staged:
         seq += 1
-        digest = _linked(seq, tail, prev)
+        digest = sha256(f"[{seq},{tail},{quoted}]".encode()).hexdigest()
         rows.append((seq, at, actor, action, target, details, prev, digest))
-        prev = digest
+        prev, quoted = digest, f'"{digest}"'
     return rows
 
 
