@@ -5,8 +5,9 @@ database: a bare interpreter with nothing but the standard library (and the addr
 check, auth.breach.hashing, which imports nothing else), plain sqlite3, and the least
 code that does what a forced reset must do for each account of the list, in batches:
 
-* read the file once, check and normalise every address, resolve them (one set-based
-  look-up per batch) and sort them by account in a private temporary database;
+* read the file once, check and normalise every address into a private temporary
+  database, resolve them there in one join against the database attached read-only
+  (as the CLI does on an SQLite file), sorted by account;
 * per batch, in one transaction: the UPDATE of the accounts (status, reason, epoch, MFA,
   skipping those this job already reset), their API keys and open tokens revoked, a
   Reset row each, a token each (time-first id, HMAC-SHA256 link, SHA-256 digest), a
@@ -48,19 +49,25 @@ def main() -> None:
     db = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         db.execute(f"PRAGMA {pragma}")
-    order = sqlite3.connect("", isolation_level=None)
+    order = sqlite3.connect("file:", isolation_level=None, uri=True)
     order.execute("CREATE TABLE t (account_id INTEGER PRIMARY KEY, email TEXT NOT NULL)")
+    order.execute("CREATE TABLE listed (email TEXT PRIMARY KEY) WITHOUT ROWID")
 
     with open(emails_file, encoding="utf-8") as fh:
-        addresses = [normalise_email(line) for line in fh if line.strip()]
-    for start in range(0, len(addresses), batch):
-        found = db.execute(
-            "SELECT id, email FROM accounts WHERE email IN (SELECT value FROM json_each(?))",
-            (json.dumps(addresses[start : start + batch]),),
-        ).fetchall()
         order.execute("BEGIN")
-        order.executemany("INSERT OR IGNORE INTO t VALUES (?, ?)", found)
+        order.executemany(
+            "INSERT OR IGNORE INTO listed VALUES (?)",
+            ((normalise_email(line),) for line in fh if line.strip()),
+        )
         order.execute("COMMIT")
+    order.execute("ATTACH DATABASE ? AS service", (f"file:{path}?mode=ro",))
+    order.execute("BEGIN")
+    order.execute(
+        "INSERT INTO t SELECT a.id, a.email FROM listed l "
+        "CROSS JOIN service.accounts a ON a.email = l.email"
+    )
+    order.execute("COMMIT")
+    order.execute("DETACH DATABASE service")
 
     mac = hmac.new(secret.encode(), b"reset-token:", hashlib.sha256)
     quote = json.encoder.encode_basestring_ascii
