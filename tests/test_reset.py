@@ -270,6 +270,25 @@ def test_token_ids_start_with_the_time_and_end_with_80_random_bits() -> None:
     assert abs(int(later[:12], 16) - time.time() * 1000) < 60_000
 
 
+@pytest.mark.parametrize(
+    "secret", ["", "k", "k" * 32, "k" * 63, "k" * 64, "k" * 65, "k" * 200, "clé-" * 20]
+)
+def test_a_link_is_the_id_then_its_hmac_sha256_under_the_secret_key(secret: str) -> None:
+    """tokens derives the MAC from precomputed RFC 2104 states; it must be hmac's, for
+    keys shorter than, as long as and longer than SHA-256's 64-byte block (hashed first)."""
+    import base64
+    import hashlib
+    import hmac
+
+    from auth.reset import tokens
+
+    for token_id in [*tokens.new_ids(3), ""]:
+        mac = hmac.new(secret.encode(), b"reset-token:" + token_id.encode(), hashlib.sha256)
+        expected = token_id + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+        assert tokens.derive(secret, token_id) == expected
+        assert len(tokens.derive(secret, token_id)) == len(token_id) + 43
+
+
 def test_a_dry_run_prints_what_would_happen_and_changes_nothing(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:

