@@ -95,13 +95,13 @@ def reset(
     report_file = job.ReportFile(report_path) if report_path else None
     verb = {"reset": "would reset", "already_reset": "already reset", "unknown": "unknown"}
 
-    def show(row: job.Row) -> None:
-        email, _, outcome, detail = row
-        if dry_run or outcome.value in ("unknown", "failed"):
-            suffix = f" ({detail})" if outcome.value == "failed" else ""
-            click.echo(f"{verb.get(outcome.value, outcome.value)}: {email}{suffix}")
+    def show(rows: list[job.Row]) -> None:
+        for email, _, outcome, detail in rows:
+            if dry_run or outcome in ("unknown", "failed"):
+                suffix = f" ({detail})" if outcome == "failed" else ""
+                click.echo(f"{verb.get(outcome.value, outcome.value)}: {email}{suffix}")
         if report_file is not None:
-            report_file(row)
+            report_file(rows)
 
     bar = None
     with handle_errors():

@@ -246,7 +246,7 @@ def test_a_list_longer_than_a_batch_is_resolved_first_then_reset_in_account_orde
         secret_key=registry.settings.secret_key,
         require_mfa=False,
         batch=2,
-        sink=rows.append,
+        sink=rows.extend,
     )
     with registry.db.session() as s:
         by_reset = s.execute(select(Reset.account_id).order_by(Reset.id)).scalars().all()

@@ -56,7 +56,9 @@ PARALLEL_BATCHES = 2
 Row = tuple[str, "int | None", Outcome, str]  # e-mail, account id, outcome, detail
 
 
-Sink = Callable[[Row], None]
+# Outcomes go to a sink a batch at a time (in order; a batch's rows once it committed):
+# called once per account, the CLI's sink and the report's count took ~0.1 s of a 1e5 reset.
+Sink = Callable[[list[Row]], None]
 
 
 @dataclass
@@ -66,10 +68,11 @@ class JobReport:
     counts: dict[Outcome, int] = field(default_factory=lambda: {o: 0 for o in Outcome})
     failed: list[Row] = field(default_factory=list)
 
-    def add(self, row: Row) -> None:
-        self.counts[row[2]] += 1
-        if row[2] is Outcome.FAILED:
-            self.failed.append(row)
+    def extend(self, rows: list[Row]) -> None:
+        for outcome, n in collections.Counter(row[2] for row in rows).items():
+            self.counts[outcome] += n
+        if self.counts[Outcome.FAILED]:
+            self.failed += [row for row in rows if row[2] is Outcome.FAILED]
 
     def summary(self) -> dict[str, int]:
         return {o.value: self.counts[o] for o in Outcome}
@@ -89,21 +92,21 @@ class ReportFile:
             self.writer = csv.writer(self.fh, lineterminator="\n")
             self.writer.writerow(["email", "account_id", "outcome", "detail"])
 
-    def __call__(self, row: Row) -> None:
-        email, account_id, outcome, detail = row
-        if self.json:
-            record = {
-                "email": email,
-                "account_id": account_id,
-                "outcome": outcome.value,
-                "detail": detail,
-            }
-            self.fh.write(("" if self.first else ",\n") + json.dumps(record))
-            self.first = False
-        else:
-            self.writer.writerow(
-                [email, account_id if account_id is not None else "", outcome.value, detail]
-            )
+    def __call__(self, rows: list[Row]) -> None:
+        for email, account_id, outcome, detail in rows:
+            if self.json:
+                record = {
+                    "email": email,
+                    "account_id": account_id,
+                    "outcome": outcome.value,
+                    "detail": detail,
+                }
+                self.fh.write(("" if self.first else ",\n") + json.dumps(record))
+                self.first = False
+            else:
+                self.writer.writerow(
+                    [email, account_id if account_id is not None else "", outcome.value, detail]
+                )
 
     def close(self, report: JobReport) -> None:
         if self.json:
@@ -152,7 +155,7 @@ def run(
     progress: Callable[[int], None] | None = None,
     now: Callable[[], dt.datetime] = utcnow,
 ) -> JobReport:
-    """Reset every target of `source`; outcomes go to `sink` one account at a time."""
+    """Reset every target of `source`; outcomes go to `sink` a batch at a time."""
     reason = one_line(reason, "reason")  # empty: the notice says it in its own language
     with db.session() as session:
         fingerprint = source.fingerprint(session, reason)
@@ -166,14 +169,13 @@ def run(
     key = "" if source.by_finding or job_id is None else f"job:{job_id}"
     plan = Plan(reason, key, job_id, require_mfa, actor)
 
-    def emit(row: Row) -> None:
-        report.add(row)
-        if sink is not None:
-            sink(row)
+    def emit(rows: list[Row]) -> None:
+        report.extend(rows)
+        if sink is not None and rows:
+            sink(rows)
 
     def emit_unknown(emails: list[str]) -> None:
-        for email in emails:
-            emit((email, None, Outcome.UNKNOWN, "no account with this address"))
+        emit([(email, None, Outcome.UNKNOWN, "no account with this address") for email in emails])
         if progress and emails:
             progress(len(emails))
 
@@ -204,8 +206,7 @@ def run(
             parts = source.batches(db.sessions, batch)
         ahead = stack.enter_context(contextlib.closing(_overlapped(db, parts)))
         for part, rows in _in_order(ahead, classify if dry_run else apply, workers):
-            for row in rows:
-                emit(row)
+            emit(rows)
             if progress:
                 progress(len(part.items))
     if not dry_run and job_id is not None:

@@ -120,7 +120,7 @@ def resets() -> Response:
             require_mfa=registry.settings.reset_requires_mfa,
             batch=registry.settings.reset_batch,
             dry_run=data.get("dry_run") is True,
-            sink=rows.append,
+            sink=rows.extend,
         )
     except InvalidInput as exc:
         field = str(exc).split("[", 1)[0].split(":", 1)[0].lstrip("-")
