@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import io
 
 import click
@@ -216,14 +215,3 @@ main.add_command(cli_audit.audit_group)
 main.add_command(cli_audit.report_group)
 accounts_group.add_command(cli_login.unlock)
 accounts_group.add_command(cli_admin.admin)
-
-
-def run() -> None:
-    """The `breachguard` program (the tests call `main` in-process instead).
-
-    What is imported by now lives as long as the process: gc.freeze() spares the cyclic
-    collector from walking those ~80,000 objects again at every full collection, which a
-    bulk command's allocations set off again and again (`breachguard reset` of 1e5 of 1e6
-    accounts on SQLite: 5.07 s -> 4.67 s, four alternated runs)."""
-    gc.freeze()
-    main()

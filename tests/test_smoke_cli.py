@@ -131,3 +131,21 @@ def test_serve_stops_at_once_on_sigterm_right_after_starting(
         assert time.monotonic() - started < 10
         log = (tmp_path / "serve.log").read_text()
         assert "Control socket" not in log, log
+
+
+def test_the_program_loads_its_commands_with_the_collector_off_then_turns_it_back_on() -> None:
+    """auth.entry.run, the console script: the collector is back on when a command runs,
+    and what loading made is frozen (left out of every later collection)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, sys\n"
+        "import auth.cli\n"
+        "auth.cli.main = lambda: print(gc.isenabled(), gc.get_freeze_count())\n"
+        "from auth.entry import run\n"
+        "run()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    enabled, frozen = out.stdout.split()
+    assert enabled == "True" and int(frozen) > 10_000
