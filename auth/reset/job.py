@@ -201,6 +201,9 @@ def run(
             for emails in unknown:
                 emit_unknown(emails)
             parts = order.batches(batch)
+            if not dry_run and db.dialect == "sqlite":
+                # Run by the read-ahead thread (_ahead), while this one writes a batch.
+                parts = map(functools.partial(_drafted, plan=plan, secret_key=secret_key), parts)
         else:
             assert isinstance(source, Scanned)
             parts = source.batches(db.sessions, batch)
@@ -326,6 +329,11 @@ def _finish(
         )
 
 
+def _drafted(part: Batch, *, plan: Plan, secret_key: str) -> Batch:
+    part.draft = forced.draft(part.items, plan, secret_key=secret_key)
+    return part
+
+
 def _rows(part: Batch, result: forced.BatchResult) -> list[Row]:
     rows: list[Row] = [(part.emails.get(a, ""), a, Outcome.RESET, "") for a in result.reset]
     rows += [
@@ -340,9 +348,10 @@ def _apply_batch(
 ) -> list[Row]:
     try:
         with db.session() as session:
-            return _rows(
-                part, forced.apply(session, part.items, plan, secret_key=secret_key, now=now())
+            result = forced.apply(
+                session, part.items, plan, secret_key=secret_key, now=now(), made=part.draft
             )
+            return _rows(part, result)
     except SQLAlchemyError:
         log.warning("a reset batch failed; retrying its %d accounts one by one", len(part.items))
     rows: list[Row] = []

@@ -119,6 +119,13 @@ def revoke_open(session: Session, account_ids: Iterable[int], *, now: dt.datetim
         _revoke(dialect).rowcount(conn, {"ids": chunk, "now": now})
 
 
+def minted(secret_key: str, n: int) -> list[tuple[str, str]]:
+    """n new tokens as (token id, the SHA-256 of its link): what a token row stores. Needs
+    no database, so a job makes its next batch's while this one is written."""
+    link = _Keyed.of(secret_key).token
+    return [(token_id, digest(link(token_id))) for token_id in new_ids(n)]
+
+
 def issue(
     session: Session,
     pairs: Iterable[tuple[int, int | None]],
@@ -132,10 +139,11 @@ def issue(
     ids: dict[int, str] = {}
     rows = []
     at = stamp(session, now)
-    link = _Keyed.of(secret_key).token
-    for (account_id, reset_id), token_id in zip(pairs, new_ids(len(pairs)), strict=True):
+    for (account_id, reset_id), (token_id, token_sha256) in zip(
+        pairs, minted(secret_key, len(pairs)), strict=True
+    ):
         ids[account_id] = token_id
-        rows.append((token_id, account_id, reset_id, digest(link(token_id)), at))
+        rows.append((token_id, account_id, reset_id, token_sha256, at))
     insert_tuples(
         session,
         table(ResetToken),
