@@ -15,7 +15,9 @@ code that does what a forced reset must do for each account of the list, in batc
 * close the database (its WAL checkpoint), as the CLI does at exit.
 
 No job row, report or progress bar: the CLI's own extras. Its wall time, from the
-interpreter's start, is what no CLI on this schema and this interpreter can beat.
+interpreter's start, is what this work costs in the least code on one thread. The CLI makes
+the next batch's tokens and audit tails on a second thread while SQLite writes the current
+one (auth/reset/forced.py, Draft), so it can come out faster than this.
 
     python bench/reset_ceiling.py DB EMAILS BATCH SECRET_KEY
 """

@@ -7,8 +7,8 @@ Targets are read, resolved and applied a batch at a time, and outcomes go to a s
 (the terminal, a report file) as they happen, so 50,000 accounts cost what 50 do.
 A batch that fails is retried account by account, so one bad account does not stop the rest.
 
-A list of addresses longer than one batch is first resolved, a batch at a time, and
-sorted (auth/reset/ordering.py), and then reset in account order. In the list's order
+A list of addresses is first resolved and sorted (auth/reset/ordering.py), unknown
+addresses reported then, and then reset in account order. In the list's order
 every batch's rows landed on pages spread over the accounts table and each index keyed by
 account, and each commit wrote them all: on SQLite, plain sqlite3 writes of the same rows
 for 1e5 of 1e6 accounts (batches of 5000) took 5.1-5.8 s in account order against
@@ -16,6 +16,10 @@ for 1e5 of 1e6 accounts (batches of 5000) took 5.1-5.8 s in account order agains
 (batches of 1000). PostgreSQL keeps more of those pages in its shared buffers, and gains
 less: 7.1-7.7 s sorted against 8.1-8.2 s as listed (batches of 1000, three runs each),
 6.98-7.10 s against 6.93-6.96 s with batches of 5000.
+
+Batches are read ahead by a helper thread (_ahead). On SQLite it also makes each batch's
+tokens and audit tails (forced.Draft) while this thread's statements for the batch before
+run in SQLite without the GIL.
 """
 
 from __future__ import annotations
@@ -265,8 +269,8 @@ def _sqlite_file(db: Database) -> str | None:
 
 
 def _ahead(parts: Iterable[Batch]) -> Generator[Batch]:
-    """The source's batches, the next one read and resolved by a helper thread (on its own
-    connection) while the current one is applied: the file, the address look-up and the
+    """The source's batches, the next one read (and, for a job's list on SQLite, drafted)
+    by a helper thread while the current one is applied: the reading, the drafting and the
     database's work on the batch before it overlap instead of taking turns. At most one
     batch waits, so memory stays that of two batches."""
     slot: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
