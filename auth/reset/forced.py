@@ -69,7 +69,7 @@ class Draft:
     each account (id, and the digest its row stores) and each audit event's encoded tail.
     A job makes the next batch's on its read-ahead thread (auth/reset/job.py) while this
     thread's statements run in SQLite, which releases the GIL: 1e5 of 1e6 accounts reset
-    in 3.43-3.58 s against 3.88-4.01 s with all of it made in the batch's transaction."""
+    in 3.56-3.70 s against 3.99-4.02 s with all of it made in the batch's transaction."""
 
     accounts: list[int]  # in account order
     tokens: list[tuple[str, str]]  # (token id, SHA-256 of its link), one per account
