@@ -138,6 +138,7 @@ class EmailFile:
             raise
         if bad:
             staged.close()
+            self._scanned = None
         else:
             self._scanned, self._staged = (key, digest.hexdigest()), staged
         return bad
