@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,10 +10,19 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from auth.errors import BreachguardError
+
+SQLITE_NEEDED = (3, 38)  # RETURNING (3.35) and JSON's ->> (3.38); Debian 12 ships 3.40
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL and a busy timeout so the CLI and server can share it."""
     if url.startswith("sqlite"):
+        if sqlite3.sqlite_version_info < SQLITE_NEEDED:
+            raise BreachguardError(
+                f"this Python's SQLite library is {sqlite3.sqlite_version}; breachguard needs "
+                f"{'.'.join(map(str, SQLITE_NEEDED))} or later (or PostgreSQL: DATABASE_URL)"
+            )
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

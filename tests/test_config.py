@@ -41,3 +41,19 @@ def test_hibp_base_urls_lose_their_trailing_slash(tmp_path: Path) -> None:
         {"BREACHGUARD_INSTANCE": str(tmp_path), "HIBP_PASSWORDS_URL": "http://127.0.0.1:9/"}
     )
     assert s.hibp_passwords_url == "http://127.0.0.1:9"
+
+
+def test_an_sqlite_library_too_old_for_the_bulk_statements_is_named_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """RETURNING needs SQLite 3.35 and a job's JSON inserts 3.38: an older library is named
+    when the database is opened, not in the middle of a reset."""
+    import sqlite3
+
+    from auth.db import Database
+    from auth.errors import BreachguardError
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 37, 2))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.37.2")
+    with pytest.raises(BreachguardError, match=r"SQLite library is 3\.37\.2; .* needs 3\.38"):
+        Database(f"sqlite:///{tmp_path / 'x.db'}")
