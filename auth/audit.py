@@ -228,10 +228,9 @@ class Alike:
     """Events that share their actor, action and details, one per target, encoded before
     any transaction: a job's batch of forced resets, made on the job's read-ahead thread."""
 
-    actor: Actor
-    action: Action
-    details: Mapping[str, Any]
-    encoded: str  # the details as _canonical encodes them
+    actor: str
+    action: str
+    details: str  # as _canonical encodes them
     targets: list[str]
     ends: list[str]  # each event's tail after `at,actor,action,`: its target and the details
 
@@ -245,9 +244,8 @@ class Alike:
 def alike(actor: Actor, action: Action, details: Mapping[str, Any], targets: list[str]) -> Alike:
     encoded = _canonical(details)
     after = "," + _json_string(encoded)
-    return Alike(
-        actor, action, details, encoded, targets, [_json_string(t) + after for t in targets]
-    )
+    ends = [_json_string(t) + after for t in targets]
+    return Alike(str(actor), str(action), encoded, targets, ends)
 
 
 # SQLite (>= 3.38 for ->>): the rows come as one JSON parameter, [[seq, target, prev, hash]],
@@ -260,30 +258,24 @@ _INSERT_ALIKE = (
 
 
 def append_alike(session: Session, events: Alike, *, now: dt.datetime) -> int:
-    """append() for Alike events, inside the caller's transaction. On SQLite the rows go in
-    as one JSON parameter; elsewhere through append()."""
-    conn = session.connection()
-    if conn.dialect.name != "sqlite":
-        return append(
-            session,
-            [Event(events.actor, events.action, t, events.details) for t in events.targets],
-            now=now,
-        )
+    """append() for Alike events on SQLite, inside the caller's transaction; the rows go in
+    as one JSON parameter. The chain is extended by _chain, as append() extends it."""
     if not events.targets:
         return 0
     session.flush()  # as append() does: the session's writes first, then the head's lock
+    conn = session.connection()
     ((seq, prev),) = _LOCK_HEAD.rows(conn, {})
-    actor, action = str(events.actor), str(events.action)
-    before = ",".join(map(_json_string, (now.isoformat(), actor, action))) + ","
-    rows, quoted, sha256 = [], _json_string(prev), hashlib.sha256
-    for target, end in zip(events.targets, events.ends, strict=True):  # as _chain hashes
-        seq += 1
-        digest = sha256(f"[{seq},{before}{end},{quoted}]".encode()).hexdigest()
-        rows.append((seq, target, prev, digest))
-        prev, quoted = digest, f'"{digest}"'
-    shared = (stamp(session, now), actor, action, events.encoded)
-    cast(Any, conn.connection.driver_connection).execute(_INSERT_ALIKE, (*shared, json.dumps(rows)))
-    _MOVE_HEAD.rowcount(conn, {"to_seq": seq, "to_hash": prev})
+    before = ",".join(map(_json_string, (now.isoformat(), events.actor, events.action))) + ","
+    staged = [
+        (events.actor, events.action, target, events.details, before + end)
+        for target, end in zip(events.targets, events.ends, strict=True)
+    ]
+    at = stamp(session, now)
+    rows = [(r[0], r[4], r[6], r[7]) for r in _chain(seq, prev, staged, at)]  # what varies
+    cast(Any, conn.connection.driver_connection).execute(
+        _INSERT_ALIKE, (at, events.actor, events.action, events.details, json.dumps(rows))
+    )
+    _MOVE_HEAD.rowcount(conn, {"to_seq": rows[-1][0], "to_hash": rows[-1][3]})
     return len(rows)
 
 

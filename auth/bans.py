@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, case, delete, literal, or_, select
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.bulk import upsert_dialect
+from auth.bulk import dialect_module
 from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import IpBan, IpFailure, UTCDateTime, table
 from auth.prepared import Prepared
@@ -155,7 +155,7 @@ def record_failure(
     except InvalidInput:
         return False
     t = table(IpFailure)
-    dialect = upsert_dialect(session.get_bind().dialect.name)
+    dialect = dialect_module(session.get_bind().dialect.name)
     fresh = t.c.window_start <= now - policy.window
     insert = dialect.insert(t).values(ip=address, failures=1, window_start=now)
     upsert = insert.on_conflict_do_update(

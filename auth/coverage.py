@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
 
-from auth.bulk import upsert_dialect
+from auth.bulk import dialect_module
 from auth.models import Account, CoverageDay, FactorKind, MfaFactor, table
 
 _A, _F, _C = table(Account), table(MfaFactor), table(CoverageDay)
@@ -83,7 +83,7 @@ def snapshot(conn: Connection | Session, day: dt.date) -> Coverage:
         "both": figures.both,
     }
     bind = conn.get_bind() if isinstance(conn, Session) else conn
-    dialect = upsert_dialect(bind.dialect.name)
+    dialect = dialect_module(bind.dialect.name)
     insert = dialect.insert(_C).values(**values)
     conn.execute(
         insert.on_conflict_do_update(

@@ -134,18 +134,27 @@ def test_serve_stops_at_once_on_sigterm_right_after_starting(
 
 
 def test_the_program_loads_its_commands_with_the_collector_off_then_turns_it_back_on() -> None:
-    """auth.entry.run, the console script: the collector is back on when a command runs,
-    and what loading made is frozen (left out of every later collection)."""
+    """auth.entry.run, the console script: auth.cli is imported with the collector off; the
+    command then runs with it on, and what loading made is frozen."""
     import subprocess
     import sys
 
     probe = (
         "import gc, sys\n"
-        "import auth.cli\n"
-        "auth.cli.main = lambda: print(gc.isenabled(), gc.get_freeze_count())\n"
+        "seen = []\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'auth.cli':\n"
+        "            seen.append(gc.isenabled())\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "sys.argv = ['breachguard', '--help']\n"
         "from auth.entry import run\n"
-        "run()\n"
+        "try:\n"
+        "    run()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(seen, gc.isenabled(), gc.get_freeze_count(), file=sys.stderr)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    enabled, frozen = out.stdout.split()
-    assert enabled == "True" and int(frozen) > 10_000
+    loading, enabled, frozen = out.stderr.split()
+    assert loading == "[False]" and enabled == "True" and int(frozen) > 10_000

@@ -211,7 +211,6 @@ def _not_yet(conn: Connection, ids: list[int], value: Any, reset_key: str) -> tu
 def _insert_resets(
     session: Session,
     todo: Sequence[Target],
-    keys: dict[int, str],
     plan: Plan,
     actor: str,
     at: str,
@@ -226,7 +225,7 @@ def _insert_resets(
                 t.account_id,
                 plan.job_id,
                 min(t.finding_ids) if t.finding_ids else None,
-                keys[t.account_id],
+                key_for(t, plan),
                 plan.reason,
                 actor,
                 at,
@@ -237,9 +236,15 @@ def _insert_resets(
     )
 
 
+def _one_key(targets: Sequence[Target], plan: Plan) -> bool:
+    """Whether every target is reset under the plan's one key with no finding: a job's
+    list, whose rows differ only by account."""
+    return bool(plan.reset_key) and not any(t.finding_ids for t in targets)
+
+
 def draft(targets: Sequence[Target], plan: Plan, *, secret_key: str) -> Draft | None:
     """The Draft of a batch of a job's list (one reset key, no findings); None otherwise."""
-    if not plan.reset_key or any(t.finding_ids for t in targets):
+    if not _one_key(targets, plan):
         return None
     accounts = sorted(t.account_id for t in targets)
     events = audit.alike(
@@ -327,23 +332,26 @@ def apply(
     if not todo:
         return result
     ids = result.reset
-    keys = {t.account_id: key_for(t, plan) for t in todo}
+    one_key = _one_key(todo, plan)
     # Nothing below needs the new rows' ids (the notice's key is account + reset key), so
     # the inserts can be COPY on PostgreSQL (auth/bulk.py).
     actor, at = str(plan.actor), stamp(session, now)
     values = [ids_value(dialect, chunk) for chunk in _chunks(ids)]
-    if plan.reset_key and not any(t.finding_ids for t in todo):  # from the ids alone
+    if one_key:  # a job's list: the Reset rows from the ids alone
         row = {"job": plan.job_id, "key": plan.reset_key, "reason": plan.reason, "actor": actor}
         whole = values[0] if len(values) == 1 else ids_value(dialect, ids)
         sql.resets.rowcount(conn, {"ids": whole, "now": now, **row})
     else:
-        _insert_resets(session, todo, keys, plan, actor, at)
+        _insert_resets(session, todo, plan, actor, at)
     for value in values:
         sql.revoke_keys.rowcount(conn, {"ids": value, "now": now})
-    if dialect == "sqlite" and (made := made or draft(todo, plan, secret_key=secret_key)):
+    if one_key and dialect == "sqlite":
+        made = made or draft(todo, plan, secret_key=secret_key)
+        assert made is not None  # a job's list always has one
         _write_drafted(session, ids, made, plan, at=at, now=now)
         metrics.resets_forced(plan.actor.kind, len(todo))
         return result
+    keys = {t.account_id: key_for(t, plan) for t in todo}
     token_ids = tokens.issue(session, [(a, None) for a in ids], secret_key=secret_key, now=now)
     insert_tuples(
         session,

@@ -61,7 +61,8 @@ Row = tuple[str, "int | None", Outcome, str]  # e-mail, account id, outcome, det
 
 
 # Outcomes go to a sink a batch at a time (in order; a batch's rows once it committed):
-# called once per account, the CLI's sink and the report's count took ~0.1 s of a 1e5 reset.
+# called once per account, the CLI's sink and the report's count made a 1e5 reset take
+# 3.99-4.02 s against 3.92-3.99 s (four alternated runs).
 Sink = Callable[[list[Row]], None]
 
 
