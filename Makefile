@@ -11,7 +11,6 @@ PORT    ?= 5000
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	$(BIN)/python -m compileall -q auth migrations  # as a wheel install would; see bench/README.md
 	touch $(STAMP)
 
 ## Serve on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/, demo data).

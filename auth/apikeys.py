@@ -12,15 +12,13 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
 from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import ApiKey, Role, table
-from auth.prepared import Prepared, Read
 
 PREFIX = "bg"
 
@@ -89,21 +87,15 @@ def create(
 
 _KEYS = table(ApiKey)
 USED_EVERY = dt.timedelta(minutes=1)  # coarse, so a busy key does not write on every request
-# Every API call runs these, so they go straight to the driver (auth.prepared), and the
-# "last used more than a minute ago?" question is asked in SQL: no datetime comes back.
-_FIND = Prepared(
-    select(
-        _KEYS.c.id,
-        _KEYS.c.name,
-        _KEYS.c.role,
-        _KEYS.c.secret_sha256,
-        _KEYS.c.revoked_at.is_not(None),
-        or_(_KEYS.c.last_used_at.is_(None), _KEYS.c.last_used_at < bindparam("stale")),
-    ).where(_KEYS.c.id == bindparam("key_id"))
-)
-_USED = Prepared(
-    update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("now"))
-)
+_FIND = select(
+    _KEYS.c.id,
+    _KEYS.c.name,
+    _KEYS.c.role,
+    _KEYS.c.secret_sha256,
+    _KEYS.c.revoked_at,
+    _KEYS.c.last_used_at,
+).where(_KEYS.c.id == bindparam("key_id"))
+_USED = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("now"))
 
 
 @dataclass(frozen=True)
@@ -115,40 +107,22 @@ class Caller:
     role: str
 
 
-def lookup(token: str, *, now: dt.datetime) -> Read | None:
-    """The read that finds the key a token names, to run alone (authenticate) or with other
-    reads in one round trip (the login hook: auth.signin.Gate); None for a malformed token."""
+def authenticate(conn: Connection | Session, token: str, *, now: dt.datetime) -> Caller | None:
+    """The active key a token belongs to, or None; marks it used (at most once a minute).
+    The caller commits."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         return None
-    return _FIND, {"key_id": parts[1], "stale": now - USED_EVERY}
-
-
-def admit(conn: Connection, token: str, rows: Sequence[Any], *, now: dt.datetime) -> Caller | None:
-    """The active key lookup() found for this token, or None; marks it used when due (the
-    caller commits)."""
-    secret = token.split("_", 2)[-1]
-    if not rows or rows[0][4]:
-        _digest(secret)  # same work either way
+    key_id, secret = parts[1], parts[2]
+    row = conn.execute(_FIND, {"key_id": key_id}).first()
+    if row is None or row.revoked_at is not None:
+        _digest(secret)  # the same work either way
         return None
-    key_id, name, role, secret_sha256, _revoked, due = rows[0]
-    if not hmac.compare_digest(secret_sha256, _digest(secret)):
+    if not hmac.compare_digest(row.secret_sha256, _digest(secret)):
         return None
-    if due:
-        _USED.rowcount(conn, {"key_id": key_id, "now": now})
-    return Caller(key_id, name, role)
-
-
-def authenticate(conn: Connection | Session, token: str, *, now: dt.datetime) -> Caller | None:
-    """The active key a token belongs to, or None; marks it used (at most once a minute).
-
-    One statement, or two when the mark is due (one round trip with `Database.reader()`).
-    """
-    read = lookup(token, now=now)
-    if read is None:
-        return None
-    connection = conn.connection() if isinstance(conn, Session) else conn
-    return admit(connection, token, read[0].rows(connection, read[1]), now=now)
+    if row.last_used_at is None or row.last_used_at < now - USED_EVERY:
+        conn.execute(_USED, {"key_id": key_id, "now": now})
+    return Caller(row.id, row.name, row.role)
 
 
 def revoke(session: Session, key_id: str, *, actor: audit.Actor, now: dt.datetime) -> ApiKey:

@@ -80,7 +80,7 @@ class Settings:
     mail_from: str = "breachguard <no-reply@localhost>"
     notice_max_attempts: int = 8
     forgot_rate_limit: str = "5 per minute"
-    # The login flow (auth/signin.py).
+    # The login flow (auth/signin/flow.py).
     mfa_required: str = "findings"  # or "all": every account, after mfa_grace_days
     mfa_grace_days: int = 14
     login_backoff_after: int = 5  # consecutive wrong passwords before delays start

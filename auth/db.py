@@ -1,22 +1,47 @@
-"""Engine and session handling, in one place, for SQLite (embedded) and PostgreSQL."""
+"""The database: the engine, sessions and connections in transactions, and the two SQL
+helpers bulk statements share. SQLite (embedded) and PostgreSQL (production) only.
+
+One way to get each:
+
+    with db.session() as session:    # ORM, one transaction: committed, or rolled back
+    with db.connection() as conn:    # Core, one transaction: committed, or rolled back
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from auth.errors import BreachguardError
 
-SQLITE_NEEDED = (3, 38)  # RETURNING (3.35) and JSON's ->> (3.38); Debian 12 ships 3.40
+# RETURNING came in 3.35, the built-in JSON functions (among(), the corpus import) in 3.38.
+SQLITE_NEEDED = (3, 38)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL and a busy timeout so the CLI and server can share it."""
+    """An engine; SQLite gets WAL and a busy timeout so the CLI and the server share it."""
     if url.startswith("sqlite"):
         if sqlite3.sqlite_version_info < SQLITE_NEEDED:
             raise BreachguardError(
@@ -26,8 +51,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # No pool_pre_ping: it costs a round trip per checkout (~100 us, most of a /range/ look-up);
-    # a connection broken by a server restart fails one request and is then replaced.
     return create_engine(url, pool_recycle=3600, **kwargs)
 
 
@@ -41,21 +64,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class Database:
-    """The engine and a session factory; build once per process."""
+    """The engine and its sessions; build once per process."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # PostgreSQL: statements that stand alone get a pool of their own, opened in
-        # autocommit, so that no checkout switches a connection's isolation level and the
-        # return switches it back (two passes through SQLAlchemy's machinery, ~0.1 ms of a
-        # sign-in's CPU). Connections open lazily: as many as threads use it at once.
-        self.autocommit_engine = (
-            make_engine(url, isolation_level="AUTOCOMMIT", **engine_kwargs)
-            if self.engine.dialect.name == "postgresql"
-            else self.engine
-        )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -63,23 +77,74 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        with self.sessions() as session, session.begin():
+        """An ORM session in one transaction: committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
-    def reader(self) -> Iterator[Connection]:
-        """A connection for reads that need no transaction around them.
-
-        On PostgreSQL it comes from the autocommit pool: each statement stands alone, so it
-        is spared a BEGIN and the pool's ROLLBACK on return (two of the three round trips of
-        a one-query look-up on the sign-in and page-view paths). On SQLite it is an ordinary
-        connection (its driver opens no transaction for a SELECT anyway): a write made on it
-        is committed by the caller, as the API key's last-used mark is."""
-        with self.autocommit_engine.connect() as conn:
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in one transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
             yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self.autocommit_engine is not self.engine:
-            self.autocommit_engine.dispose()
+
+
+class _Values(TypeDecorator[Sequence[Any]]):
+    """A list sent as one parameter: an array on PostgreSQL, JSON text on SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, item: type[TypeEngine[Any]]) -> None:
+        super().__init__()
+        self.item = item
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(self.item()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return list(value) if dialect.name == "postgresql" else json.dumps(list(value))
+
+
+class _Among(FunctionElement[bool]):
+    type = Boolean()
+    name = "among"
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a condition as it stands: no "= 1" after it on SQLite
+
+
+def among(column: Any, values: Sequence[Any], item: type[TypeEngine[Any]] = Integer) -> Any:
+    """`column IN values` with the values as one parameter, however many: `= ANY(array)` on
+    PostgreSQL, `IN (SELECT value FROM json_each(?))` on SQLite. The statement's text is
+    the same for every list, so it is compiled once and prepared once, and a batch of ids
+    needs neither chunks nor one parameter per id."""
+    return _Among(column, bindparam(None, list(values), type_=_Values(item)))
+
+
+@compiles(_Among, "postgresql")
+def _among_postgresql(element: _Among, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = element.clauses
+    return f"{compiler.process(column, **kw)} = ANY({compiler.process(values, **kw)})"
+
+
+@compiles(_Among, "sqlite")
+def _among_sqlite(element: _Among, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = element.clauses
+    listed = f"SELECT value FROM json_each({compiler.process(values, **kw)})"  # noqa: S608 (a bind marker)
+    return f"{compiler.process(column, **kw)} IN ({listed})"
+
+
+def dialect_insert(conn: Connection | Session) -> Callable[[Table], Any]:
+    """The insert() of the connection's dialect, whose ON CONFLICT makes upserts."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert

@@ -162,7 +162,7 @@ class DatabaseGauges(Collector):
 
     def _read(self) -> list[Metric]:
         now = utcnow()
-        with self.db.engine.connect() as conn:
+        with self.db.connection() as conn:
             notices: dict[str, int] = dict(
                 conn.execute(select(_N.c.status, func.count()).group_by(_N.c.status)).all()
             )

@@ -118,7 +118,7 @@ class Account(Base):
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     language: Mapped[str | None] = mapped_column(String(8))  # notices; None: the default
     reset_reason: Mapped[str | None] = mapped_column(Text)  # why a reset is required
-    # Consecutive wrong passwords (auth/lockout.py): backoff after a few, a lock after more.
+    # Consecutive wrong passwords (auth/signin/lockout.py): backoff after a few, a lock after more.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_failed_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # MFA_REQUIRED=all: when this account's grace period to enroll a factor began.

@@ -37,7 +37,7 @@ class Hasher:
     @property
     def typical_seconds(self) -> float:
         """How long one verify took at start-up: what refusals that skip hashing wait until
-        the sign-in flow has measured real refusals (auth/signin.py)."""
+        the sign-in flow has measured real refusals (auth/signin/flow.py)."""
         return self._typical
 
     def hash(self, password: str) -> str:

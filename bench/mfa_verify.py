@@ -228,7 +228,8 @@ def bench_totp(
     from sqlalchemy import select
 
     from auth import audit
-    from auth.mfa import factors, second_step, totp
+    from auth.mfa import factors, totp
+    from auth.mfa import verify as second_step
     from auth.models import MfaFactor, utcnow
 
     n = args.accounts

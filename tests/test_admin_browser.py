@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from auth import audit, bans
+from auth import audit
 from auth.console import admins
 from auth.models import (
     Account,
@@ -23,6 +23,7 @@ from auth.models import (
     Reset,
     utcnow,
 )
+from auth.signin import bans
 from tests import test_e2e_browser as e2e
 from tests.finding_helpers import open_finding
 from tests.png_pixels import colours, near

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from auth import accounts, audit, bans
+from auth import accounts, audit
 from auth.cli import main
 from auth.config import Settings
 from auth.console import admins
@@ -30,6 +30,7 @@ from auth.models import (
     utcnow,
 )
 from auth.services import Services, build
+from auth.signin import bans
 from auth.web.factory import create_app
 from tests.finding_helpers import open_finding
 from tests.totp_helpers import enroll_totp, next_code
@@ -502,7 +503,7 @@ def test_demo_creates_an_administrator_and_says_how_to_reach_the_console(
 def test_the_dashboard_counts_today_s_coverage_when_it_is_read(
     admin: FlaskClient, site: Services
 ) -> None:
-    from auth import coverage
+    from auth.mfa import census as coverage
 
     admin.get("/admin")
     with site.db.session() as s:

@@ -6,12 +6,11 @@ import threading
 from collections.abc import Callable
 
 from click.testing import CliRunner
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import select, text
 
 from auth import audit
 from auth.cli import main
-from auth.models import Account, AuditEvent, table
-from auth.prepared import Prepared
+from auth.models import AuditEvent
 from auth.services import Services
 
 ALICE = audit.Actor.cli("alice")
@@ -41,22 +40,38 @@ def test_an_untouched_trail_verifies(registry: Services, now: dt.datetime) -> No
     assert report.ok and report.events == 5
 
 
-def test_a_bulk_append_hashes_exactly_as_the_chains_definition(now: dt.datetime) -> None:
-    """The bulk path hashes from precomputed parts; it must equal event_hash byte for byte,
-    awkward text included."""
-    odd = {"r": 'quote " back \\ tab \t é 漢 🙂', "n": None, "l": [1, 2], "t": now}
-    events = [
-        audit.Event(ALICE, audit.Action.ACCOUNT_RESET_FORCED, 'account:"7"', odd),
-        audit.Event(audit.Actor.cli("zoë"), audit.Action.ACCOUNT_CREATED, "account:8", {}),
-        audit.Event(ALICE, audit.Action.ACCOUNT_RESET_FORCED, "account:9 ✓", odd),  # a shape again
-    ]
-    rows = audit._chain(41, "ab" * 32, audit._stage(events, now), now)
-    prev = "ab" * 32
-    for seq, at, actor, action, target, details, prev_hash, digest in rows:
-        assert prev_hash == prev
-        assert digest == audit.event_hash(seq, at, actor, action, target, details, prev)
-        prev = digest
-    assert [r[0] for r in rows] == [42, 43, 44]
+def test_awkward_text_and_times_are_kept_as_given_and_verify(
+    registry: Services, now: dt.datetime
+) -> None:
+    awkward = {"note": 'quote " backslash \\ newline \n tab \t é ü 漢字 😀 \x01', "n": [1, 2.5]}
+    times = (now, now.replace(microsecond=123456), now + dt.timedelta(hours=5))
+    for at in times:
+        with registry.db.session() as s:
+            event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, 'account:"7" ✓', awkward)
+            audit.append(s, [event], now=at)
+    report = _verify(registry)
+    assert report.ok and report.events == 3, report
+    with registry.db.session() as s:
+        kept = s.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
+    assert [json.loads(e.details) for e in kept] == [awkward] * 3
+    assert [e.at for e in kept] == list(times)
+
+
+def test_an_append_rolled_back_with_its_transaction_leaves_no_trace(
+    registry: Services, now: dt.datetime
+) -> None:
+    _append(registry, 2, now)
+    try:
+        with registry.db.session() as s:
+            audit.append(
+                s, [audit.Event(ALICE, audit.Action.ACCOUNT_CREATED, "account:x")], now=now
+            )
+            raise RuntimeError("the rest of the transaction failed")
+    except RuntimeError:
+        pass
+    _append(registry, 1, now)
+    report = _verify(registry)
+    assert report.ok and report.events == 3
 
 
 def test_an_edited_event_is_named(registry: Services, now: dt.datetime) -> None:
@@ -117,62 +132,6 @@ def test_concurrent_appenders_keep_one_unbroken_chain(registry: Services, now: d
     _in_threads(work)
     report = _verify(registry)
     assert report.ok and report.events == 120
-
-
-# A sign-in's guard: it matches while the account is as it was read.
-_GUARD = Prepared(
-    update(table(Account))
-    .where(table(Account).c.id == bindparam("account"), table(Account).c.session_epoch == 0)
-    .values(failed_logins=0)
-)
-
-
-def test_a_guarded_append_records_the_event_only_when_its_guard_matches(
-    registry: Services, now: dt.datetime
-) -> None:
-    """On PostgreSQL the chain is extended by the audit_append function (migration 0006),
-    from JSON made here: the Python verifier must agree with it on awkward text too."""
-    with registry.db.session() as s:
-        account = Account(email="guard@example.org", email_sha1=b"\x00" * 20, name="G")
-        s.add(account)
-        s.flush()
-        account_id = account.id
-    _append(registry, 2, now)  # Python-side appends before and after: one chain
-    awkward = {"note": 'quote " backslash \\ newline \n tab \t é ü 漢字 😀 \x01', "n": [1, 2.5]}
-    for at in (now, now.replace(microsecond=123456), now + dt.timedelta(hours=5)):
-        event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, f"account:{account_id}", awkward)
-        assert audit.guarded_append(registry.db, (_GUARD, {"account": account_id}), event, now=at)
-        _append(registry, 1, at)
-    missing = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:none", {})
-    assert not audit.guarded_append(registry.db, (_GUARD, {"account": 0}), missing, now=now)
-    report = _verify(registry)
-    assert report.ok and report.events == 2 + 3 * 2, report
-    with registry.db.session() as s:
-        kept = s.execute(select(AuditEvent).where(AuditEvent.seq == 3)).scalar_one()
-        assert json.loads(kept.details) == awkward and kept.at == now
-        none = select(func.count()).where(AuditEvent.target == "account:none")
-        assert s.execute(none).scalar() == 0
-
-
-def test_guarded_appends_from_many_threads_keep_one_unbroken_chain(
-    registry: Services, now: dt.datetime
-) -> None:
-    with registry.db.session() as s:
-        account = Account(email="many@example.org", email_sha1=b"\x01" * 20, name="M")
-        s.add(account)
-        s.flush()
-        account_id = account.id
-
-    def work() -> None:
-        for _ in range(15):
-            event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, "account:x", {"ok": True})
-            guard = (_GUARD, {"account": account_id})
-            assert audit.guarded_append(registry.db, guard, event, now=now)
-            _append(registry, 1, now)
-
-    _in_threads(work)
-    report = _verify(registry)
-    assert report.ok and report.events == 4 * 15 * 2, report
 
 
 def test_audit_verify_cli_exits_1_on_a_broken_trail(

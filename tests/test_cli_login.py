@@ -8,11 +8,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from auth import audit, bans
+from auth import audit
 from auth.cli import main
-from auth.cli_login import parse_duration
+from auth.cli.bans import parse_duration
 from auth.models import Account, AuditEvent, utcnow
 from auth.services import Services
+from auth.signin import bans
 
 
 def test_durations_read_as_people_write_them() -> None:

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from auth import accounts, audit, continuations
-from auth.answer import Answer
-from auth.hook import Decision
+from auth import accounts, audit
 from auth.models import AuditEvent, utcnow
 from auth.reset import forced
 from auth.services import Services
-from auth.signin import SignIn
+from auth.signin import continuations
+from auth.signin.answer import Answer
+from auth.signin.flow import SignIn
+from auth.signin.rules import Decision
 from tests.totp_helpers import enroll_totp, next_code
 
 ACTOR = audit.Actor.cli("race-test")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from auth import accounts, audit, coverage
+from auth import accounts, audit
+from auth.mfa import census as coverage
 from auth.models import FactorKind, MfaFactor, utcnow
 from auth.services import Services
 from tests.totp_helpers import enroll_totp
@@ -84,7 +85,7 @@ def test_a_snapshot_keeps_the_day_and_a_later_count_that_day_replaces_it(
 def test_the_server_counts_coverage_between_notices_at_most_once_an_hour(
     registry: Services,
 ) -> None:
-    from auth import serve
+    from auth.web import server as serve
 
     (a,) = _accounts(registry, 1)
     ticks = [1000.0]

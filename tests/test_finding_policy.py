@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from auth import accounts, audit
-from auth.breach import policy
+from auth.breach import finding_policy as policy
 from auth.breach.hashing import email_sha1
 from auth.breach.importer import Importer, Source
 from auth.errors import InvalidInput
-from auth.hook import Decision
 from auth.models import (
     Account,
     AccountStatus,
@@ -25,7 +24,8 @@ from auth.models import (
     Reset,
 )
 from auth.services import Services
-from auth.signin import SignIn
+from auth.signin.flow import SignIn
+from auth.signin.rules import Decision
 from tests.finding_helpers import open_finding
 
 ALICE = audit.Actor.cli("alice")

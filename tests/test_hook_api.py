@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 import pytest
 from flask import Flask
@@ -16,7 +15,6 @@ from auth import accounts, apikeys, audit
 from auth.config import Settings
 from auth.mfa import webauthn as wa
 from auth.models import Account, ApiKey, AuditEvent, utcnow
-from auth.prepared import Prepared
 from auth.services import Services, build
 from auth.web.factory import create_app
 from tests.soft_authenticator import ORIGIN, SoftAuthenticator
@@ -129,8 +127,8 @@ def _trail(site: Services) -> list[str]:
 def test_a_bad_key_is_refused_before_any_hashing_or_writing(
     web: Flask, site: Services, role: str, flaw: str, status: int
 ) -> None:
-    """The hook checks its key with the sign-in's own reads: a refused key leaves no
-    trace of the sign-in (no decision recorded, no failure counted)."""
+    """The hook checks its key before anything else: a refused key leaves no trace of the
+    sign-in (no decision recorded, no failure counted)."""
     with site.db.session() as s:
         key = apikeys.create(s, role=role, name="k", actor=ACTOR, now=utcnow())
     token = key.token
@@ -151,11 +149,9 @@ def test_a_bad_key_is_refused_before_any_hashing_or_writing(
 
 
 @pytest.mark.parametrize(("role", "status"), [("hook", 401), ("security", 403)])
-def test_a_remembered_refusal_still_checks_the_key(
+def test_a_flood_on_a_locked_account_still_checks_every_key(
     portal: FlaskClient, web: Flask, site: Services, role: str, status: int
 ) -> None:
-    """The attempts that follow a refusal for a locked account are refused without reading
-    the account again, but never without checking the key."""
     with site.db.session() as s:
         s.execute(update(Account).where(Account.email == EMAIL).values(status="locked"))
         key = apikeys.create(s, role=role, name="k", actor=ACTOR, now=utcnow())
@@ -168,24 +164,15 @@ def test_a_remembered_refusal_still_checks_the_key(
     assert login(portal, ip="198.51.100.3")["decision"] == "deny"
 
 
-def test_a_flood_on_a_locked_account_reads_nothing_for_a_key_admitted_lately(
+def test_a_key_revoked_between_two_sign_ins_is_refused_at_once(
     portal: FlaskClient, site: Services
 ) -> None:
-    """Within a second of a refusal, the next attempts with the same key are refused with
-    no statement at all; a key revoked meanwhile gets "deny" until that second is over
-    (it learns nothing from it), then its 401."""
     with site.db.session() as s:
-        s.execute(update(Account).where(Account.email == EMAIL).values(status="locked"))
         key_id = s.execute(select(ApiKey.id)).scalar_one()
-    assert login(portal, ip="198.51.100.1")["decision"] == "deny"
-    statements = Prepared.runs
-    assert login(portal, ip="198.51.100.2")["decision"] == "deny"
-    assert Prepared.runs == statements
+    assert login(portal, ip="198.51.100.1")["decision"] == "allow"
     with site.db.session() as s:
         apikeys.revoke(s, key_id, actor=ACTOR, now=utcnow())
-    assert login(portal, ip="198.51.100.3")["decision"] == "deny"
-    time.sleep(1.05)
-    body = {"email": EMAIL, "password": PASSWORD, "ip": "198.51.100.4"}
+    body = {"email": EMAIL, "password": PASSWORD, "ip": "198.51.100.2"}
     assert portal.post("/api/v1/hook/login", json=body).status_code == 401
 
 

@@ -126,7 +126,7 @@ def test_text_format_shows_the_request_id(
 def test_gunicorn_debug_lines_never_show_a_reset_token(capsys: pytest.CaptureFixture[str]) -> None:
     from gunicorn.config import Config
 
-    from auth.serve import RedactingLogger
+    from auth.web.server import RedactingLogger
 
     config = Config()
     config.set("loglevel", "debug")

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from auth import accounts, apikeys, audit, bans
+from auth import accounts, apikeys, audit
 from auth.breach import findings
 from auth.breach.checker import Checker, HibpSource
 from auth.breach.hibp import HibpClient, HibpSettings
@@ -26,6 +26,7 @@ from auth.cli import main
 from auth.config import Settings
 from auth.models import Account, AccountStatus, FindingKind, utcnow
 from auth.services import Services, build
+from auth.signin import bans
 from auth.web.factory import create_app
 from tests.conftest import CHEAP_ARGON2, TEST_MFA_KEY
 from tests.helpers_server import ServeProcess, closed_port

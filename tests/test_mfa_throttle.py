@@ -2,10 +2,10 @@
 
 import datetime as dt
 
-from auth.mfa.throttle import Policy, State, next_state
+from auth.mfa.throttle import State, ThrottlePolicy, next_state
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
-POLICY = Policy()
+POLICY = ThrottlePolicy()
 
 
 def fail(state: State, times: int, at: dt.datetime) -> State:

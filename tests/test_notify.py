@@ -172,7 +172,7 @@ def queue(
             account.language = language
             made.append(account)
         token_ids = tokens.issue(
-            session, [(a.id, None) for a in made], secret_key=registry.settings.secret_key, now=now
+            session, [a.id for a in made], secret_key=registry.settings.secret_key, now=now
         )
         notices = [
             Notice(

@@ -14,13 +14,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from auth import accounts, audit, bans, coverage, notify, report
+from auth import accounts, audit, notify, report
 from auth.breach import findings
 from auth.breach.checker import Checker
 from auth.cli import main
+from auth.mfa import census as coverage
 from auth.models import Finding, FindingKind
 from auth.reset import complete, forced
 from auth.services import Services
+from auth.signin import bans
 from tests.totp_helpers import enroll_totp
 
 ALICE = audit.Actor.cli("alice")

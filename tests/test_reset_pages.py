@@ -129,7 +129,7 @@ def link(site: Services, email: str = EMAIL, *, sent_minutes_ago: float = 0) -> 
     secret = site.settings.secret_key
     sent = real_now() - dt.timedelta(minutes=sent_minutes_ago)
     with site.db.session() as s:
-        token_id = tokens.issue(s, [(aid, None)], secret_key=secret, now=sent)[aid]
+        token_id = tokens.issue(s, [aid], secret_key=secret, now=sent)[aid]
         token = tokens.activate(
             s, token_id, secret_key=secret, lifetime=dt.timedelta(minutes=30), now=sent
         )
@@ -140,7 +140,7 @@ def link(site: Services, email: str = EMAIL, *, sent_minutes_ago: float = 0) -> 
 def extra_open_token(site: Services, email: str = EMAIL) -> str:
     """A second live token for the same account (issue() would revoke the first one)."""
     aid = account_id(site, email)
-    token_id = tokens.new_id()
+    (token_id,) = tokens.new_ids(1)
     token = tokens.derive(site.settings.secret_key, token_id)
     with site.db.session() as s:
         s.add(
@@ -415,7 +415,7 @@ def test_expired_revoked_unknown_and_used_links_get_the_same_page(
     expired = link(site, sent_minutes_ago=31)
     revoked = link(site)
     live = link(site)  # a newer link revokes the one before
-    unknown = tokens.derive(settings.secret_key, tokens.new_id())
+    unknown = tokens.derive(settings.secret_key, tokens.new_ids(1)[0])
     # the live link's id with another key's HMAC: found by its id, refused by its digest
     forged = tokens.derive("not-" + settings.secret_key, live[: tokens.ID_CHARS])
     assert forged[: tokens.ID_CHARS] == live[: tokens.ID_CHARS] and forged != live

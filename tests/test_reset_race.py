@@ -8,7 +8,7 @@ of that call is the account's "reset committed" mark. Meanwhile several threads 
 be committed, and record when each login was sent and what it got. Password hashing is
 given a few milliseconds (what argon2 at production cost takes) so that a login reading
 an account just before its batch commits often confirms just after: the race the
-conditional confirm in auth/signin.py exists for. Logins sent after the commit are checked
+conditional confirm in auth/signin/flow.py exists for. Logins sent after the commit are checked
 by their answers; the ones that straddle it, by the audit trail's commit order.
 
 Runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set.
@@ -26,15 +26,16 @@ from dataclasses import dataclass
 import pyotp
 from sqlalchemy import insert, select
 
-from auth import audit, continuations
+from auth import audit
 from auth.breach.hashing import email_sha1
-from auth.hook import Decision
 from auth.models import Account, AccountStatus, AuditEvent, utcnow
 from auth.passwords import Verified
 from auth.reset import job, sources
-from auth.reset.forced import Outcome
+from auth.reset.forced import ResetOutcome
 from auth.services import Services
-from auth.signin import SignIn
+from auth.signin import continuations
+from auth.signin.flow import SignIn
+from auth.signin.rules import Decision
 from tests.totp_helpers import enroll_totp
 
 ACTOR = audit.Actor.cli("race-test")
@@ -116,11 +117,11 @@ def test_no_old_password_gets_in_once_its_accounts_reset_committed(registry: Ser
 
     flow._recheck = counted_recheck  # type: ignore[assignment, method-assign]
 
-    def sink(rows: list[job.Row]) -> None:
+    def sink(rows: list[job.AccountResult]) -> None:
         at = time.monotonic()  # first thing: the batch has committed by now
         for row in rows:
             _, account_id, outcome, _ = row
-            assert account_id is not None and outcome is Outcome.RESET, row
+            assert account_id is not None and outcome is ResetOutcome.RESET, row
             committed[index_of[account_id]] = at
         time.sleep(BATCH_PAUSE)  # after each batch
 
@@ -129,7 +130,7 @@ def test_no_old_password_gets_in_once_its_accounts_reset_committed(registry: Ser
             job_window["start"] = time.monotonic()
             job.run(
                 registry.db,
-                sources.EmailList([email(i) for i in range(RESET)], label="race test"),
+                sources.Addresses([email(i) for i in range(RESET)], "race test"),
                 reason="race test",
                 actor=ACTOR,
                 secret_key=registry.settings.secret_key,

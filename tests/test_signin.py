@@ -1,4 +1,4 @@
-"""The login flow in process (auth/signin.py) on a real database: what each decision does
+"""The login flow in process (auth/signin/flow.py) on a real database: what each decision does
 to the account, the audit trail, bans and continuations."""
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from auth import accounts, audit, bans, lockout, signin
+from auth import accounts, audit
 from auth.breach.importer import Importer, Source
 from auth.config import Settings
-from auth.hook import Decision
 from auth.models import (
     Account,
     AuditEvent,
@@ -27,7 +26,9 @@ from auth.models import (
     utcnow,
 )
 from auth.services import Services, build
-from auth.signin import SignIn
+from auth.signin import bans, lockout
+from auth.signin.flow import SignIn
+from auth.signin.rules import Decision
 from tests.totp_helpers import enroll_totp, next_code
 
 PASSWORD = "Correct-Horse-Battery-42"
@@ -227,59 +228,14 @@ def test_attempts_on_different_addresses_do_not_wait_for_each_other(
         held.join()
 
 
-def test_a_refusal_is_remembered_for_a_second_and_never_past_the_delay(
-    flow: SignIn, site: Services
-) -> None:
-    """Within a second of a refusal for the account's state, the next attempts are refused
-    without reading the account (so an unlock takes up to a second to be seen); the memory
-    never outlasts the backoff delay itself."""
-    clock = Clock()
-    for _ in range(5):
-        flow.login(EMAIL, "wrong", ip=IP, now=clock.tick())
-    fifth = clock.now  # the delay runs to fifth + 1 s
-    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.5)).decision is Decision.DENY
-    with site.db.session() as s:
-        lockout.unlock(s, email=EMAIL, actor=ACTOR, now=clock.now)
-    refused = flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.25))
-    assert refused.decision is Decision.DENY  # remembered: the unlock is not read yet
-    assert flow.login(EMAIL, PASSWORD, ip=IP, now=fifth + dt.timedelta(seconds=1)).decision is (
-        Decision.ALLOW  # the delay's end: the account is read again, and it was unlocked
-    )
-
-
-def test_a_locked_account_is_read_again_a_second_after_its_refusal(
-    flow: SignIn, site: Services
-) -> None:
+def test_an_unlock_is_honoured_at_the_very_next_attempt(flow: SignIn, site: Services) -> None:
     clock = Clock()
     for _ in range(20):
         flow.login(EMAIL, "wrong", ip=IP, now=clock.tick())
     assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick()).decision is Decision.DENY
     with site.db.session() as s:
         lockout.unlock(s, email=EMAIL, actor=ACTOR, now=clock.now)
-    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.9)).decision is Decision.DENY
-    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.2)).decision is Decision.ALLOW
-
-
-def test_remembered_refusals_are_bounded_and_pruned_at_most_once_a_second(
-    flow: SignIn, site: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A flood over more locked accounts than the memory holds: the extra ones are refused
-    from the database, and the full map is not rebuilt on every refusal."""
-    monkeypatch.setattr(signin, "REFUSALS_REMEMBERED", 2)
-    emails = [f"locked{i}@example.fr" for i in range(4)]
-    with site.db.session() as s:
-        for email in emails:
-            accounts.create(
-                s, email=email, password=PASSWORD, hasher=site.hasher, actor=ACTOR, now=utcnow()
-            )
-        s.execute(update(Account).where(Account.email.in_(emails)).values(status="locked"))
-    clock = Clock()
-    for email in emails[:3]:
-        assert flow.login(email, PASSWORD, ip=IP, now=clock.now).decision is Decision.DENY
-    assert len(flow._refusing) == 2  # full of live refusals: the third was not kept
-    later = clock.tick(2)  # the first two are over: the next refusal makes room
-    assert flow.login(emails[3], PASSWORD, ip=IP, now=later).decision is Decision.DENY
-    assert list(flow._refusing) == [emails[3]]
+    assert flow.login(EMAIL, PASSWORD, ip=IP, now=clock.tick(0.01)).decision is Decision.ALLOW
 
 
 def test_twenty_failures_lock_the_account_until_an_admin_unlocks_it(
@@ -451,7 +407,7 @@ def test_housekeeping_forgets_old_continuations_and_failure_counts(
     flow: SignIn, site: Services
 ) -> None:
     from auth.models import IpFailure
-    from auth.serve import _purge_expired
+    from auth.web.server import _purge_expired
 
     enroll_totp(site, account(site).id)
     old = utcnow() - dt.timedelta(days=2)

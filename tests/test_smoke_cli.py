@@ -82,7 +82,7 @@ def test_the_access_log_never_shows_a_reset_token() -> None:
 
     from gunicorn.config import Config
 
-    from auth.serve import RedactingLogger
+    from auth.web.server import RedactingLogger
 
     logger = RedactingLogger(Config())
     req = SimpleNamespace(
@@ -131,30 +131,3 @@ def test_serve_stops_at_once_on_sigterm_right_after_starting(
         assert time.monotonic() - started < 10
         log = (tmp_path / "serve.log").read_text()
         assert "Control socket" not in log, log
-
-
-def test_the_program_loads_its_commands_with_the_collector_off_then_turns_it_back_on() -> None:
-    """auth.entry.run, the console script: auth.cli is imported with the collector off; the
-    command then runs with it on, and what loading made is frozen."""
-    import subprocess
-    import sys
-
-    probe = (
-        "import gc, sys\n"
-        "seen = []\n"
-        "class Watch:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'auth.cli':\n"
-        "            seen.append(gc.isenabled())\n"
-        "sys.meta_path.insert(0, Watch())\n"
-        "sys.argv = ['breachguard', '--help']\n"
-        "from auth.entry import run\n"
-        "try:\n"
-        "    run()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(seen, gc.isenabled(), gc.get_freeze_count(), file=sys.stderr)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    loading, enabled, frozen = out.stderr.split()
-    assert loading == "[False]" and enabled == "True" and int(frozen) > 10_000

@@ -118,18 +118,7 @@ def test_new_secrets_are_160_bits_of_base32() -> None:
     assert secret != totp.new_secret()
 
 
-@pytest.mark.parametrize("digest", [hashlib.sha1, hashlib.sha256, hashlib.sha512])
-def test_codes_are_pyotps_codes_for_any_secret_and_step(digest: object) -> None:
-    for _ in range(50):
-        secret = pyotp.random_base32(32)
-        reference = pyotp.TOTP(secret, digest=digest)
-        for step in (0, 1, 56_666_666, 2**40 + 7):
-            assert totp.code_at(
-                totp.secret_bytes(secret), step, digest=digest
-            ) == reference.generate_otp(step)
-
-
-def test_lower_case_and_unpadded_secrets_are_read_as_pyotp_reads_them() -> None:
-    secret = pyotp.random_base32(36)  # not a multiple of 8: pyotp pads it
-    expected = pyotp.TOTP(secret).generate_otp(STEP)
-    assert totp.code_at(totp.secret_bytes(secret.lower()), STEP) == expected
+def test_lower_case_and_unpadded_secrets_are_read_as_authenticator_apps_read_them() -> None:
+    secret = pyotp.random_base32(36)  # not a multiple of 8: the padding is implied
+    code = pyotp.TOTP(secret).at(NOW)
+    assert totp.check(secret.lower(), code, now=NOW, last_step=None).outcome is Outcome.OK

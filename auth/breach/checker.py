@@ -9,7 +9,7 @@ check as failed so the caller can refuse.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,11 +78,11 @@ class LocalSource:
         self.db = db
 
     def password_count(self, digest: bytes) -> int:
-        with self.db.reader() as conn:
+        with self.db.connection() as conn:
             return store.password_count(conn, digest)
 
     def email_breaches(self, digest: bytes) -> tuple[str, ...]:
-        with self.db.reader() as conn:
+        with self.db.connection() as conn:
             return tuple(store.email_breaches(conn, digest))
 
 
@@ -107,21 +107,10 @@ class Checker:
     def __init__(self, sources: Sequence[BreachSource], *, fail_closed: bool = False) -> None:
         self.sources = tuple(sources)
         self.fail_closed = fail_closed
-        # Whether the local corpus is a source: the sign-in then reads its count ahead,
-        # together with the account (see `known`).
-        self.local = any(isinstance(s, LocalSource) for s in self.sources)
 
-    def check_password(self, password: str, *, known: Mapping[str, int] | None = None) -> Check:
-        """known: counts already read for some sources, by name (the sign-in reads the local
-        corpus's together with the account); the other sources are asked."""
+    def check_password(self, password: str) -> Check:
         digest = password_sha1(password)
-
-        def ask(source: BreachSource) -> BreachResult:
-            if known is not None and source.name in known:
-                return BreachResult(source.name, count=known[source.name])
-            return BreachResult(source.name, count=source.password_count(digest))
-
-        return self._ask(ask, "password")
+        return self._ask(lambda s: BreachResult(s.name, count=s.password_count(digest)), "password")
 
     def check_email(self, email: str) -> Check:
         digest = email_sha1(normalise_email(email))

@@ -11,7 +11,7 @@ a run killed at any point loses nothing and a rerun repeats nothing:
    paced to the plan's rate; the cursor (last prefix done) is committed with each
    prefix's findings, a finished pass starts over at the next run.
 
-Then the finding policy table acts on what is new (auth/breach/policy.py). Run one monitor
+Then the finding policy table acts on what is new (auth/breach/finding_policy.py). Run one monitor
 at a time (systemd timers do not overlap; under cron use `flock -n`).
 """
 
@@ -26,13 +26,15 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from auth import audit, coverage
-from auth.breach import findings, policy, scan
+from auth import audit
+from auth.breach import finding_policy as policy
+from auth.breach import findings, scan
 from auth.breach.hashing import EMAIL_PREFIX_LEN, prefix_bounds, sha1_hex
 from auth.breach.hibp import HibpClient
 from auth.breach.pacing import Budget, Pacer
 from auth.db import Database
 from auth.errors import BreachSourceError
+from auth.mfa import census as coverage
 from auth.models import (
     Breach,
     BreachKind,

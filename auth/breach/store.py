@@ -18,7 +18,6 @@ from sqlalchemy import Connection, text
 
 from auth.breach.formats import MAX_COUNT
 from auth.breach.hashing import prefix_bounds
-from auth.prepared import Prepared
 
 _RANGE_SQL = (
     "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= {p} AND sha1 < {p} "
@@ -73,14 +72,12 @@ def email_range(conn: Connection, prefix: str) -> dict[bytes, list[str]]:
     return out
 
 
-# Times one password was seen over all breaches (NULL: never); the sign-in reads it
-# together with the account (auth/prepared.rows_together).
-PASSWORD_COUNT = Prepared(text("SELECT SUM(count) AS seen FROM pwned_passwords WHERE sha1 = :d"))
+_PASSWORD_COUNT = text("SELECT SUM(count) FROM pwned_passwords WHERE sha1 = :d")
 
 
 def password_count(conn: Connection, digest: bytes) -> int:
-    row = conn.execute(PASSWORD_COUNT.statement, {"d": digest}).scalar()
-    return int(row or 0)
+    """Times one password was seen over all breaches."""
+    return int(conn.execute(_PASSWORD_COUNT, {"d": digest}).scalar() or 0)
 
 
 def email_breaches(conn: Connection, digest: bytes) -> list[str]:

@@ -1,6 +1,6 @@
 """What an administrator does to a selection of findings from the console.
 
-The work itself is auth/breach/policy.py's, shared with the automatic policy table, so a
+The work itself is auth/breach/finding_policy.py's, shared with the automatic policy table, so a
 person's action and the table's leave the same rows and the same audit trail; this
 module checks the form's input and names the administrator as the actor.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from auth import audit
-from auth.breach import policy
+from auth.breach import finding_policy as policy
 from auth.errors import InvalidInput, one_line
 from auth.models import utcnow
 from auth.services import Services

@@ -1,7 +1,7 @@
 """Who may open the security console: the `admin` flag on an account, set and audited.
 
 The flag alone opens nothing: /admin also wants a session opened with a second factor
-(auth/web/admin.py), so a leaked admin password is not enough.
+(auth/console/views.py), so a leaked admin password is not enough.
 """
 
 from __future__ import annotations

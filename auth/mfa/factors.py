@@ -14,7 +14,6 @@ from auth.errors import InvalidInput, NotFound, one_line
 from auth.mfa import totp
 from auth.mfa.crypto import KeyRing
 from auth.models import Account, FactorKind, MfaFactor, table
-from auth.prepared import Prepared
 
 
 class FactorRefused(InvalidInput):
@@ -124,9 +123,7 @@ def confirm_totp(
 
 
 _T = table(MfaFactor)
-# Built once: constructing a statement costs more than running it on SQLite (~100 us vs ~25).
-# Both run on the DBAPI cursor (auth.prepared): SQLAlchemy's per-execute work cost more.
-_ACTIVE_TOTP = Prepared(
+_ACTIVE_TOTP = (
     select(_T.c.id, _T.c.secret_enc, _T.c.last_step)
     .where(
         _T.c.account_id == bindparam("account"),
@@ -135,7 +132,9 @@ _ACTIVE_TOTP = Prepared(
     )
     .order_by(_T.c.created_at, _T.c.id)
 )
-_STORE_STEP = Prepared(
+# Stores the step only if it is newer than the stored one: of two requests racing with
+# one code, only one passes.
+_STORE_STEP = (
     update(_T)
     .where(
         _T.c.id == bindparam("factor"),
@@ -146,7 +145,7 @@ _STORE_STEP = Prepared(
 
 
 def verify_totp(
-    conn: Session | Connection,
+    conn: Connection,
     *,
     account_id: int,
     code: str,
@@ -156,20 +155,17 @@ def verify_totp(
 ) -> tuple[totp.TotpResult, int | None]:
     """Check a code against the account's active TOTP factors; remember the step on success.
 
-    Returns the result and the id of the factor that accepted the code. This runs on every
-    sign-in, so it is two prepared Core statements, and it stores the step with one
-    conditional UPDATE (only if newer than the stored one): of two requests racing with
-    one code, only one passes; the other is told REPLAYED.
+    Returns the result and the id of the factor that accepted the code; of two requests
+    racing with one code, the one that loses is told REPLAYED.
     """
     best = totp.TotpResult(totp.Outcome.INVALID)
-    connection = conn.connection() if isinstance(conn, Session) else conn
-    for factor_id, secret_enc, last_step in _ACTIVE_TOTP.rows(connection, {"account": account_id}):
+    for factor_id, secret_enc, last_step in conn.execute(_ACTIVE_TOTP, {"account": account_id}):
         secret = keys.decrypt(secret_enc or "", context=context(account_id))
         result = totp.check(secret, code, now=now.timestamp(), last_step=last_step, window=window)
         if result.outcome is totp.Outcome.OK:
-            stored = _STORE_STEP.rowcount(
-                connection, {"factor": factor_id, "accepted": result.step, "used_at": now}
-            )
+            stored = conn.execute(
+                _STORE_STEP, {"factor": factor_id, "accepted": result.step, "used_at": now}
+            ).rowcount
             if stored == 1:
                 return result, factor_id
             result = totp.TotpResult(totp.Outcome.REPLAYED, result.step)  # lost a race

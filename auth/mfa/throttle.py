@@ -15,13 +15,12 @@ from sqlalchemy.orm import Session
 
 from auth import audit, metrics
 from auth.models import MfaThrottle, table
-from auth.prepared import Prepared
 
 MAX_LOCK = dt.timedelta(hours=24)
 
 
 @dataclass(frozen=True)
-class Policy:
+class ThrottlePolicy:
     max_failures: int = 5
     window: dt.timedelta = dt.timedelta(minutes=15)
     first_lock: dt.timedelta = dt.timedelta(minutes=1)
@@ -38,7 +37,7 @@ class State:
         return self.locked_until is not None and now < self.locked_until
 
 
-def next_state(state: State, *, now: dt.datetime, policy: Policy) -> State:
+def next_state(state: State, *, now: dt.datetime, policy: ThrottlePolicy) -> State:
     """The state after one more failure."""
     if state.window_start is None or now - state.window_start > policy.window:
         state = replace(state, failures=0, window_start=now)
@@ -68,10 +67,7 @@ _T = table(MfaThrottle)
 _STATE = select(_T.c.failures, _T.c.window_start, _T.c.locked_until, _T.c.locks).where(
     _T.c.account_id == bindparam("account")
 )
-# Most accounts have no row: one cheap look-up on the DBAPI cursor says so, and only an
-# account with a row pays for SQLAlchemy's datetime conversion (_STATE).
-_HAS_ROW = Prepared(select(_T.c.account_id).where(_T.c.account_id == bindparam("account")))
-_CLEAR = Prepared(
+_CLEAR = (
     update(_T)
     .where(_T.c.account_id == bindparam("account"))
     .values(failures=0, window_start=None, locks=0)
@@ -79,11 +75,8 @@ _CLEAR = Prepared(
 
 
 def state(conn: Session | Connection, account_id: int) -> State:
-    """The account's throttle state (prebuilt statements: it runs on every check)."""
-    connection = conn.connection() if isinstance(conn, Session) else conn
-    if not _HAS_ROW.rows(connection, {"account": account_id}):
-        return State()
-    row = connection.execute(_STATE, {"account": account_id}).first()
+    """The account's throttle state; an account without a row has never failed."""
+    row = conn.execute(_STATE, {"account": account_id}).first()
     return State() if row is None else State(*row)
 
 
@@ -97,7 +90,7 @@ def record_failure(
     *,
     account_id: int,
     kind: str,
-    policy: Policy,
+    policy: ThrottlePolicy,
     actor: audit.Actor,
     now: dt.datetime,
 ) -> dt.datetime | None:
@@ -133,5 +126,4 @@ def record_success(
     """
     if known is not None and known.failures == 0 and known.locks == 0 and not known.window_start:
         return
-    conn = session.connection() if isinstance(session, Session) else session
-    _CLEAR.rowcount(conn, {"account": account_id})
+    session.execute(_CLEAR, {"account": account_id})

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, distinct, func, select
 from sqlalchemy.sql import ColumnElement
 
-from auth import coverage
 from auth.audit import Action
+from auth.mfa import census as coverage
 from auth.models import (
     Account,
     AuditEvent,

@@ -12,7 +12,7 @@ import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from auth import coverage
+from auth.mfa import census as coverage
 from auth.report.incident import Incident
 
 TO_FILL = "[TO BE COMPLETED BY THE DATA PROTECTION OFFICER]"

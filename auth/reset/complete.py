@@ -133,9 +133,7 @@ def request_reset(
     account = _resettable_account(session, email)
     if account is None:
         return
-    token_id = tokens.issue(session, [(account.id, None)], secret_key=secret_key, now=now)[
-        account.id
-    ]
+    token_id = tokens.issue(session, [account.id], secret_key=secret_key, now=now)[account.id]
     session.add(
         Notice(
             account_id=account.id,

@@ -95,10 +95,10 @@ def resets() -> Response:
     key = current_key()
     assert key is not None
     source: sources.Source
-    rows: list[job.Row] = []
+    rows: list[job.AccountResult] = []
     try:
         if isinstance(data.get("emails"), list):
-            source = sources.EmailList(map(str, data["emails"]))
+            source = sources.Addresses.from_values(map(str, data["emails"]))
         elif data.get("from_scan") is True:
             kinds = data.get("kinds") or []
             known = {str(k) for k in FindingKind}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 
 from auth.services import Services
-from auth.signin import SignIn
+from auth.signin.flow import SignIn
 
 EXTENSION = "breachguard"
 SIGNIN = "breachguard.signin"

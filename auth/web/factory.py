@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from auth import logs
 from auth.config import Settings, load_settings
+from auth.console import views as admin_pages
 from auth.services import Services, build
-from auth.web import admin as admin_pages
 from auth.web import (
     api,
     hibp_notify,
@@ -188,7 +188,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
 
     @app.get("/")
     def index() -> str:
-        with registry.db.engine.connect() as conn:
+        with registry.db.connection() as conn:
             # Per-breach totals kept by the importer: a COUNT over the corpus would scan it.
             digests = conn.execute(text("SELECT SUM(password_entries) FROM breaches")).scalar() or 0
         return render_template("index.html", password_digests=digests)

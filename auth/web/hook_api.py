@@ -13,11 +13,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from auth.answer import Answer
-from auth.signin import Gate
+from auth.signin.answer import Answer
 from auth.web.api import error
 from auth.web.context import signin
-from auth.web.keys import current_key, presented_key_id, require
+from auth.web.keys import current_key, require
 
 bp = Blueprint("hook_api", __name__, url_prefix="/api/v1/hook")
 
@@ -73,8 +72,8 @@ def _via() -> str:
 
 
 @bp.post("/login")
-@require("hook", gate=True)
-def login(gate: Gate) -> Response:
+@require("hook")
+def login() -> Response:
     data = body()
     if isinstance(data, Response):
         return data
@@ -89,9 +88,7 @@ def login(gate: Gate) -> Response:
         str(fields["password"]),
         ip=str(ip),
         user_agent=str(fields["user_agent"]),
-        # The gate admits this very key before anything is recorded.
-        via=f"hook:{presented_key_id()}",
-        gate=gate,
+        via=_via(),
     )
     return _answer(answer)
 

@@ -11,7 +11,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, session, url_for
 
 from auth import audit
-from auth.mfa import factors, recovery, second_step
+from auth.mfa import factors, recovery
+from auth.mfa import verify as second_step
 from auth.mfa import webauthn as wa
 from auth.models import FactorKind, utcnow
 from auth.web import session as web_session

@@ -13,9 +13,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from auth import audit
 from auth.errors import InvalidInput, NotFound
-from auth.hook import Decision, Reason
-from auth.mfa import factors, recovery, second_step, totp
+from auth.mfa import factors, recovery, totp
+from auth.mfa import verify as second_step
 from auth.models import Account, utcnow
+from auth.signin.rules import Decision, Reason
 from auth.web import session as web_session
 from auth.web.context import services, signin
 
@@ -42,7 +43,7 @@ REFUSED = {
 
 @bp.post("/login")
 def login_post() -> Any:
-    """The same decision as the login hook (auth/signin.py), shown as pages."""
+    """The same decision as the login hook (auth/signin/flow.py), shown as pages."""
     email, password = request.form.get("email", ""), request.form.get("password", "")
     next_url = web_session.safe_next(request.form.get("next"))
     answer = signin().login(

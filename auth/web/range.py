@@ -46,7 +46,7 @@ def password_range(prefix: str) -> Response:
         prefix = parse_prefix(prefix, PASSWORD_PREFIX_LEN)
     except ValueError as exc:
         return _bad_prefix(str(exc))
-    with services().db.reader() as conn:  # 2 of 4 round trips fewer (~320 -> ~225 us)
+    with services().db.connection() as conn:
         rows = store.password_range(conn, prefix)
     entries = {digest.hex().upper()[PASSWORD_PREFIX_LEN:]: count for digest, count in rows}
     if request.headers.get("Add-Padding", "").lower() == "true":
@@ -66,7 +66,7 @@ def email_range(prefix: str) -> Response:
         prefix = parse_prefix(prefix, EMAIL_PREFIX_LEN)
     except ValueError as exc:
         return _bad_prefix(str(exc))
-    with services().db.reader() as conn:
+    with services().db.connection() as conn:
         found = store.email_range(conn, prefix)
     if not found:
         return Response(status=404)

@@ -16,12 +16,9 @@ from urllib.parse import urlsplit
 
 from flask import Flask, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import configure_mappers
 
 from auth import audit
-from auth.models import Account, AccountStatus, table, utcnow
+from auth.models import Account, AccountStatus, utcnow
 from auth.web.context import services
 
 PENDING_SECONDS = 300
@@ -39,22 +36,10 @@ def _loopback(host: str) -> bool:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Secure cookies except on loopback, where browsers allow plain http for development.
-
-    The signing serializer is built once per set of keys: Flask builds a new one for every
-    read and every write of the cookie, two per sign-in step (bench/mfa_http.py)."""
-
-    def __init__(self) -> None:
-        self._serializers: dict[tuple[Any, ...], URLSafeTimedSerializer | None] = {}
+    """Secure cookies except on loopback, where browsers allow plain http for development."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return not _loopback(request.host)
-
-    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        keys = (app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or ()))
-        if keys not in self._serializers:
-            self._serializers = {keys: super().get_signing_serializer(app)}  # keep the latest
-        return self._serializers[keys]
 
 
 def open_session(account: Account, *, mfa: bool = False) -> None:
@@ -88,7 +73,7 @@ def started(account: Account, method: str) -> audit.Event:
 def start(account: Account, method: str, *, mfa: bool = False) -> None:
     """Open the full session and record the sign-in."""
     open_session(account, mfa=mfa)
-    with services().db.engine.begin() as conn:
+    with services().db.connection() as conn:
         audit.append(conn, [started(account, method)], now=utcnow())
 
 
@@ -104,23 +89,14 @@ def close() -> None:
     session.clear()
 
 
-_ACCOUNT = select(table(Account)).where(table(Account).c.id == bindparam("aid"))
-_NEW_ACCOUNT = Account.__mapper__.class_manager.new_instance
-
-
 def _load(aid: int, epoch: int) -> Account | None:
-    """The session's account if the session still stands (every page view: Core, no ORM)."""
-    with services().db.reader() as conn:
-        row = conn.execute(_ACCOUNT, {"aid": aid}).first()
-    if row is None or row.session_epoch != epoch:
+    """The session's account, if the session still stands."""
+    with services().db.session() as db:
+        account = db.get(Account, aid)
+    if account is None or account.session_epoch != epoch:
         return None
-    if row.status in (AccountStatus.DISABLED, AccountStatus.RESET_REQUIRED):
+    if account.status in (AccountStatus.DISABLED, AccountStatus.RESET_REQUIRED):
         return None
-    # In no session, read only, filled as the ORM fills a loaded row: Account(**row) runs
-    # every column through attribute instrumentation, 51 us against 7 us.
-    configure_mappers()  # what Account() would do first (a flag test once done)
-    account: Account = _NEW_ACCOUNT()
-    account.__dict__.update(row._mapping)
     return account
 
 

@@ -37,16 +37,11 @@ from auth.mfa.webauthn.errors import (
 )
 from auth.mfa.webauthn.relying_party import RelyingParty, user_handle
 from auth.models import Account, FactorKind, MfaFactor, table
-from auth.prepared import Prepared
 
 _FA = table(MfaFactor)
-# Sign-ins run these on every assertion: built once, since building a statement costs more
-# than running it (bench/mfa_verify.py).
-_FACTOR_BY_CREDENTIAL = Prepared(
-    select(_FA.c.id, _FA.c.account_id, _FA.c.public_key, _FA.c.possibly_cloned).where(
-        _FA.c.credential_id == bindparam("credential"), _FA.c.kind == FactorKind.WEBAUTHN.value
-    )
-)
+_FACTOR_BY_CREDENTIAL = select(
+    _FA.c.id, _FA.c.account_id, _FA.c.public_key, _FA.c.possibly_cloned
+).where(_FA.c.credential_id == bindparam("credential"), _FA.c.kind == FactorKind.WEBAUTHN.value)
 _COUNTER = (
     update(_FA)
     .where(_FA.c.id == bindparam("factor"), _FA.c.possibly_cloned.is_(False))
@@ -56,8 +51,8 @@ _COUNTER = (
         backup_state=bindparam("backed_up"),
     )
 )
-_COUNTER_GREW = Prepared(_COUNTER.where(_FA.c.sign_count < bindparam("count")))
-_COUNTER_ZERO = Prepared(_COUNTER.where(_FA.c.sign_count == 0))
+_COUNTER_GREW = _COUNTER.where(_FA.c.sign_count < bindparam("count"))
+_COUNTER_ZERO = _COUNTER.where(_FA.c.sign_count == 0)
 # A regression flags the key once: whoever flips the flag writes the audit event.
 _FLAG_CLONED = (
     update(_FA)
@@ -131,10 +126,10 @@ def _find_factor(
 ) -> FoundFactor | WebauthnError:
     """The registered factor for the response's credential id, checked against the account
     and the userHandle (https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion, step 6)."""
-    found = _FACTOR_BY_CREDENTIAL.rows(conn, {"credential": parsed.raw_id})
-    if not found or not found[0][2]:
+    found = conn.execute(_FACTOR_BY_CREDENTIAL, {"credential": parsed.raw_id}).first()
+    if found is None or not found.public_key:
         return UnknownCredential("this security key is not registered here")
-    factor_id, factor_account, public_key, possibly_cloned = found[0]
+    factor_id, factor_account, public_key, possibly_cloned = found
     if account_id is not None and factor_account != account_id:
         return UnknownCredential("this security key is not registered to this account")
     handle = parsed.response.user_handle
@@ -179,9 +174,10 @@ def _record_use(
     A regression flags the factor and writes its audit event in the caller's transaction.
     """
     statement = _COUNTER_ZERO if new_count == 0 else _COUNTER_GREW
-    moved = statement.rowcount(
-        conn, {"factor": factor.id, "count": new_count, "used_at": now, "backed_up": backed_up}
-    )
+    moved = conn.execute(
+        statement,
+        {"factor": factor.id, "count": new_count, "used_at": now, "backed_up": backed_up},
+    ).rowcount
     if moved == 1:
         return UsedFactor(factor.id, factor.account_id, new_count, now, backed_up)
     flagged = conn.execute(_FLAG_CLONED, {"factor": factor.id}).first()
@@ -288,7 +284,7 @@ def finish_authentication(
     held for the statements and the signature check only.
     """
     parsed = _parse_assertion(credential, rp)
-    with db.engine.begin() as conn:
+    with db.connection() as conn:
         outcome = _assert(
             conn,
             challenge_id=challenge_id,

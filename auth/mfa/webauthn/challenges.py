@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from auth.db import Database
 from auth.mfa.webauthn.errors import ChallengeError
 from auth.models import WebauthnChallenge, table
-from auth.prepared import Prepared
 
 REGISTER: Final = "register"
 AUTHENTICATE: Final = "authenticate"
@@ -58,8 +57,6 @@ def store_challenge(
 
 
 _CH = table(WebauthnChallenge)
-# Sign-ins run these on every assertion: built once, since building a statement costs more
-# than running it (bench/mfa_verify.py).
 _SPEND = (
     update(_CH)
     .where(
@@ -71,8 +68,8 @@ _SPEND = (
     .values(used_at=bindparam("at"))
     .returning(_CH.c.challenge)
 )
-_SPEND_ANONYMOUS = Prepared(_SPEND.where(_CH.c.account_id.is_(None)))
-_SPEND_FOR_ACCOUNT = Prepared(_SPEND.where(_CH.c.account_id == bindparam("account")))
+_SPEND_ANONYMOUS = _SPEND.where(_CH.c.account_id.is_(None))
+_SPEND_FOR_ACCOUNT = _SPEND.where(_CH.c.account_id == bindparam("account"))
 _CHALLENGE_STATE = select(_CH.c.purpose, _CH.c.account_id, _CH.c.used_at, _CH.c.expires_at).where(
     _CH.c.id == bindparam("challenge_id")
 )
@@ -109,12 +106,12 @@ def spend(
     attempt burns the challenge too.
     """
     statement = _SPEND_ANONYMOUS if account_id is None else _SPEND_FOR_ACCOUNT
-    spent = statement.rows(
-        conn,
+    spent = conn.execute(
+        statement,
         {"challenge_id": challenge_id, "at": now, "for_purpose": purpose, "account": account_id},
-    )
-    if spent:
-        return bytes(spent[0][0])
+    ).first()
+    if spent is not None:
+        return bytes(spent.challenge)
     row = conn.execute(_CHALLENGE_STATE, {"challenge_id": challenge_id}).first()  # say why
     return ChallengeError(_why_refused(row, account_id=account_id, purpose=purpose, now=now))
 
@@ -123,7 +120,7 @@ def consume_challenge(
     db: Database, *, challenge_id: str, account_id: int | None, purpose: str, now: dt.datetime
 ) -> bytes:
     """Spend a challenge in its own committed transaction and return its bytes."""
-    with db.engine.begin() as conn:
+    with db.connection() as conn:
         spent = spend(
             conn, challenge_id=challenge_id, account_id=account_id, purpose=purpose, now=now
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from auth.cli_common import handle_errors, read_secret, services
+from auth.cli.common import handle_errors, read_secret, services
 
 
 @click.group()

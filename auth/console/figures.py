@@ -1,7 +1,7 @@
 """The dashboard's figures: a few aggregate queries, each one statement over a set.
 
 Days are UTC days. Resets are counted per day in SQL (a bulk reset makes 50,000 rows in
-one day); coverage comes from the daily rows of auth/coverage.py, today's counted when
+one day); coverage comes from the daily rows of auth/mfa/census.py, today's counted when
 the dashboard is read so the chart ends on today.
 """
 
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Date, cast, distinct, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from auth import audit, coverage
-from auth.coverage import Coverage
+from auth import audit
+from auth.mfa import census as coverage
+from auth.mfa.census import Coverage
 from auth.models import (
     Account,
     AccountStatus,

@@ -1,4 +1,4 @@
-"""The sign-in decision (auth/hook.py) as a table: facts in, verdict (or the next fact
+"""The sign-in decision (auth/signin/rules.py) as a table: facts in, verdict (or the next fact
 needed) out. No database, no clock: every input is an argument."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ import datetime as dt
 
 import pytest
 
-from auth.hook import (
+from auth.signin.rules import (
     AccountFacts,
     Decision,
     Facts,
     MfaFacts,
     Need,
-    Policy,
     Reason,
+    SigninPolicy,
     Verdict,
     backoff_until,
     decide,
@@ -23,7 +23,7 @@ from auth.hook import (
 
 NOW = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
 ACTIVE = AccountFacts(id=7, status="active")
-POLICY = Policy()
+POLICY = SigninPolicy()
 CLEAN = dict(password_ok=True, breach_count=0)
 
 
@@ -32,7 +32,7 @@ def facts(**kw: object) -> Facts:
     return Facts(now=NOW, **kw)  # type: ignore[arg-type]
 
 
-def verdict(f: Facts, policy: Policy = POLICY) -> Verdict:
+def verdict(f: Facts, policy: SigninPolicy = POLICY) -> Verdict:
     result = decide(f, policy)
     assert isinstance(result, Verdict), f"expected a verdict, got a need for {result}"
     return result
@@ -113,13 +113,13 @@ def test_mfa_required_names_the_factor_kinds() -> None:
 
 def test_an_unreachable_corpus_follows_the_failure_policy() -> None:
     down = facts(password_ok=True, breach_count=0, breach_failed=True, mfa=MfaFacts())
-    assert verdict(down, Policy(fail_closed=False)).decision is Decision.ALLOW
-    closed = verdict(down, Policy(fail_closed=True))
+    assert verdict(down, SigninPolicy(fail_closed=False)).decision is Decision.ALLOW
+    closed = verdict(down, SigninPolicy(fail_closed=True))
     assert (closed.decision, closed.reasons) == (Decision.DENY, (Reason.BREACH_CHECK_FAILED,))
 
 
 def test_policy_all_gives_a_grace_period_then_requires_enrollment() -> None:
-    policy = Policy(mfa="all", grace=dt.timedelta(days=14))
+    policy = SigninPolicy(mfa="all", grace=dt.timedelta(days=14))
     first = verdict(facts(**CLEAN, mfa=MfaFacts()), policy)
     assert (first.decision, first.reasons) == (Decision.ALLOW, (Reason.MFA_GRACE,))
     assert first.enroll_by == NOW + dt.timedelta(days=14)
@@ -138,7 +138,8 @@ def test_policy_all_gives_a_grace_period_then_requires_enrollment() -> None:
 
 def test_policy_findings_lets_accounts_without_findings_in_without_a_factor() -> None:
     assert (
-        verdict(facts(**CLEAN, mfa=MfaFacts()), Policy(mfa="findings")).decision is Decision.ALLOW
+        verdict(facts(**CLEAN, mfa=MfaFacts()), SigninPolicy(mfa="findings")).decision
+        is Decision.ALLOW
     )
 
 

@@ -1,8 +1,8 @@
 """The sign-in's second step: a continuation token from the first step, and a factor.
 
 Over HTTP: POST /api/v1/hook/mfa (and /api/v1/hook/mfa/webauthn/options); in-process:
-SignIn.second_step and SignIn.webauthn_options (auth/signin.py), which call these. The
-checks are the /login/mfa page's own (auth/mfa/second_step.py); what this adds is the
+SignIn.second_step and SignIn.webauthn_options (auth/signin/flow.py), which call these. The
+factor is checked as on the /login/mfa page (auth/mfa/verify.py); what this adds is the
 continuation: found live, failed attempts counted on it, spent once on success.
 """
 
@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from auth import audit, continuations
-from auth.answer import Answer
-from auth.hook import Decision, Reason, Verdict
-from auth.mfa import second_step as factors_step
+from auth import audit
+from auth.mfa import verify
 from auth.mfa import webauthn as wa
 from auth.models import Account, MfaFactor, table, utcnow
 from auth.services import Services
+from auth.signin import continuations
+from auth.signin.answer import Answer
+from auth.signin.rules import Decision, Reason, Verdict
 
 _F = table(MfaFactor)
 _KINDS = (
@@ -36,7 +37,7 @@ def webauthn_options(
     the account has no security key."""
     now = now or utcnow()
     db = services.db
-    with db.reader() as conn:
+    with db.connection() as conn:
         found = continuations.find(conn, token, now=now)
         kinds = (
             set(conn.execute(_KINDS, {"account": found.account_id}).scalars()) if found else set()
@@ -50,12 +51,12 @@ def webauthn_options(
     challenge_id, options = wa.begin_authentication(
         db, account=account, rp=wa.RelyingParty.from_settings(services.settings), now=now
     )
-    with db.engine.begin() as conn:
+    with db.connection() as conn:
         continuations.attach_challenge(conn, found.id, challenge_id)
     return options
 
 
-def second_step(
+def finish(
     services: Services,
     token: str,
     *,
@@ -65,16 +66,16 @@ def second_step(
     via: str = "hook",
     now: dt.datetime | None = None,
 ) -> Answer:
-    """allow or deny, with the same checks as the /login/mfa page (auth/mfa/second_step)."""
+    """allow or deny: the factor checked as on the /login/mfa page, on a live continuation."""
     now = now or utcnow()
     db = services.db
-    with db.reader() as conn:
+    with db.connection() as conn:
         found = continuations.find(conn, token, now=now)
     if found is None:
         return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")
     actor = audit.Actor.account(found.account_id)
     if code is not None:
-        result = factors_step.verify_code(
+        result = verify.verify_code(
             db,
             account_id=found.account_id,
             code=code,
@@ -84,7 +85,7 @@ def second_step(
             now=now,
         )
     elif credential is not None and found.challenge_id:
-        result = factors_step.verify_webauthn(
+        result = verify.verify_webauthn(
             db,
             account_id=found.account_id,
             challenge_id=found.challenge_id,
@@ -96,7 +97,7 @@ def second_step(
     else:
         return _deny_step(Reason.INVALID_CREDENTIALS, "Ask for the WebAuthn options first.")
     if not result.ok:
-        with db.engine.begin() as conn:
+        with db.connection() as conn:
             continuations.failed(conn, found.id, now=now)
         return _deny_step(Reason.INVALID_CREDENTIALS, result.message, found.account_id)
     event = audit.Event(
@@ -105,7 +106,7 @@ def second_step(
         f"account:{found.account_id}",
         {"method": result.kind, "ip": ip, "via": via},
     )
-    with db.engine.begin() as conn:
+    with db.connection() as conn:
         spent = continuations.spend(conn, found, now=now)
         if spent:
             audit.append(conn, [event], now=now)

@@ -11,7 +11,7 @@ import click
 from auth.breach import monitor as monitoring
 from auth.breach import subscribe as subscribing
 from auth.breach.pacing import Budget, Pacer
-from auth.cli_common import Exit, actor, handle_errors, services
+from auth.cli.common import Exit, actor, handle_errors, services
 from auth.services import Services
 
 _BUDGET = [

@@ -16,10 +16,9 @@ from sqlalchemy import Connection, bindparam, case, delete, literal, or_, select
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.bulk import dialect_module
+from auth.db import dialect_insert
 from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import IpBan, IpFailure, UTCDateTime, table
-from auth.prepared import Prepared
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -46,9 +45,6 @@ _ACTIVE = select(_B.c.network).where(
     _B.c.removed_at.is_(None),
     or_(_B.c.expires_at.is_(None), _B.c.expires_at > bindparam("now")),
 )
-
-
-ACTIVE = Prepared(_ACTIVE)  # the sign-in reads it together with the account
 
 
 def is_banned(conn: Session | Connection, ip: str, *, now: dt.datetime) -> bool:
@@ -155,9 +151,8 @@ def record_failure(
     except InvalidInput:
         return False
     t = table(IpFailure)
-    dialect = dialect_module(session.get_bind().dialect.name)
     fresh = t.c.window_start <= now - policy.window
-    insert = dialect.insert(t).values(ip=address, failures=1, window_start=now)
+    insert = dialect_insert(session)(t).values(ip=address, failures=1, window_start=now)
     upsert = insert.on_conflict_do_update(
         index_elements=[t.c.ip],
         set_={

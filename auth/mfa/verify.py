@@ -39,8 +39,8 @@ class StepResult:
         return self.outcome is Outcome.OK
 
 
-def policy(settings: Settings) -> throttle.Policy:
-    return throttle.Policy(
+def policy(settings: Settings) -> throttle.ThrottlePolicy:
+    return throttle.ThrottlePolicy(
         max_failures=settings.mfa_max_failures,
         window=dt.timedelta(seconds=settings.mfa_failure_window),
         first_lock=dt.timedelta(seconds=settings.mfa_lock_seconds),
@@ -80,7 +80,7 @@ def verify_code(
     kind = kind_of(code)
     if kind == "totp":
         # The common case, on every sign-in: one Core transaction, three statements.
-        with db.engine.begin() as conn:
+        with db.connection() as conn:
             current = throttle.state(conn, account_id)
             if current.locked(now) and current.locked_until is not None:
                 return _locked(current.locked_until)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from auth.cli_common import handle_errors, services
+from auth.cli.common import handle_errors, services
 
 
 @click.group("notices")

@@ -67,13 +67,13 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 def _purge_expired(db: Any) -> None:
     """Spent and expired WebAuthn challenges and sign-in continuations, and stale
     per-address failure counts, would otherwise pile up for ever."""
-    from auth import bans, continuations
     from auth.mfa.webauthn import purge_expired_challenges
     from auth.models import utcnow
+    from auth.signin import bans, continuations
 
     now = utcnow()
     purge_expired_challenges(db, now=now)
-    with db.engine.begin() as conn:
+    with db.connection() as conn:
         continuations.purge(conn, now=now)
         bans.purge_failures(conn, now=now)
 
@@ -86,14 +86,14 @@ def _housekeeping(db: Any, *, clock: Callable[[], float] = time.monotonic) -> No
     """What the server does between notices: purge what expired and, once an hour, count
     second-factor coverage into today's row (the console's chart and the incident report
     read that history, even on days nobody opens the dashboard)."""
-    from auth import coverage
+    from auth.mfa import census as coverage
     from auth.models import utcnow
 
     _purge_expired(db)
     if _last_coverage and clock() - _last_coverage[0] < COVERAGE_EVERY:
         return
     _last_coverage[:] = [clock()]
-    with db.engine.begin() as conn:
+    with db.connection() as conn:
         coverage.snapshot(conn, utcnow().date())
 
 
@@ -147,7 +147,7 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             "worker_class": "gthread",
             "accesslog": None,  # the app writes one access line per request (auth/logs.py)
             "loglevel": settings.log_level.lower(),
-            "logger_class": "auth.serve.RedactingLogger",
+            "logger_class": "auth.web.server.RedactingLogger",
             "timeout": 30,
             # A stop waits this long for requests in flight (a sign-in takes ~50 ms), then
             # kills: it also bounds the rare worker that misses the stop signal (below).

@@ -1,4 +1,4 @@
-"""Commands for the login flow: `breachguard ban add/remove/list`, `accounts unlock`."""
+"""Commands for the login flow: `breachguard ban add/remove/list`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import re
 
 import click
 
-from auth import bans, lockout
-from auth.breach.hashing import normalise_email
-from auth.cli_common import actor, handle_errors, services
+from auth.cli.common import actor, handle_errors, services
 from auth.errors import InvalidInput
 from auth.models import utcnow
+from auth.signin import bans
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -97,14 +96,3 @@ def ban_list(ctx: click.Context, as_json: bool) -> None:
         until = f"{r.expires_at:%Y-%m-%d %H:%M}Z" if r.expires_at else "removed by hand"
         kind = "auto" if r.automatic else "manual"
         click.echo(f"{r.network:20} {kind:6} until {until:17}  {r.reason}")
-
-
-@click.command("unlock")
-@click.argument("email")
-@click.pass_context
-def unlock(ctx: click.Context, email: str) -> None:
-    """Unlock an account locked by wrong passwords (and clear its failure count)."""
-    registry = services(ctx)
-    with handle_errors(), registry.db.session() as session:
-        account = lockout.unlock(session, email=normalise_email(email), actor=actor(), now=utcnow())
-        click.echo(f"{account.email}: {account.status}, failure count cleared")

@@ -14,7 +14,8 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from auth.console import accounts as console_accounts
-from auth.console import actions, charts, stats
+from auth.console import actions, charts
+from auth.console import figures as stats
 from auth.console import findings as console_findings
 from auth.errors import InvalidInput, NotFound
 from auth.mfa import factors
@@ -113,7 +114,7 @@ def _figures(data: stats.Dashboard) -> list[charts.Figure]:
 
 @bp.get("")
 def dashboard() -> str:
-    with services().db.engine.begin() as conn:
+    with services().db.connection() as conn:
         data = stats.dashboard(conn, now=utcnow())
     return render_template(
         "admin/dashboard.html", data=data, figures=_figures(data), admin=_admin()
@@ -124,7 +125,7 @@ def dashboard() -> str:
 
 
 def _findings_page(filters: console_findings.Filters, **extra: Any) -> str:
-    with services().db.engine.connect() as conn:
+    with services().db.connection() as conn:
         page = console_findings.page(conn, filters)
     return render_template(
         "admin/findings.html",
@@ -181,7 +182,7 @@ def findings_act() -> Any:
 def accounts() -> Any:
     query = request.args.get("email", "")
     try:
-        with services().db.engine.connect() as conn:
+        with services().db.connection() as conn:
             found = console_accounts.search(conn, query)
     except InvalidInput as exc:
         return render_template("admin/accounts.html", query=query, found=[], error=str(exc)), 400
@@ -195,7 +196,7 @@ def account(account_id: int) -> Any:
     except InvalidInput as exc:
         return render_template("base.html", error=str(exc)), 400
     try:
-        with services().db.engine.connect() as conn:
+        with services().db.connection() as conn:
             detail = console_accounts.detail(conn, account_id, before=before)
     except NotFound:
         abort(404)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from auth.cli_common import Exit, actor, handle_errors, progress_bar, services
-from auth.errors import one_line
+from auth.cli.common import Exit, actor, handle_errors, progress_bar, services
 from auth.models import FindingKind
 
 
@@ -72,21 +71,15 @@ def reset(
         raise Exit("--kind only goes with --from-scan")
     registry = services(ctx)
     settings = registry.settings
-    # Cleaned as job.run cleans it, so the fingerprint computed while validating the file
-    # is the one job.run looks up (the file is read once, not again by the job).
-    with handle_errors():
-        reason = one_line(reason, "reason")
     source: sources.Source
     if emails_file is not None:
-        file_source = sources.EmailFile(emails_file)
-        bad = file_source.validate(reason)
+        source, bad = sources.read_email_file(emails_file)
         if bad:
             lines = "\n".join(f"line {n}: {m}" for n, m in bad[:20])
             more = f"\n... and {len(bad) - 20} more" if len(bad) > 20 else ""
             raise Exit(
                 f"{len(bad)} bad line(s) in {emails_file}; nothing was reset:\n{lines}{more}"
             )
-        source = file_source
     elif from_scan:
         source = sources.FromScan(kinds)
     else:
@@ -95,7 +88,7 @@ def reset(
     report_file = job.ReportFile(report_path) if report_path else None
     verb = {"reset": "would reset", "already_reset": "already reset", "unknown": "unknown"}
 
-    def show(rows: list[job.Row]) -> None:
+    def show(rows: list[job.AccountResult]) -> None:
         for email, _, outcome, detail in rows:
             if dry_run or outcome in ("unknown", "failed"):
                 suffix = f" ({detail})" if outcome == "failed" else ""

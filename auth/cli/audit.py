@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from auth import audit, report
 from auth.breach.hashing import normalise_email
-from auth.cli_common import Failed, services
+from auth.cli.common import Failed, services
 from auth.errors import InvalidInput
 from auth.models import Account, utcnow
 
@@ -166,7 +166,7 @@ def report_incident(
     until = until or now
     _window(since, until)
     registry = services(ctx)
-    with registry.db.engine.connect() as conn:
+    with registry.db.connection() as conn:
         incident = report.gather(
             conn, since=since, until=until, now=now, with_accounts=with_accounts
         )

@@ -10,7 +10,7 @@ import click
 
 from auth.breach import findings
 from auth.breach import scan as scanning
-from auth.cli_common import actor, services
+from auth.cli.common import actor, services
 from auth.models import utcnow
 
 

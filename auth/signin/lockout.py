@@ -1,5 +1,5 @@
 """Consecutive wrong passwords per account, kept on the account row so every worker and
-instance sees the same count: a backoff delay after a few (auth/hook.py decides), a lock
+instance sees the same count: a backoff delay after a few (auth/signin/rules.py decides), a lock
 after more. A reset or an admin unlocks."""
 
 from __future__ import annotations

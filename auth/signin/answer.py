@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from auth.hook import Decision, Verdict
+from auth.signin.rules import Decision, Verdict
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
 
-from auth.bulk import dialect_module
+from auth.db import dialect_insert
 from auth.models import Account, CoverageDay, FactorKind, MfaFactor, table
 
 _A, _F, _C = table(Account), table(MfaFactor), table(CoverageDay)
@@ -82,9 +82,7 @@ def snapshot(conn: Connection | Session, day: dt.date) -> Coverage:
         "webauthn": figures.webauthn,
         "both": figures.both,
     }
-    bind = conn.get_bind() if isinstance(conn, Session) else conn
-    dialect = dialect_module(bind.dialect.name)
-    insert = dialect.insert(_C).values(**values)
+    insert = dialect_insert(conn)(_C).values(**values)
     conn.execute(
         insert.on_conflict_do_update(
             index_elements=[_C.c.day], set_={k: v for k, v in values.items() if k != "day"}

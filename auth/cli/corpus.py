@@ -7,10 +7,10 @@ import json
 
 import click
 
-from auth import cli_monitor
 from auth.breach import importer, store
 from auth.breach.formats import Format
-from auth.cli_common import actor, handle_errors, progress_bar, services
+from auth.cli import monitor as cli_monitor
+from auth.cli.common import actor, handle_errors, progress_bar, services
 from auth.models import BreachKind
 
 
@@ -99,7 +99,7 @@ def corpus_import(
 def corpus_stats(ctx: click.Context, as_json: bool) -> None:
     """How many digests the local corpus holds, per breach."""
     registry = services(ctx)
-    with registry.db.engine.connect() as conn:
+    with registry.db.connection() as conn:
         stats = store.stats(conn)
     if as_json:
         click.echo(json.dumps(stats.__dict__, indent=2, default=str))

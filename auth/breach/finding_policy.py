@@ -17,12 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.bulk import among
-from auth.db import Database
+from auth.db import Database, among
 from auth.errors import InvalidInput, one_line
 from auth.models import Account, Finding, FindingStatus, Reset, table
 from auth.reset import forced
@@ -30,7 +29,6 @@ from auth.reset import forced
 POLICY_ACTOR = audit.Actor.policy("finding_policy")
 # Weaker actions a stronger one may replace (the console escalates mfa -> reset).
 _REPLACEABLE = {"reset": ("mfa", "none"), "mfa": ("none",)}
-CHUNK = 5000
 BATCH = 5000  # findings per transaction when the policy table runs over a backlog
 
 
@@ -56,25 +54,20 @@ class _Claimed:
 def _update_open(
     session: Session, finding_ids: Sequence[int], *conditions: Any, values: Mapping[str, Any]
 ) -> list[_Claimed]:
-    """One UPDATE .. RETURNING per chunk over the open findings among `finding_ids` that
-    also meet `conditions`: the row locks make a concurrent second claim find nothing."""
+    """One UPDATE .. RETURNING over the open findings among `finding_ids` that also meet
+    `conditions`: the row locks make a concurrent second claim find nothing."""
     findings = table(Finding)
-    claimed: list[_Claimed] = []
-    ids = sorted(set(finding_ids))
-    for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            update(findings)
-            .where(
-                among(session, findings.c.id, ids[start : start + CHUNK]),
-                findings.c.status == FindingStatus.OPEN,
-                *conditions,
-            )
-            .values(**values)
-            .returning(findings.c.id, findings.c.account_id, findings.c.kind, findings.c.reset_id)
-        ).all()
-        claimed.extend(_Claimed(*r) for r in rows)
-    claimed.sort(key=lambda c: c.id)
-    return claimed
+    rows = session.execute(
+        update(findings)
+        .where(
+            among(findings.c.id, sorted(set(finding_ids))),
+            findings.c.status == FindingStatus.OPEN,
+            *conditions,
+        )
+        .values(**values)
+        .returning(findings.c.id, findings.c.account_id, findings.c.kind, findings.c.reset_id)
+    ).all()
+    return sorted((_Claimed(*r) for r in rows), key=lambda c: c.id)
 
 
 def _claim(
@@ -167,19 +160,13 @@ def _without_done_keys(session: Session, targets: list[forced.Target]) -> list[f
     if not targets:
         return targets
     keys = {t.account_id: forced.key_for(t, _NO_PLAN) for t in targets}
-    done: set[tuple[int, str]] = set()
-    ids = list(keys)
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        done.update(
-            (a, k)
-            for a, k in session.execute(
-                select(Reset.account_id, Reset.reset_key).where(
-                    among(session, Reset.account_id, chunk),
-                    Reset.reset_key.in_({keys[a] for a in chunk}),
-                )
-            ).all()
+    rows = session.execute(
+        select(Reset.account_id, Reset.reset_key).where(
+            among(Reset.account_id, list(keys)),
+            among(Reset.reset_key, sorted(set(keys.values())), String),
         )
+    )
+    done = {(account_id, key) for account_id, key in rows}
     return [t for t in targets if (t.account_id, keys[t.account_id]) not in done]
 
 
@@ -198,20 +185,14 @@ def require_mfa(
     result.skipped = _skipped(finding_ids, claimed)
     groups = _by_account(claimed)
     accounts = table(Account)
-    changed: set[int] = set()
-    ids = list(groups)
-    for start in range(0, len(ids), CHUNK):
-        changed.update(
-            session.execute(
-                update(accounts)
-                .where(
-                    among(session, accounts.c.id, ids[start : start + CHUNK]),
-                    accounts.c.mfa_required.is_(False),
-                )
-                .values(mfa_required=True, updated_at=now)
-                .returning(accounts.c.id)
-            ).scalars()
-        )
+    changed = set(
+        session.execute(
+            update(accounts)
+            .where(among(accounts.c.id, list(groups)), accounts.c.mfa_required.is_(False))
+            .values(mfa_required=True, updated_at=now)
+            .returning(accounts.c.id)
+        ).scalars()
+    )
     result.accounts = sorted(changed)
     result.already = sorted(set(groups) - changed)
     audit.append(session, _acted_events(actor, "mfa", groups, changed), now=now)

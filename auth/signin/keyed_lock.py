@@ -2,7 +2,7 @@
 
 The sign-in flow takes one per e-mail address, so that within a process the attempts on one
 account run one after the other: each reads the failures its predecessors counted, and a
-flood cannot hash more guesses at once than there are processes (auth/signin.py).
+flood cannot hash more guesses at once than there are processes (auth/signin/flow.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The sign-in decision: allow, mfa_required, enroll_required, reset_required or deny.
 
 `decide` is pure. It is given the facts known so far and either decides or names the one
-fact it needs next (`Need`): the caller (auth/signin.py) gathers facts in that order, so
+fact it needs next (`Need`): the caller (auth/signin/flow.py) gathers facts in that order, so
 nothing costly is done that the rules do not ask for — no argon2 run for a banned address,
 no breach look-up for a wrong password. The rules, in order:
 
@@ -61,7 +61,7 @@ class Need(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Policy:
+class SigninPolicy:
     mfa: str = "findings"  # "findings": accounts with findings or past resets; "all"
     grace: dt.timedelta = dt.timedelta(days=14)
     fail_closed: bool = False
@@ -71,7 +71,7 @@ class Policy:
     lock_after: int = 20
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
+    def from_settings(cls, settings: Settings) -> SigninPolicy:
         return cls(
             mfa=settings.mfa_required,
             grace=dt.timedelta(days=settings.mfa_grace_days),
@@ -126,7 +126,9 @@ class Verdict:
         return tuple(r.value for r in self.reasons)
 
 
-def backoff_until(failures: int, last_failure: dt.datetime | None, policy: Policy) -> dt.datetime:
+def backoff_until(
+    failures: int, last_failure: dt.datetime | None, policy: SigninPolicy
+) -> dt.datetime:
     """When the next password attempt may be tried after `failures` in a row.
 
     Free for the first `backoff_after - 1`, then a delay that doubles up to a ceiling.
@@ -142,7 +144,7 @@ def _deny(*reasons: Reason) -> Verdict:
     return Verdict(Decision.DENY, reasons)
 
 
-def _blocked(facts: Facts, policy: Policy) -> Verdict | None:
+def _blocked(facts: Facts, policy: SigninPolicy) -> Verdict | None:
     """Rule 1: refusals decided before any password is hashed."""
     if facts.ip_banned:
         return _deny(Reason.IP_BANNED)
@@ -159,7 +161,7 @@ def _blocked(facts: Facts, policy: Policy) -> Verdict | None:
     return None
 
 
-def mfa_verdict(mfa: MfaFacts, *, now: dt.datetime, policy: Policy) -> Verdict:
+def mfa_verdict(mfa: MfaFacts, *, now: dt.datetime, policy: SigninPolicy) -> Verdict:
     """Rule 5, on its own: what a correct, unexposed password leads to."""
     if mfa.factors:
         return Verdict(Decision.MFA_REQUIRED, (Reason.MFA_ENROLLED,), mfa.factors)
@@ -173,7 +175,7 @@ def mfa_verdict(mfa: MfaFacts, *, now: dt.datetime, policy: Policy) -> Verdict:
     return Verdict(Decision.ALLOW, (Reason.NO_MFA_REQUIRED,))
 
 
-def decide(facts: Facts, policy: Policy) -> Verdict | Need:
+def decide(facts: Facts, policy: SigninPolicy) -> Verdict | Need:
     """The verdict, or the next fact needed to reach one."""
     blocked = _blocked(facts, policy)
     if blocked is not None:
