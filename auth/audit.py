@@ -17,9 +17,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from auth.db import insert_rows
 from auth.models import AuditEvent, AuditHead, table
 
 GENESIS = "0" * 64
@@ -147,7 +148,6 @@ def append(conn: Session | Connection, events: Iterable[Event], *, now: dt.datet
         rows.append(
             {
                 "seq": seq,
-                "at": at,
                 "actor": actor,
                 "action": action,
                 "target": event.target,
@@ -157,7 +157,7 @@ def append(conn: Session | Connection, events: Iterable[Event], *, now: dt.datet
             }
         )
         prev = digest
-    conn.execute(insert(_EVENTS), rows)
+    insert_rows(conn, _EVENTS, rows, at=at)
     conn.execute(_MOVE_HEAD, {"to_seq": seq, "to_hash": prev})
     return len(rows)
 

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from auth import audit, metrics
-from auth.db import among
+from auth.db import among, insert_rows
 from auth.models import (
     Account,
     AccountStatus,
@@ -128,20 +128,21 @@ def apply(
     if not todo:
         return result
     keys = {t.account_id: key_for(t, plan) for t in todo}
-    session.execute(
-        insert(_RESETS),
+    insert_rows(
+        session,
+        _RESETS,
         [
             {
                 "account_id": t.account_id,
-                "job_id": plan.job_id,
                 "finding_id": min(t.finding_ids) if t.finding_ids else None,
                 "reset_key": keys[t.account_id],
-                "reason": plan.reason,
-                "actor": str(plan.actor),
-                "created_at": now,
             }
             for t in todo
         ],
+        job_id=plan.job_id,
+        reason=plan.reason,
+        actor=str(plan.actor),
+        created_at=now,
     )
     session.execute(
         update(_KEYS)
@@ -149,22 +150,19 @@ def apply(
         .values(revoked_at=now)
     )
     token_ids = tokens.issue(session, result.reset, secret_key=secret_key, now=now)
-    session.execute(
-        insert(_NOTICES),
+    insert_rows(
+        session,
+        _NOTICES,
         [
-            {
-                "account_id": a,
-                "kind": "reset_forced",
-                "idempotency_key": f"reset:{a}:{keys[a]}",
-                "token_id": token_ids[a],
-                "reason": plan.reason,
-                "status": NoticeStatus.QUEUED.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
+            {"account_id": a, "idempotency_key": f"reset:{a}:{keys[a]}", "token_id": token_ids[a]}
             for a in result.reset
         ],
+        kind="reset_forced",
+        reason=plan.reason,
+        status=NoticeStatus.QUEUED.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
     )
     _link_findings(session, [f for t in todo for f in t.finding_ids])
     audit.append(

@@ -20,10 +20,10 @@ import secrets
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from auth.db import among
+from auth.db import among, insert_rows
 from auth.models import ResetToken, table
 
 ID_CHARS = 32  # 128 bits, hex: 48 of time in ms, then 80 random
@@ -73,17 +73,18 @@ def issue(
     token's digest is stored: the link is derived again when the notice is sent."""
     revoke_open(session, account_ids, now=now)
     ids = dict(zip(account_ids, new_ids(len(account_ids)), strict=True))
-    session.execute(
-        insert(_TOKENS),
+    insert_rows(
+        session,
+        _TOKENS,
         [
             {
                 "id": token_id,
                 "account_id": account_id,
                 "token_sha256": digest(derive(secret_key, token_id)),
-                "created_at": now,
             }
             for account_id, token_id in ids.items()
         ],
+        created_at=now,
     )
     return ids
 
