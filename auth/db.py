@@ -141,11 +141,12 @@ def _among_sqlite(element: _Among, compiler: SQLCompiler, **kw: Any) -> str:
 def insert_rows(
     conn: Connection | Session, table: Table, rows: Sequence[Mapping[str, Any]], **shared: Any
 ) -> None:
-    """INSERT many rows at once, the way each database loads rows fastest: COPY on
-    PostgreSQL (one stream: a statement per row cost most of a bulk reset there), the
-    driver's executemany on SQLite (a C loop over one prepared statement). Row values are
-    plain (int, str, None); `shared` values, which every row has (e.g. the batch's time),
-    are converted once by their column's type, as SQLAlchemy stores them."""
+    """INSERT rows as each database loads many fastest: the driver's executemany (a C
+    loop over one prepared statement), or on PostgreSQL, for more than a few rows, COPY
+    (one stream: a statement per row cost most of a bulk reset there; for a few rows,
+    COPY's start and end would cost more than it saves). Row values are plain (int, str,
+    None); `shared` values, which every row has (e.g. the batch's time), are converted
+    once by their column's type, as SQLAlchemy stores them."""
     if not rows:
         return
     connection = conn.connection() if isinstance(conn, Session) else conn
@@ -154,15 +155,18 @@ def insert_rows(
     columns = ", ".join(table.c[name].name for name in names)  # known names only
     fixed = tuple(_stored(table.c[name].type, value, dialect) for name, value in shared.items())
     values = [(*row.values(), *fixed) for row in rows]
-    if dialect.name == "postgresql":
+    if dialect.name == "postgresql" and len(values) > COPY_FROM:
         driver = connection.connection.driver_connection
         with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:  # type: ignore[union-attr]
             for row in values:
                 copy.write_row(row)
-    else:
-        marks = ", ".join("?" * len(names))
-        sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608 (known names)
-        connection.exec_driver_sql(sql, values)
+        return
+    marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(names))
+    sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608 (known names)
+    connection.exec_driver_sql(sql, values)
+
+
+COPY_FROM = 50  # rows: from here on, COPY on PostgreSQL
 
 
 def _stored(type_: TypeEngine[Any], value: Any, dialect: Dialect) -> Any:

@@ -111,19 +111,20 @@ end
 
 
 def side_env(env: dict[str, str], tree: Path) -> dict[str, str]:
-    """The environment that runs `tree`'s code (its `auth` and `migrations` come first)."""
+    """The environment that runs `tree`'s code (its `auth` and `migrations` come first;
+    the commands run with `python -P`, so the working folder does not come before it)."""
     return {**env, "PYTHONPATH": str(tree)}
 
 
 def migrate_with(tree: Path, url: str, env: dict[str, str]) -> None:
     script = "import sys; from auth import migrate; migrate.upgrade(sys.argv[1])"
-    subprocess.run([PYTHON, "-c", script, url], env=side_env(env, tree), cwd=tree, check=True)
+    subprocess.run([PYTHON, "-P", "-c", script, url], env=side_env(env, tree), cwd=tree, check=True)
 
 
 def serve_with(tree: Path, args: argparse.Namespace) -> Callable[[int], list[str]]:
     script = "import sys; sys.argv[0] = 'breachguard'; from auth.cli import main; main()"
     return lambda port: [
-        *(PYTHON, "-c", script, "serve", "--host", "127.0.0.1", "--port", str(port)),
+        *(PYTHON, "-P", "-c", script, "serve", "--host", "127.0.0.1", "--port", str(port)),
         *("--workers", str(args.workers), "--threads", str(args.threads)),
     ]
 

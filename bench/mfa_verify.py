@@ -195,9 +195,8 @@ def chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 @contextmanager
 def statement_counter(engine: Any) -> Iterator[dict[str, int]]:
     """Count statements and commits sent on this engine while the block runs."""
-    from sqlalchemy import event
-
     from auth.prepared import Prepared
+    from sqlalchemy import event
 
     counts = {"statements": 0, "commits": 0}
     direct = Prepared.runs  # hot-path statements run on the DBAPI cursor fire no events
@@ -252,7 +251,7 @@ def bench_totp(
         a, code = item
         secret = keys.decrypt(enc[a], context=factors.context(a))
         r = totp.check(secret, code, now=time.time(), last_step=None, window=window)
-        return r.outcome is totp.Outcome.OK
+        return r.status is totp.TotpStatus.OK
 
     def verify_totp_commit(item: tuple[int, str]) -> bool:
         a, code = item
@@ -260,7 +259,7 @@ def bench_totp(
             result, _ = factors.verify_totp(
                 session, account_id=a, code=code, keys=keys, window=window, now=utcnow()
             )
-        return result.outcome is totp.Outcome.OK
+        return result.status is totp.TotpStatus.OK
 
     def verify_code(item: tuple[int, str]) -> bool:
         a, code = item

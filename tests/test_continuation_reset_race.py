@@ -1,13 +1,8 @@
-"""A second step that straddles a forced reset: the continuation is read and the factor
-checked before the reset commits, the continuation spent after. The person must not get
-`allow` once the reset committed (the continuation is bound to the old session epoch).
-
-Deterministic: continuations.spend is held until a reset of the account is applied in a
-transaction left open, then the reset commits while the spend waits for the audit lock.
-Known to fail on PostgreSQL (READ COMMITTED): `_SPEND` checks the account in an EXISTS
-subquery, which reads the snapshot taken before the reset committed and does not wait for
-the reset's row lock, so the spend succeeds and `allow` is committed after the reset.
-SQLite serialises writers, so there the spend sees the reset and is refused.
+"""A second step that straddles a forced reset. The person must not get `allow` once the
+reset committed (the continuation is bound to the old session epoch), whether the reset
+commits after the continuation was found and before the factor is checked, or while the
+continuation is being spent (PostgreSQL: the spend waits for the reset's row lock and then
+sees it; SQLite has one writer, so a reset cannot commit inside the step's transaction).
 """
 
 from __future__ import annotations
@@ -21,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from auth import accounts, audit
+from auth.mfa import verify
 from auth.models import AuditEvent, utcnow
 from auth.reset import forced
 from auth.services import Services
@@ -35,9 +31,12 @@ PASSWORD = "Correct-Horse-Battery-42"
 EMAIL = "straddle@example.org"
 
 
+@pytest.mark.parametrize("held", ["check", "spend"])
 def test_a_second_step_straddling_a_reset_is_refused(
-    registry: Services, monkeypatch: pytest.MonkeyPatch
+    registry: Services, monkeypatch: pytest.MonkeyPatch, held: str
 ) -> None:
+    if held == "spend" and registry.db.dialect == "sqlite":
+        pytest.skip("SQLite has one writer: the reset would wait for the step's commit")
     with registry.db.session() as s:
         account = accounts.create(
             s, email=EMAIL, password=PASSWORD, hasher=registry.hasher, actor=ACTOR, now=utcnow()
@@ -49,14 +48,24 @@ def test_a_second_step_straddling_a_reset_is_refused(
     assert first.decision is Decision.MFA_REQUIRED and first.continuation
 
     spending, go = threading.Event(), threading.Event()
-    spend = continuations.spend
+    if held == "spend":
+        spend = continuations.spend
 
-    def held_spend(conn: Any, continuation: Any, *, now: dt.datetime) -> bool:
-        spending.set()
-        go.wait(10)
-        return spend(conn, continuation, now=now)
+        def held_spend(conn: Any, continuation: Any, *, now: dt.datetime) -> bool:
+            spending.set()
+            go.wait(10)
+            return spend(conn, continuation, now=now)
 
-    monkeypatch.setattr(continuations, "spend", held_spend)
+        monkeypatch.setattr(continuations, "spend", held_spend)
+    else:
+        check = verify.check_code
+
+        def held_check(*args: Any, **kwargs: Any) -> verify.FactorCheck:
+            spending.set()
+            go.wait(10)
+            return check(*args, **kwargs)
+
+        monkeypatch.setattr(verify, "check_code", held_check)
     answers: list[Answer] = []
     code = next_code(secret)
     step = threading.Thread(
@@ -65,12 +74,14 @@ def test_a_second_step_straddling_a_reset_is_refused(
         )
     )
     step.start()
-    assert spending.wait(10), "the second step never reached the spend"
+    assert spending.wait(10), f"the second step never reached the {held}"
     with registry.db.session() as s:  # the reset commits at the end of this block
         plan = forced.Plan("straddle", "straddle-test", None, True, ACTOR)
         forced.apply(s, [forced.Target(account_id)], plan, secret_key="k", now=utcnow())
-        go.set()
-        time.sleep(0.3)  # the spend runs, and waits for the audit lock the reset holds
+        if held == "spend":
+            go.set()
+            time.sleep(0.3)  # the spend runs, and waits for the row locks the reset holds
+    go.set()
     step.join(10)
     (answer,) = answers
     with registry.db.session() as s:

@@ -7,7 +7,7 @@ import pyotp
 import pytest
 
 from auth.mfa import totp
-from auth.mfa.totp import Outcome
+from auth.mfa.totp import TotpStatus
 
 SEEDS = {
     "sha1": (b"12345678901234567890", hashlib.sha1),
@@ -33,14 +33,14 @@ def test_rfc6238_appendix_b_vectors_verify(t: int, sha1: str, sha256: str, sha51
         result = totp.check(
             secret, expected, now=t, last_step=None, window=0, digits=8, digest=digest
         )
-        assert result.outcome is Outcome.OK, (t, name)
+        assert result.status is TotpStatus.OK, (t, name)
         assert result.step == t // 30
         wrong = f"{(int(expected) + 1) % 10**8:08d}"
         assert (
             totp.check(
                 secret, wrong, now=t, last_step=None, window=0, digits=8, digest=digest
-            ).outcome
-            is Outcome.INVALID
+            ).status
+            is TotpStatus.INVALID
         )
 
 
@@ -56,53 +56,54 @@ def code_at(step: int) -> str:
 def test_codes_one_step_either_side_are_accepted_two_are_not() -> None:
     for offset in (-1, 0, 1):
         assert (
-            totp.check(SECRET, code_at(STEP + offset), now=NOW, last_step=None).outcome
-            is Outcome.OK
+            totp.check(SECRET, code_at(STEP + offset), now=NOW, last_step=None).status
+            is TotpStatus.OK
         )
     for offset in (-2, 2):
         assert (
-            totp.check(SECRET, code_at(STEP + offset), now=NOW, last_step=None).outcome
-            is Outcome.INVALID
+            totp.check(SECRET, code_at(STEP + offset), now=NOW, last_step=None).status
+            is TotpStatus.INVALID
         )
 
 
 def test_the_window_is_configurable() -> None:
     assert (
-        totp.check(SECRET, code_at(STEP + 2), now=NOW, last_step=None, window=2).outcome
-        is Outcome.OK
+        totp.check(SECRET, code_at(STEP + 2), now=NOW, last_step=None, window=2).status
+        is TotpStatus.OK
     )
     assert (
-        totp.check(SECRET, code_at(STEP - 1), now=NOW, last_step=None, window=0).outcome
-        is Outcome.INVALID
+        totp.check(SECRET, code_at(STEP - 1), now=NOW, last_step=None, window=0).status
+        is TotpStatus.INVALID
     )
 
 
 def test_a_replayed_code_is_refused_as_replayed_not_as_wrong() -> None:
     first = totp.check(SECRET, code_at(STEP), now=NOW, last_step=None)
-    assert first.outcome is Outcome.OK
+    assert first.status is TotpStatus.OK
     again = totp.check(SECRET, code_at(STEP), now=NOW + 5, last_step=first.step)
-    assert again.outcome is Outcome.REPLAYED
+    assert again.status is TotpStatus.REPLAYED
 
 
 def test_an_older_code_after_a_newer_one_is_replayed() -> None:
     assert (
-        totp.check(SECRET, code_at(STEP - 1), now=NOW, last_step=STEP).outcome is Outcome.REPLAYED
+        totp.check(SECRET, code_at(STEP - 1), now=NOW, last_step=STEP).status is TotpStatus.REPLAYED
     )
 
 
 def test_the_next_step_after_a_used_one_is_accepted() -> None:
-    assert totp.check(SECRET, code_at(STEP + 1), now=NOW, last_step=STEP).outcome is Outcome.OK
+    assert totp.check(SECRET, code_at(STEP + 1), now=NOW, last_step=STEP).status is TotpStatus.OK
 
 
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", "12 34 5x"])
 def test_malformed_codes_are_invalid(code: str) -> None:
-    assert totp.check(SECRET, code, now=NOW, last_step=None).outcome is Outcome.INVALID
+    assert totp.check(SECRET, code, now=NOW, last_step=None).status is TotpStatus.INVALID
 
 
 def test_spaces_inside_a_code_are_forgiven() -> None:
     code = code_at(STEP)
     assert (
-        totp.check(SECRET, f"{code[:3]} {code[3:]}", now=NOW, last_step=None).outcome is Outcome.OK
+        totp.check(SECRET, f"{code[:3]} {code[3:]}", now=NOW, last_step=None).status
+        is TotpStatus.OK
     )
 
 
@@ -121,4 +122,4 @@ def test_new_secrets_are_160_bits_of_base32() -> None:
 def test_lower_case_and_unpadded_secrets_are_read_as_authenticator_apps_read_them() -> None:
     secret = pyotp.random_base32(36)  # not a multiple of 8: the padding is implied
     code = pyotp.TOTP(secret).at(NOW)
-    assert totp.check(secret.lower(), code, now=NOW, last_step=None).outcome is Outcome.OK
+    assert totp.check(secret.lower(), code, now=NOW, last_step=None).status is TotpStatus.OK

@@ -57,7 +57,7 @@ def clean_reason(raw: str, choice: Choice) -> str:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ActionSummary:
     choice: Choice
     findings: int  # acted on now
     accounts: int  # reset now / newly required a factor
@@ -80,7 +80,7 @@ class Outcome:
 
 def act(
     registry: Services, *, admin_id: int, choice: Choice, finding_ids: Sequence[int], reason: str
-) -> Outcome:
+) -> ActionSummary:
     """Apply one action to the selected findings, in one transaction."""
     actor, now = admin_actor(admin_id), utcnow()
     reason = clean_reason(reason, choice)
@@ -99,6 +99,6 @@ def act(
             result = policy.require_mfa(session, finding_ids, actor=actor, now=now)
         else:
             result = policy.dismiss(session, finding_ids, actor=actor, reason=reason, now=now)
-    return Outcome(
+    return ActionSummary(
         choice, len(result.findings), len(result.accounts), len(result.already), len(result.skipped)
     )

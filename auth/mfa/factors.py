@@ -99,12 +99,12 @@ def confirm_totp(
     window: int,
     actor: audit.Actor,
     now: dt.datetime,
-) -> totp.TotpResult:
+) -> totp.TotpCheck:
     """Activate a pending TOTP factor when `code` comes from it."""
     factor = pending_totp(session, account_id=account.id, factor_id=factor_id)
     secret = keys.decrypt(factor.secret_enc or "", context=context(account.id))
     result = totp.check(secret, code, now=now.timestamp(), last_step=None, window=window)
-    if result.outcome is totp.Outcome.OK:
+    if result.status is totp.TotpStatus.OK:
         factor.confirmed_at = now
         factor.last_step = result.step
         audit.append(
@@ -152,24 +152,24 @@ def verify_totp(
     keys: KeyRing,
     window: int,
     now: dt.datetime,
-) -> tuple[totp.TotpResult, int | None]:
+) -> tuple[totp.TotpCheck, int | None]:
     """Check a code against the account's active TOTP factors; remember the step on success.
 
     Returns the result and the id of the factor that accepted the code; of two requests
     racing with one code, the one that loses is told REPLAYED.
     """
-    best = totp.TotpResult(totp.Outcome.INVALID)
+    best = totp.TotpCheck(totp.TotpStatus.INVALID)
     for factor_id, secret_enc, last_step in conn.execute(_ACTIVE_TOTP, {"account": account_id}):
         secret = keys.decrypt(secret_enc or "", context=context(account_id))
         result = totp.check(secret, code, now=now.timestamp(), last_step=last_step, window=window)
-        if result.outcome is totp.Outcome.OK:
+        if result.status is totp.TotpStatus.OK:
             stored = conn.execute(
                 _STORE_STEP, {"factor": factor_id, "accepted": result.step, "used_at": now}
             ).rowcount
             if stored == 1:
                 return result, factor_id
-            result = totp.TotpResult(totp.Outcome.REPLAYED, result.step)  # lost a race
-        if result.outcome is totp.Outcome.REPLAYED:
+            result = totp.TotpCheck(totp.TotpStatus.REPLAYED, result.step)  # lost a race
+        if result.status is totp.TotpStatus.REPLAYED:
             best = result
     return best, None
 

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
@@ -55,7 +55,7 @@ def generate(
     return codes
 
 
-def remaining(session: Session, account_id: int) -> int:
+def remaining(session: Session | Connection, account_id: int) -> int:
     return int(
         session.execute(
             select(func.count())
@@ -66,7 +66,12 @@ def remaining(session: Session, account_id: int) -> int:
 
 
 def use(
-    session: Session, *, account_id: int, code: str, actor: audit.Actor, now: dt.datetime
+    session: Session | Connection,
+    *,
+    account_id: int,
+    code: str,
+    actor: audit.Actor,
+    now: dt.datetime,
 ) -> int | None:
     """Spend a code; returns how many remain, or None when the code is not valid (any more).
 

@@ -18,15 +18,15 @@ INTERVAL = 30
 DIGITS = 6
 
 
-class Outcome(enum.StrEnum):
+class TotpStatus(enum.StrEnum):
     OK = "ok"
     REPLAYED = "replayed"  # right code, but its step was already used: wait for the next
     INVALID = "invalid"
 
 
 @dataclass(frozen=True)
-class TotpResult:
-    outcome: Outcome
+class TotpCheck:
+    status: TotpStatus
     step: int | None = None  # the matched time step (store it when OK)
 
 
@@ -51,14 +51,14 @@ def check(
     window: int = 1,
     digits: int = DIGITS,
     digest: Any = hashlib.sha1,
-) -> TotpResult:
+) -> TotpCheck:
     """Accept `code` if it matches a step within ±window of now and is newer than last_step.
 
     Every candidate step is compared (constant time), so timing says nothing of which matched.
     """
     code = "".join(code.split())
     if len(code) != digits or not code.isdigit():
-        return TotpResult(Outcome.INVALID)
+        return TotpCheck(TotpStatus.INVALID)
     otp = pyotp.TOTP(secret, digits=digits, digest=digest, interval=INTERVAL)
     current = int(now) // INTERVAL
     matched: int | None = None
@@ -67,7 +67,7 @@ def check(
         if hmac.compare_digest(candidate, code) and matched is None:
             matched = step
     if matched is None:
-        return TotpResult(Outcome.INVALID)
+        return TotpCheck(TotpStatus.INVALID)
     if last_step is not None and matched <= last_step:
-        return TotpResult(Outcome.REPLAYED, matched)
-    return TotpResult(Outcome.OK, matched)
+        return TotpCheck(TotpStatus.REPLAYED, matched)
+    return TotpCheck(TotpStatus.OK, matched)

@@ -1,6 +1,10 @@
-"""The second step of a sign-in: one function per kind of proof, each throttled per account.
+"""Checking a second factor at sign-in: a code (TOTP or recovery) or a security key's
+assertion, each throttled per account (auth/mfa/throttle.py).
 
-Used by the /login/mfa page and the JSON ceremonies; the login hook will use the same.
+Used by the /login/mfa page, the passkey ceremonies and the hook's second step
+(auth/signin/second_step.py). A code is checked inside the caller's transaction, so that
+what the caller does once it is right (record the sign-in, spend a continuation) commits
+with it; a wrong one is counted afterwards, in a transaction of its own (count_failure).
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from auth import audit
 from auth.config import Settings
@@ -19,27 +25,27 @@ from auth.mfa.crypto import KeyRing
 from auth.models import Account
 
 
-class Outcome(enum.StrEnum):
+class CheckStatus(enum.StrEnum):
     OK = "ok"
     INVALID = "invalid"
-    REPLAYED = "replayed"
+    REPLAYED = "replayed"  # a right code, already used: not counted as a failure
     LOCKED = "locked"
 
 
 @dataclass(frozen=True)
-class StepResult:
-    outcome: Outcome
-    kind: str = ""
+class FactorCheck:
+    status: CheckStatus
+    kind: str = ""  # "totp", "recovery" or "webauthn"
     message: str = ""
     recovery_left: int | None = None
     locked_until: dt.datetime | None = None
 
     @property
     def ok(self) -> bool:
-        return self.outcome is Outcome.OK
+        return self.status is CheckStatus.OK
 
 
-def policy(settings: Settings) -> throttle.ThrottlePolicy:
+def throttle_policy(settings: Settings) -> throttle.ThrottlePolicy:
     return throttle.ThrottlePolicy(
         max_failures=settings.mfa_max_failures,
         window=dt.timedelta(seconds=settings.mfa_failure_window),
@@ -47,9 +53,9 @@ def policy(settings: Settings) -> throttle.ThrottlePolicy:
     )
 
 
-def _locked(until: dt.datetime) -> StepResult:
-    return StepResult(
-        Outcome.LOCKED,
+def _locked(until: dt.datetime) -> FactorCheck:
+    return FactorCheck(
+        CheckStatus.LOCKED,
         message=f"Too many failed attempts: try again after {until:%H:%M} UTC.",
         locked_until=until,
     )
@@ -61,8 +67,8 @@ def kind_of(code: str) -> str:
     return "totp" if digits.isdigit() and len(digits) == totp.DIGITS else "recovery"
 
 
-def verify_code(
-    db: Database,
+def check_code(
+    conn: Connection,
     *,
     account_id: int,
     code: str,
@@ -70,76 +76,59 @@ def verify_code(
     settings: Settings,
     actor: audit.Actor,
     now: dt.datetime,
-    on_success: audit.Event | None = None,
-) -> StepResult:
-    """A 6-digit code is tried as TOTP, anything longer as a recovery code.
-
-    on_success: an audit event to append in the same transaction when the code is right.
-    """
-    digits = "".join(code.split())
+) -> FactorCheck:
+    """A 6-digit code is tried as TOTP, anything longer as a recovery code, in the
+    caller's transaction. INVALID is only reported: count_failure() counts it."""
     kind = kind_of(code)
+    current = throttle.state(conn, account_id)
+    if current.locked(now) and current.locked_until is not None:
+        return _locked(current.locked_until)
     if kind == "totp":
-        # The common case, on every sign-in: one Core transaction, three statements.
-        with db.connection() as conn:
-            current = throttle.state(conn, account_id)
-            if current.locked(now) and current.locked_until is not None:
-                return _locked(current.locked_until)
-            result, _ = factors.verify_totp(
-                conn,
-                account_id=account_id,
-                code=digits,
-                keys=keys,
-                window=settings.totp_window,
-                now=now,
-            )
-            if result.outcome is totp.Outcome.OK:
-                throttle.record_success(conn, account_id=account_id, known=current)
-                if on_success is not None:
-                    audit.append(conn, [on_success], now=now)
-                return StepResult(Outcome.OK, kind)
-            if result.outcome is totp.Outcome.REPLAYED:
-                # Not counted as a failure: the person typed a right code twice.
-                return StepResult(
-                    Outcome.REPLAYED,
-                    kind,
-                    "This code was already used: wait for the next one in your app.",
-                )
+        result, _ = factors.verify_totp(
+            conn,
+            account_id=account_id,
+            code="".join(code.split()),
+            keys=keys,
+            window=settings.totp_window,
+            now=now,
+        )
+        if result.status is totp.TotpStatus.REPLAYED:
+            message = "This code was already used: wait for the next one in your app."
+            return FactorCheck(CheckStatus.REPLAYED, kind, message)
+        accepted = result.status is totp.TotpStatus.OK
+        checked = FactorCheck(CheckStatus.OK, kind)
     else:
-        with db.session() as session:
-            current = throttle.state(session, account_id)
-            if current.locked(now) and current.locked_until is not None:
-                return _locked(current.locked_until)
-            left = recovery.use(session, account_id=account_id, code=code, actor=actor, now=now)
-            if left is not None:
-                throttle.record_success(session, account_id=account_id)
-                if on_success is not None:
-                    audit.append(session, [on_success], now=now)
-                return StepResult(
-                    Outcome.OK,
-                    kind,
-                    f"Recovery code accepted. {left} recovery code(s) left.",
-                    recovery_left=left,
-                )
-    return _failed(db, account_id=account_id, kind=kind, settings=settings, actor=actor, now=now)
+        left = recovery.use(conn, account_id=account_id, code=code, actor=actor, now=now)
+        accepted = left is not None
+        message = f"Recovery code accepted. {left} recovery code(s) left."
+        checked = FactorCheck(CheckStatus.OK, kind, message, recovery_left=left)
+    if not accepted:
+        return FactorCheck(CheckStatus.INVALID, kind, "That code is not right.")
+    throttle.record_success(conn, account_id=account_id, known=current)
+    return checked
 
 
-def _failed(
+def count_failure(
     db: Database,
+    check: FactorCheck,
     *,
     account_id: int,
-    kind: str,
     settings: Settings,
     actor: audit.Actor,
     now: dt.datetime,
-    message: str = "That code is not right.",
-) -> StepResult:
+) -> FactorCheck:
+    """Count a wrong factor against the account (audited); the check as the person
+    should hear it: LOCKED when this failure locked the step."""
     with db.session() as session:
         until = throttle.record_failure(
-            session, account_id=account_id, kind=kind, policy=policy(settings), actor=actor, now=now
+            session,
+            account_id=account_id,
+            kind=check.kind,
+            policy=throttle_policy(settings),
+            actor=actor,
+            now=now,
         )
-    if until is not None:
-        return _locked(until)
-    return StepResult(Outcome.INVALID, kind, message)
+    return _locked(until) if until is not None else check
 
 
 def verify_webauthn(
@@ -151,7 +140,7 @@ def verify_webauthn(
     settings: Settings,
     actor: audit.Actor,
     now: dt.datetime,
-) -> StepResult:
+) -> FactorCheck:
     """A security key or passkey assertion for the account being signed in."""
     with db.session() as session:
         until = throttle.locked_until(session, account_id, now=now)
@@ -159,7 +148,7 @@ def verify_webauthn(
     if until is not None:
         return _locked(until)
     if account is None:
-        return StepResult(Outcome.INVALID, "webauthn", "Unknown account.")
+        return FactorCheck(CheckStatus.INVALID, "webauthn", "Unknown account.")
     try:
         wa.finish_authentication(
             db,
@@ -171,15 +160,10 @@ def verify_webauthn(
             account=account,
         )
     except wa.WebauthnError as exc:
-        return _failed(
-            db,
-            account_id=account_id,
-            kind="webauthn",
-            settings=settings,
-            actor=actor,
-            now=now,
-            message=str(exc),
+        refused = FactorCheck(CheckStatus.INVALID, "webauthn", str(exc))
+        return count_failure(
+            db, refused, account_id=account_id, settings=settings, actor=actor, now=now
         )
     with db.session() as session:
         throttle.record_success(session, account_id=account_id)
-    return StepResult(Outcome.OK, "webauthn")
+    return FactorCheck(CheckStatus.OK, "webauthn")

@@ -46,7 +46,7 @@ class DrainReport:
     skipped: int = 0  # superseded: the link died before sending (stored as failed)
 
 
-class _Outcome(enum.Enum):
+class _SendResult(enum.Enum):
     SENT = "sent"
     RETRYING = "retrying"
     FAILED = "failed"
@@ -61,7 +61,7 @@ class _Claim:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class _Ready:
     message: EmailMessage
     secrets: tuple[str, ...]  # what must never reach last_error
 
@@ -118,7 +118,7 @@ def _finish(session: Session, claim: _Claim, **values: object) -> bool:
 
 def _prepare(
     db: Database, claim: _Claim, *, settings: Settings, now: dt.datetime
-) -> _Prepared | _Outcome:
+) -> _Ready | _SendResult:
     with db.session() as session:
         # Written first: SQLite takes its write lock now, and a lost lease shows here.
         renewed = session.execute(
@@ -128,7 +128,7 @@ def _prepare(
             .execution_options(synchronize_session=False)
         )
         if not getattr(renewed, "rowcount", 0):
-            return _Outcome.LOST
+            return _SendResult.LOST
         notice = session.get_one(Notice, claim.id)
         account = session.get_one(Account, notice.account_id)
         if claim.attempts > settings.notice_max_attempts:  # workers kept dying on this one
@@ -138,14 +138,14 @@ def _prepare(
                 status=NoticeStatus.FAILED,
                 last_error="gave up: no worker finished sending it",
             )
-            return _Outcome.FAILED
+            return _SendResult.FAILED
         link = _link(session, notice, settings=settings, now=now)
         if link is None:  # used, revoked (newer link, password changed): do not send
             _finish(session, claim, status=NoticeStatus.FAILED, last_error=SUPERSEDED)
-            return _Outcome.SKIPPED
+            return _SendResult.SKIPPED
         message = build_message(notice, account, link=link, settings=settings, now=now)
         token = link.removeprefix(f"{settings.public_url}/reset/")
-        return _Prepared(message, secrets=(link, token))
+        return _Ready(message, secrets=(link, token))
 
 
 def _link(session: Session, notice: Notice, *, settings: Settings, now: dt.datetime) -> str | None:
@@ -190,19 +190,19 @@ def _record_failure(
     settings: Settings,
     now: dt.datetime,
     secrets: tuple[str, ...],
-) -> _Outcome:
+) -> _SendResult:
     error = describe(exc, secrets)
     with db.session() as session:
         if claim.attempts < settings.notice_max_attempts:
-            outcome = _Outcome.RETRYING
+            outcome = _SendResult.RETRYING
             values: dict[str, object] = {
                 "status": NoticeStatus.QUEUED,
                 "next_attempt_at": now + retry_delay(claim.attempts),
             }
         else:
-            outcome, values = _Outcome.FAILED, {"status": NoticeStatus.FAILED}
+            outcome, values = _SendResult.FAILED, {"status": NoticeStatus.FAILED}
         if not _finish(session, claim, last_error=error, **values):
-            return _Outcome.LOST
+            return _SendResult.LOST
     log.warning("notice %s: attempt %s %s: %s", claim.id, claim.attempts, outcome.value, error)
     return outcome
 
@@ -215,11 +215,11 @@ def _deliver(
     settings: Settings,
     now: Callable[[], dt.datetime],
     worker: str,
-) -> _Outcome:
+) -> _SendResult:
     secrets: tuple[str, ...] = ()
     try:
         prepared = _prepare(db, claim, settings=settings, now=now())
-        if isinstance(prepared, _Outcome):
+        if isinstance(prepared, _SendResult):
             return prepared
         secrets = prepared.secrets
         mailer.send(prepared.message)
@@ -231,7 +231,7 @@ def _deliver(
     log.info(
         "notice %s sent (attempt %s)%s", claim.id, claim.attempts, f" by {worker}" if worker else ""
     )
-    return _Outcome.SENT
+    return _SendResult.SENT
 
 
 def drain(
@@ -245,7 +245,7 @@ def drain(
     limit: int | None = None,
 ) -> DrainReport:
     """Send every notice due now, claiming `batch` at a time; safe with several workers."""
-    counts = dict.fromkeys(_Outcome, 0)
+    counts = dict.fromkeys(_SendResult, 0)
     handled = 0
     while limit is None or handled < limit:
         size = batch if limit is None else min(batch, limit - handled)
@@ -258,10 +258,10 @@ def drain(
             ] += 1
         handled += len(claims)
     return DrainReport(
-        sent=counts[_Outcome.SENT],
-        retrying=counts[_Outcome.RETRYING],
-        failed=counts[_Outcome.FAILED],
-        skipped=counts[_Outcome.SKIPPED],
+        sent=counts[_SendResult.SENT],
+        retrying=counts[_SendResult.RETRYING],
+        failed=counts[_SendResult.FAILED],
+        skipped=counts[_SendResult.SKIPPED],
     )
 
 

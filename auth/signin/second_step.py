@@ -9,9 +9,10 @@ continuation: found live, failed attempts counted on it, spent once on success.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from auth import audit
 from auth.mfa import verify
@@ -56,6 +57,14 @@ def webauthn_options(
     return options
 
 
+class _Expired(Exception):
+    """The continuation could not be spent: another request did first, or the account
+    was reset or locked meanwhile."""
+
+
+EXPIRED = "This sign-in expired: start again."
+
+
 def finish(
     services: Services,
     token: str,
@@ -66,58 +75,78 @@ def finish(
     via: str = "hook",
     now: dt.datetime | None = None,
 ) -> Answer:
-    """allow or deny: the factor checked as on the /login/mfa page, on a live continuation."""
+    """allow or deny: the factor checked as on the /login/mfa page, on a live continuation.
+    With a code, the continuation's look-up, the check, the spent continuation and the
+    sign-in's audit event are one transaction."""
     now = now or utcnow()
-    db = services.db
-    with db.connection() as conn:
-        found = continuations.find(conn, token, now=now)
-    if found is None:
-        return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")
-    actor = audit.Actor.account(found.account_id)
-    if code is not None:
-        result = verify.verify_code(
-            db,
-            account_id=found.account_id,
-            code=code,
-            keys=services.keys,
-            settings=services.settings,
-            actor=actor,
-            now=now,
-        )
-    elif credential is not None and found.challenge_id:
-        result = verify.verify_webauthn(
-            db,
-            account_id=found.account_id,
-            challenge_id=found.challenge_id,
-            credential=credential,
-            settings=services.settings,
-            actor=actor,
-            now=now,
-        )
-    else:
-        return _deny_step(Reason.INVALID_CREDENTIALS, "Ask for the WebAuthn options first.")
+    db, settings = services.db, services.settings
+    started = functools.partial(_start, ip=ip, via=via, now=now)
+    try:
+        with db.connection() as conn:
+            found = continuations.find(conn, token, now=now)
+            if found is None:
+                return _deny_step(EXPIRED)
+            actor = audit.Actor.account(found.account_id)
+            if code is not None:
+                result = verify.check_code(
+                    conn,
+                    account_id=found.account_id,
+                    code=code,
+                    keys=services.keys,
+                    settings=settings,
+                    actor=actor,
+                    now=now,
+                )
+                if result.ok:
+                    started(conn, found, result.kind)
+        if code is None:
+            if credential is None or not found.challenge_id:
+                return _deny_step("Ask for the WebAuthn options first.", found.account_id)
+            result = verify.verify_webauthn(
+                db,
+                account_id=found.account_id,
+                challenge_id=found.challenge_id,
+                credential=credential,
+                settings=settings,
+                actor=actor,
+                now=now,
+            )
+            if result.ok:
+                with db.connection() as conn:
+                    started(conn, found, result.kind)
+    except _Expired:
+        return _deny_step(EXPIRED, found.account_id if found else None)
     if not result.ok:
+        if result.status is verify.CheckStatus.INVALID and code is not None:
+            result = verify.count_failure(
+                db, result, account_id=found.account_id, settings=settings, actor=actor, now=now
+            )
         with db.connection() as conn:
             continuations.failed(conn, found.id, now=now)
-        return _deny_step(Reason.INVALID_CREDENTIALS, result.message, found.account_id)
-    event = audit.Event(
-        actor,
-        audit.Action.SESSION_STARTED,
-        f"account:{found.account_id}",
-        {"method": result.kind, "ip": ip, "via": via},
-    )
-    with db.connection() as conn:
-        spent = continuations.spend(conn, found, now=now)
-        if spent:
-            audit.append(conn, [event], now=now)
-    if not spent:  # raced by another request, or the account was reset meanwhile
-        return _deny_step(Reason.INVALID_CREDENTIALS, "This sign-in expired: start again.")
+        return _deny_step(result.message, found.account_id)
+    verdict = Verdict(Decision.ALLOW, (Reason.MFA_ENROLLED,))
+    return Answer(verdict, found.account_id, message=result.message)
+
+
+def _start(
+    conn: Connection,
+    found: continuations.Continuation,
+    method: str,
+    *,
+    ip: str,
+    via: str,
+    now: dt.datetime,
+) -> None:
+    """Spend the continuation and record the sign-in; _Expired when it cannot be spent."""
+    if not continuations.spend(conn, found, now=now):
+        raise _Expired
+    actor = audit.Actor.account(found.account_id)
+    details = {"method": method, "ip": ip, "via": via}
+    target = f"account:{found.account_id}"
+    audit.append(conn, [audit.Event(actor, audit.Action.SESSION_STARTED, target, details)], now=now)
+
+
+def _deny_step(message: str, account_id: int | None = None) -> Answer:
     return Answer(
-        Verdict(Decision.ALLOW, (Reason.MFA_ENROLLED,)),
-        found.account_id,
-        message=result.message,
+        Verdict(Decision.DENY, (Reason.INVALID_CREDENTIALS,)), account_id, message=message
     )
-
-
-def _deny_step(reason: Reason, message: str, account_id: int | None = None) -> Answer:
-    return Answer(Verdict(Decision.DENY, (reason,)), account_id, message=message)

@@ -11,8 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, session, url_for
 
 from auth import audit
-from auth.mfa import factors, recovery
-from auth.mfa import verify as second_step
+from auth.mfa import factors, recovery, verify
 from auth.mfa import webauthn as wa
 from auth.models import FactorKind, utcnow
 from auth.web import session as web_session
@@ -125,7 +124,7 @@ def authenticate_verify() -> Response:
     if not isinstance(challenge_id, str):
         return _error(400, "no sign-in in progress: start again")
     registry = services()
-    result = second_step.verify_webauthn(
+    result = verify.verify_webauthn(
         registry.db,
         account_id=account.id,
         challenge_id=challenge_id,
@@ -135,7 +134,7 @@ def authenticate_verify() -> Response:
         now=utcnow(),
     )
     if not result.ok:
-        status = 429 if result.outcome is second_step.Outcome.LOCKED else 400
+        status = 429 if result.status is verify.CheckStatus.LOCKED else 400
         return _error(status, result.message)
     next_url = web_session.safe_next(session.get("next")) or url_for("account.security")
     web_session.start(account, "webauthn", mfa=True)

@@ -13,8 +13,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from auth import audit
 from auth.errors import InvalidInput, NotFound
-from auth.mfa import factors, recovery, totp
-from auth.mfa import verify as second_step
+from auth.mfa import factors, recovery, totp, verify
 from auth.models import Account, utcnow
 from auth.signin.rules import Decision, Reason
 from auth.web import session as web_session
@@ -95,27 +94,38 @@ def login_mfa_post() -> Any:
         flash("Your sign-in took too long: please start again.")
         return redirect(url_for("pages.login"))
     registry = services()
-    code = request.form.get("code", "")
-    result = second_step.verify_code(
-        registry.db,
-        account_id=account.id,
-        code=code,
-        keys=registry.keys,
-        settings=registry.settings,
-        actor=audit.Actor.account(account.id),
-        now=utcnow(),
-        # Recorded in the check's own transaction: one write per sign-in, not two.
-        on_success=web_session.started(account, second_step.kind_of(code)),
-    )
+    code, now = request.form.get("code", ""), utcnow()
+    actor = audit.Actor.account(account.id)
+    with registry.db.connection() as conn:
+        result = verify.check_code(
+            conn,
+            account_id=account.id,
+            code=code,
+            keys=registry.keys,
+            settings=registry.settings,
+            actor=actor,
+            now=now,
+        )
+        if result.ok:  # the sign-in is recorded with the check
+            audit.append(conn, [web_session.started(account, result.kind)], now=now)
+    if result.status is verify.CheckStatus.INVALID:
+        result = verify.count_failure(
+            registry.db,
+            result,
+            account_id=account.id,
+            settings=registry.settings,
+            actor=actor,
+            now=now,
+        )
     if not result.ok:
         with registry.db.session() as db:
             kinds = factors.kinds(db, account.id)
-        status = 429 if result.outcome is second_step.Outcome.LOCKED else 401
+        status = 429 if result.status is verify.CheckStatus.LOCKED else 401
         return render_template("login_mfa.html", kinds=kinds, error=result.message), status
     return _finish_mfa(account, result)
 
 
-def _finish_mfa(account: Account, result: second_step.StepResult) -> Any:
+def _finish_mfa(account: Account, result: verify.FactorCheck) -> Any:
     from flask import session
 
     next_url = web_session.safe_next(session.get("next"))
@@ -205,7 +215,7 @@ def totp_confirm(factor_id: int) -> Any:
                 actor=actor,
                 now=now,
             )
-            ok = result.outcome is totp.Outcome.OK
+            ok = result.status is totp.TotpStatus.OK
             codes = (
                 recovery.generate(db, account_id=account.id, actor=actor, now=now)
                 if ok and first
