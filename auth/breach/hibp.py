@@ -11,22 +11,27 @@ choose to fail open or closed on - never a hang and never a silent "not breached
 
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from auth.breach.hibp_answers import (
+    EMAIL_PREFIX_RE,
+    PASSWORD_PREFIX_RE,
+    checked_prefix,
+    email_body,
+    password_body,
+    retry_after_seconds,
+)
 from auth.errors import BreachSourceError
-
-if TYPE_CHECKING:
-    import requests
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -39,11 +44,6 @@ DEFAULT_PASSWORDS_URL = "https://api.pwnedpasswords.com"
 DEFAULT_API_URL = "https://haveibeenpwned.com/api/v3"
 
 logger = logging.getLogger(__name__)
-
-_PASSWORD_PREFIX_RE = re.compile(r"[0-9A-Fa-f]{5}")
-_EMAIL_PREFIX_RE = re.compile(r"[0-9A-Fa-f]{6}")
-_PASSWORD_LINE_RE = re.compile(r"([0-9A-Fa-f]{35}):([0-9]{1,20})")
-_EMAIL_SUFFIX_RE = re.compile(r"[0-9A-Fa-f]{34}")
 
 # A padded password range is ~40 KB; anything near this limit is not HIBP talking.
 _MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -158,12 +158,7 @@ class HibpClient:
 
     @staticmethod
     def _build_session() -> requests.Session:
-        """One pooled session so logins reuse TLS connections instead of handshaking each time.
-        requests is imported here, not with the module: ~35 ms that commands which never ask
-        HIBP (a bulk reset) need not pay."""
-        import requests
-        from requests.adapters import HTTPAdapter
-
+        """One pooled session so logins reuse TLS connections instead of handshaking each time."""
         session = requests.Session()
         # max_retries=0: retries are ours, so they honour Retry-After and the injected sleep.
         adapter = HTTPAdapter(
@@ -187,7 +182,7 @@ class HibpClient:
         Padding entries (count 0, requested via ``Add-Padding`` so the response size does not
         reveal the prefix) are dropped.
         """
-        prefix = _checked_prefix(prefix, _PASSWORD_PREFIX_RE, "password", 5)
+        prefix = checked_prefix(prefix, PASSWORD_PREFIX_RE, "password", 5)
         key = (_PASSWORD_KIND, prefix)
         cached = self._cache.get(key)
         if cached is not None:
@@ -196,7 +191,7 @@ class HibpClient:
         status, body = self._get(_PASSWORD_KIND, url, {"Add-Padding": "true"})
         if status != 200:
             raise BreachSourceError(f"HIBP {_PASSWORD_KIND} {url} answered HTTP {status}")
-        result = _parse_password_body(body, url)
+        result = password_body(body, url)
         self._cache.put(key, result)
         return dict(result)
 
@@ -205,7 +200,7 @@ class HibpClient:
 
         Needs an API key with k-anonymity access; 404 is HIBP's "nothing found" and yields {}.
         """
-        prefix = _checked_prefix(prefix, _EMAIL_PREFIX_RE, "e-mail", 6)
+        prefix = checked_prefix(prefix, EMAIL_PREFIX_RE, "e-mail", 6)
         api_key = self._settings.api_key
         if not api_key:
             raise BreachSourceError(
@@ -227,7 +222,7 @@ class HibpClient:
         elif status != 200:
             raise BreachSourceError(f"HIBP {_EMAIL_KIND} {url} answered HTTP {status}")
         else:
-            result = _parse_email_body(body, url)
+            result = email_body(body, url)
         self._cache.put(key, result)
         return dict(result)
 
@@ -267,8 +262,6 @@ class HibpClient:
 
     def _attempt(self, kind: str, url: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
         """One request. Raises _Retry for transient failures, BreachSourceError for final ones."""
-        import requests
-
         settings = self._settings
         try:
             # allow_redirects=False: requests would forward the hibp-api-key header to wherever
@@ -289,7 +282,7 @@ class HibpClient:
         with response:
             status = response.status_code
             if status == 429:
-                delay = _retry_after_seconds(response.headers.get("Retry-After"))
+                delay = retry_after_seconds(response.headers.get("Retry-After"))
                 if delay is not None and delay > settings.max_retry_after:
                     raise BreachSourceError(
                         f"HIBP {kind} {url} is rate limited (HTTP 429) and asks to wait "
@@ -308,9 +301,6 @@ class HibpClient:
         The read timeout only bounds each socket read; a server trickling a byte at a time would
         otherwise hold a login for ever.
         """
-        import requests
-        import urllib3.exceptions
-
         raw = response.raw
         read1 = getattr(raw, "read1", None)  # urllib3 >= 2 returns whatever has arrived
         deadline = time.monotonic() + self._settings.read_timeout
@@ -339,87 +329,3 @@ class HibpClient:
         # Fully read: hand the connection back to the pool for the next look-up.
         raw.release_conn()
         return b"".join(chunks)
-
-
-def _checked_prefix(prefix: str, pattern: re.Pattern[str], what: str, length: int) -> str:
-    """A wrong prefix is a caller bug (ValueError), not HIBP being unavailable."""
-    if not isinstance(prefix, str) or pattern.fullmatch(prefix) is None:
-        raise ValueError(
-            f"{what} range prefix must be exactly {length} hex characters, got {prefix!r}"
-        )
-    return prefix.upper()
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After in seconds (HIBP sends delta-seconds; HTTP-dates work too); None if unusable."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if seconds != seconds or seconds == float("inf"):  # NaN or inf: unusable
-        return None
-    return max(seconds, 0.0)
-
-
-def _parse_password_body(body: bytes, url: str) -> dict[str, int]:
-    """Parse ``SUFFIX:COUNT`` lines (CRLF or LF). An empty or garbled body is an error.
-
-    With Add-Padding a range always has hundreds of lines, so an empty 200 is not HIBP (a proxy
-    or truncated answer) and must not be mistaken for "not breached".
-    """
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise BreachSourceError(f"HIBP password range {url} sent a non-ASCII body") from exc
-    result: dict[str, int] = {}
-    lines = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        match = _PASSWORD_LINE_RE.fullmatch(line)
-        if match is None:
-            raise BreachSourceError(
-                f"HIBP password range {url} sent a malformed line {number}: {line[:60]!r}"
-            )
-        lines += 1
-        count = int(match.group(2))
-        if count > 0:
-            result[match.group(1).upper()] = count
-    if lines == 0:
-        raise BreachSourceError(f"HIBP password range {url} sent an empty body")
-    return result
-
-
-def _parse_email_body(body: bytes, url: str) -> dict[str, tuple[str, ...]]:
-    """Parse ``[{"hashSuffix": ..., "websites": [...]}, ...]``; anything else is an error."""
-    try:
-        data: object = json.loads(body)
-    except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
-        raise BreachSourceError(f"HIBP e-mail range {url} sent a body that is not JSON") from exc
-    if not isinstance(data, list):
-        raise BreachSourceError(f"HIBP e-mail range {url} sent JSON that is not a list")
-    result: dict[str, tuple[str, ...]] = {}
-    for index, entry in enumerate(data):
-        suffix = entry.get("hashSuffix") if isinstance(entry, dict) else None
-        websites = entry.get("websites") if isinstance(entry, dict) else None
-        if (
-            not isinstance(suffix, str)
-            or _EMAIL_SUFFIX_RE.fullmatch(suffix) is None
-            or not isinstance(websites, list)
-            or not all(isinstance(site, str) for site in websites)
-        ):
-            raise BreachSourceError(
-                f"HIBP e-mail range {url} sent a malformed entry at index {index}"
-            )
-        result[suffix.upper()] = tuple(cast(list[str], websites))
-    return result

@@ -158,7 +158,7 @@ class Importer:
         )
         for path in source.files():
             self._file(str(path) if source.path != "-" else "-", kind, fmt, writer, report, now)
-        # Counted once: each count is a scan over the breach's rows (1e7 rows: ~1 s each).
+        # Counted once, at the end: each count is a scan over the breach's rows.
         report.password_entries, report.email_entries = writer.entries()
         record.kind = kind
         record.lines_read, record.lines_bad = report.lines, report.bad

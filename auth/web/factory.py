@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     # The hook: the portal's key has a large budget (it speaks for everyone); each person's
     # address (the `ip` in the body) has the same budget as on breachguard's own pages, per
     # route. A blueprint limit, so that all of them are counted in one pass of the limiter
-    # (route decorators cost a second pass, ~0.1 ms of every sign-in).
+    # (route decorators would make a second pass on every sign-in).
     limiter.limit(settings.hook_rate_limit)(hook_api.bp)
     per_person = {
         "hook_api.login": settings.login_rate_limit,

@@ -1,12 +1,12 @@
 """The rate limiter's in-process storage, for one instance without Redis.
 
-limits' MemoryStorage re-arms a 10 ms timer on every hit that walks every key it has ever
-seen, and keeps an empty list for each. Under a flood from many addresses that walk grows
-with the addresses and competes with the requests for the GIL: in-process, a refused
-sign-in cost 5.7 ms of CPU after 2,000 addresses and 6.7 ms after 3,000. Counting does
-not depend on the walk (a moving window reads its entries' times; a fixed window checks
-its expiry on read), so here the walk runs at most once a second and forgets the keys it
-empties.
+limits' MemoryStorage re-arms a short timer on every hit that walks every key it has ever
+seen, and keeps an empty list for each: under a flood from many addresses every request
+pays for a walk that grows with the addresses, so the flood makes each sign-in slower
+than the last. Counting does not depend on the walk (a moving window reads its entries'
+times; a fixed window checks its expiry on read), so here the walk runs at most once a
+second and forgets the keys it empties. It overrides a private method of limits, whose
+version is pinned (constraints.txt); tests/test_limit_storage.py checks the override.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class SweptMemoryStorage(MemoryStorage):
     STORAGE_SCHEME = [SCHEME]  # noqa: RUF012 (as limits declares it)
     SWEEP_SECONDS = 1.0
 
-    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the 10 ms re-arm
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the re-arm on every hit
         if not self.timer.is_alive():
             self.timer = threading.Timer(self.SWEEP_SECONDS, self.sweep)
             self.timer.daemon = True

@@ -149,7 +149,7 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             "loglevel": settings.log_level.lower(),
             "logger_class": "auth.web.server.RedactingLogger",
             "timeout": 30,
-            # A stop waits this long for requests in flight (a sign-in takes ~50 ms), then
+            # A stop waits this long for requests in flight (a sign-in is far shorter), then
             # kills: it also bounds the rare worker that misses the stop signal (below).
             "graceful_timeout": 5,
             # gunicorn 27's control socket: unused here, and one path

@@ -1,0 +1,66 @@
+"""Tables, one module per feature; every name is importable from `auth.models`.
+
+Digests are stored as 20 raw bytes (SHA-1), never as plaintext.
+"""
+
+from __future__ import annotations
+
+from auth.models.accounts import Account, AccountStatus, ApiKey, Role
+from auth.models.audit import AuditEvent, AuditHead
+from auth.models.base import Base, UTCDateTime, table, utcnow
+from auth.models.breach import (
+    Breach,
+    BreachedEmail,
+    BreachKind,
+    Finding,
+    FindingKind,
+    FindingStatus,
+    MonitorState,
+    PwnedPassword,
+)
+from auth.models.mfa import (
+    CoverageDay,
+    FactorKind,
+    MfaFactor,
+    MfaThrottle,
+    RecoveryCode,
+    WebauthnChallenge,
+)
+from auth.models.reset import JobStatus, Notice, NoticeStatus, Reset, ResetJob, ResetToken
+from auth.models.signin import IpBan, IpFailure, LoginContinuation
+
+__all__ = [
+    "Account",
+    "AccountStatus",
+    "ApiKey",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "Breach",
+    "BreachKind",
+    "BreachedEmail",
+    "CoverageDay",
+    "FactorKind",
+    "Finding",
+    "FindingKind",
+    "FindingStatus",
+    "IpBan",
+    "IpFailure",
+    "JobStatus",
+    "LoginContinuation",
+    "MfaFactor",
+    "MfaThrottle",
+    "MonitorState",
+    "Notice",
+    "NoticeStatus",
+    "PwnedPassword",
+    "RecoveryCode",
+    "Reset",
+    "ResetJob",
+    "ResetToken",
+    "Role",
+    "UTCDateTime",
+    "WebauthnChallenge",
+    "table",
+    "utcnow",
+]
