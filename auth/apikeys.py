@@ -13,10 +13,11 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
+from auth.db import Database
 from auth.errors import InvalidInput, NotFound, one_line
 from auth.models import ApiKey, Role, table
 
@@ -87,13 +88,14 @@ def create(
 
 _KEYS = table(ApiKey)
 USED_EVERY = dt.timedelta(minutes=1)  # coarse, so a busy key does not write on every request
+# "Last used more than a minute ago?" is asked in SQL: no datetime needs converting.
 _FIND = select(
     _KEYS.c.id,
     _KEYS.c.name,
     _KEYS.c.role,
     _KEYS.c.secret_sha256,
-    _KEYS.c.revoked_at,
-    _KEYS.c.last_used_at,
+    _KEYS.c.revoked_at.is_not(None).label("revoked"),
+    or_(_KEYS.c.last_used_at.is_(None), _KEYS.c.last_used_at < bindparam("stale")).label("due"),
 ).where(_KEYS.c.id == bindparam("key_id"))
 _USED = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("now"))
 
@@ -107,21 +109,21 @@ class Caller:
     role: str
 
 
-def authenticate(conn: Connection | Session, token: str, *, now: dt.datetime) -> Caller | None:
-    """The active key a token belongs to, or None; marks it used (at most once a minute).
-    The caller commits."""
+def authenticate(db: Database, token: str, *, now: dt.datetime) -> Caller | None:
+    """The active key a token belongs to, or None; marks it used (at most once a minute)."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         return None
     key_id, secret = parts[1], parts[2]
-    row = conn.execute(_FIND, {"key_id": key_id}).first()
-    if row is None or row.revoked_at is not None:
+    rows = db.run(_FIND, {"key_id": key_id, "stale": now - USED_EVERY})
+    if not rows or rows[0].revoked:
         _digest(secret)  # the same work either way
         return None
+    row = rows[0]
     if not hmac.compare_digest(row.secret_sha256, _digest(secret)):
         return None
-    if row.last_used_at is None or row.last_used_at < now - USED_EVERY:
-        conn.execute(_USED, {"key_id": key_id, "now": now})
+    if row.due:
+        db.run(_USED, {"key_id": key_id, "now": now})
     return Caller(row.id, row.name, row.role)
 
 

@@ -5,6 +5,7 @@ One way to get each:
 
     with db.session() as session:    # ORM, one transaction: committed, or rolled back
     with db.connection() as conn:    # Core, one transaction: committed, or rolled back
+    rows = db.run(statement, params) # one statement that stands alone
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
+    Row,
     String,
     Table,
     bindparam,
@@ -30,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -86,6 +89,19 @@ class Database:
         """A Core connection in one transaction: committed on success, rolled back on error."""
         with self.engine.begin() as conn:
             yield conn
+
+    def run(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
+        """Run one statement that stands alone (a read, or a write atomic by itself) and
+        return its rows. On PostgreSQL it runs in autocommit: a statement is its own
+        transaction there, and BEGIN and COMMIT would be two more round trips (a sign-in
+        runs three such statements, each on its way to the person waiting)."""
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = conn.execute(statement, dict(params or {}))
+            rows = list(result) if result.returns_rows else []
+            conn.commit()
+        return rows
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -163,7 +179,7 @@ def insert_rows(
         return
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(names))
     sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608 (known names)
-    connection.exec_driver_sql(sql, values)
+    connection.exec_driver_sql(sql, values if len(values) > 1 else values[0])
 
 
 COPY_FROM = 50  # rows: from here on, COPY on PostgreSQL

@@ -30,7 +30,8 @@ def downgrade(url: str, revision: str) -> None:
 
 def behind(engine: Engine) -> tuple[str | None, str] | None:
     """(the database's revision, the code's) when the schema is not the one this code
-    needs, else None: `serve` refuses to start on a schema it was not written for."""
+    needs, else None: `serve` refuses to start rather than fail on every sign-in (each
+    one calls a function that migration 0006 creates on PostgreSQL)."""
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()

@@ -29,12 +29,11 @@ def test_a_valid_token_authenticates_and_a_near_miss_does_not(
 ) -> None:
     with registry.db.session() as s:
         key = apikeys.create(s, role="hook", name="portal", actor=ALICE, now=now)
-    with registry.db.session() as s:
-        found = apikeys.authenticate(s, key.token, now=now)
-        assert found is not None and found.role == "hook"
-        assert apikeys.authenticate(s, key.token[:-1] + "x", now=now) is None
-        assert apikeys.authenticate(s, "bg_nope_nope", now=now) is None
-        assert apikeys.authenticate(s, "garbage", now=now) is None
+    found = apikeys.authenticate(registry.db, key.token, now=now)
+    assert found is not None and found.role == "hook"
+    assert apikeys.authenticate(registry.db, key.token[:-1] + "x", now=now) is None
+    assert apikeys.authenticate(registry.db, "bg_nope_nope", now=now) is None
+    assert apikeys.authenticate(registry.db, "garbage", now=now) is None
 
 
 def test_a_revoked_key_no_longer_authenticates(registry: Services, now: dt.datetime) -> None:
@@ -42,8 +41,7 @@ def test_a_revoked_key_no_longer_authenticates(registry: Services, now: dt.datet
         key = apikeys.create(s, role="admin", name="", actor=ALICE, now=now)
     with registry.db.session() as s:
         apikeys.revoke(s, key.id, actor=ALICE, now=now)
-    with registry.db.session() as s:
-        assert apikeys.authenticate(s, key.token, now=now) is None
+    assert apikeys.authenticate(registry.db, key.token, now=now) is None
 
 
 def test_a_call_with_a_key_records_when_it_was_last_used_once_a_minute(

@@ -108,9 +108,22 @@ class Checker:
         self.sources = tuple(sources)
         self.fail_closed = fail_closed
 
-    def check_password(self, password: str) -> Check:
+    @property
+    def local(self) -> bool:
+        """Whether the local corpus is one of the sources."""
+        return any(isinstance(s, LocalSource) for s in self.sources)
+
+    def check_password(self, password: str, *, local_count: int | None = None) -> Check:
+        """local_count: the local corpus's count for this password when the caller has read
+        it already, in a transaction of its own (the sign-in reads it with the account)."""
         digest = password_sha1(password)
-        return self._ask(lambda s: BreachResult(s.name, count=s.password_count(digest)), "password")
+
+        def ask(source: BreachSource) -> BreachResult:
+            if local_count is not None and isinstance(source, LocalSource):
+                return BreachResult(source.name, count=local_count)
+            return BreachResult(source.name, count=source.password_count(digest))
+
+        return self._ask(ask, "password")
 
     def check_email(self, email: str) -> Check:
         digest = email_sha1(normalise_email(email))

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, case, delete, literal, or_, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
@@ -41,10 +41,18 @@ def parse_ip(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 _B = table(IpBan)
-_ACTIVE = select(_B.c.network).where(
+_LIVE = (
     _B.c.removed_at.is_(None),
     or_(_B.c.expires_at.is_(None), _B.c.expires_at > bindparam("now")),
 )
+_ACTIVE = select(_B.c.network).where(*_LIVE)
+# The active bans' networks as one space-separated value, for a statement that reads them
+# together with other facts (the sign-in's); parse it with networks_of().
+ACTIVE_NETWORKS = select(func.aggregate_strings(_B.c.network, " ")).where(*_LIVE).scalar_subquery()
+
+
+def networks_of(listed: str | None) -> list[str]:
+    return listed.split() if listed else []
 
 
 def is_banned(conn: Session | Connection, ip: str, *, now: dt.datetime) -> bool:

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import LargeBinary, bindparam, exists, func, literal, select, update
 
 from auth import audit, metrics
 from auth.breach.checker import Check
-from auth.breach.hashing import normalise_email
+from auth.breach.hashing import normalise_email, password_sha1
 from auth.errors import InvalidInput
 from auth.models import (
     Account,
@@ -35,6 +35,7 @@ from auth.models import (
     Finding,
     FindingStatus,
     MfaFactor,
+    PwnedPassword,
     UTCDateTime,
     table,
     utcnow,
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 # Refusals decided before any hashing (rule 1 of auth/signin/rules.py).
 UNHASHED = {Reason.IP_BANNED, Reason.ACCOUNT_LOCKED, Reason.ACCOUNT_DISABLED, Reason.THROTTLED}
 
-_A, _F, _FI = table(Account), table(MfaFactor), table(Finding)
+_A, _F, _FI, _PW = table(Account), table(MfaFactor), table(Finding), table(PwnedPassword)
 
 
 def _has_factor(kind: str) -> Any:
@@ -71,8 +72,17 @@ def _has_factor(kind: str) -> Any:
     )
 
 
-# Everything the rules may ask about the account, in one statement.
-_ACCOUNT = select(
+# Every fact the database holds for a sign-in, in one statement: the active bans, the
+# account and what the rules may ask about it (factors, findings), and how often the local
+# corpus saw the password typed (a key look-up, used only once the password is right).
+# One row even for an unknown address (the account's columns are then NULL).
+_SEEN = (
+    select(func.sum(_PW.c.count))
+    .where(_PW.c.sha1 == bindparam("digest", type_=LargeBinary))
+    .scalar_subquery()
+)
+_FACTS = select(
+    bans.ACTIVE_NETWORKS.label("banned_networks"),
     _A.c.id,
     _A.c.status,
     _A.c.session_epoch,
@@ -86,7 +96,8 @@ _ACCOUNT = select(
     exists()
     .where(_FI.c.account_id == _A.c.id, _FI.c.status == FindingStatus.OPEN.value)
     .label("has_findings"),
-).where(_A.c.email == bindparam("email"))
+    _SEEN.label("seen"),
+).select_from(select(literal(1)).subquery().outerjoin(_A, _A.c.email == bindparam("email")))
 # Allow only if the account still stands as it was read: a reset or lock committed while
 # the password was being hashed turns this into no row, and the decision is taken again.
 _CONFIRM = (
@@ -197,9 +208,10 @@ class SignIn:
         now: dt.datetime,
         started: float,
     ) -> Answer:
-        with self.services.db.connection() as conn:
-            banned = bans.is_banned(conn, ip, now=now)
-            row = conn.execute(_ACCOUNT, {"email": address}).first()
+        params = {"email": address, "digest": password_sha1(password), "now": now}
+        (found,) = self.services.db.run(_FACTS, params)
+        banned = bans.banned_by(ip, bans.networks_of(found.banned_networks))
+        row = found if found.id is not None else None
         account = None if row is None else _account_facts(row)
         facts = Facts(now=now, ip_banned=banned, account=account)
         check: Check | None = None
@@ -210,7 +222,9 @@ class SignIn:
             if step is Need.PASSWORD:
                 facts = replace(facts, password_ok=self._verify(row, password))
             elif step is Need.BREACH:
-                check = self.services.checker.check_password(password)
+                check = self.services.checker.check_password(
+                    password, local_count=int(row.seen or 0) if row is not None else None
+                )
                 facts = replace(facts, breach_count=check.count, breach_failed=bool(check.errors))
             else:
                 assert row is not None
@@ -287,10 +301,14 @@ class SignIn:
             {"decision": verdict.decision.value, "reasons": [r.value for r in verdict.reasons]}
             | details,
         )
-        token, expires, confirmed = None, None, True
-        with self.services.db.connection() as conn:
-            if verdict.decision is Decision.MFA_REQUIRED and continuation:
-                expires = now + dt.timedelta(seconds=self.settings.continuation_seconds)
+        db, token, expires = self.services.db, None, None
+        if verdict.decision is Decision.RESET_REQUIRED:
+            with db.connection() as conn:
+                audit.append(conn, [event], now=now)
+            confirmed = True
+        elif verdict.decision is Decision.MFA_REQUIRED and continuation:
+            expires = now + dt.timedelta(seconds=self.settings.continuation_seconds)
+            with db.connection() as conn:
                 token = continuations.issue(
                     conn,
                     account_id=account.id,
@@ -302,13 +320,11 @@ class SignIn:
                 confirmed = token is not None
                 if confirmed:
                     lockout.clear(conn, account.id)
-            elif verdict.decision is not Decision.RESET_REQUIRED:
-                # allow, or the /login page's own second step: the account must stand as read
-                guard = _CONFIRM_IN_GRACE if Reason.MFA_GRACE in verdict.reasons else _CONFIRM
-                params = {"account": account.id, "epoch": account.session_epoch, "now": now}
-                confirmed = conn.execute(guard, params).rowcount == 1
-            if confirmed:
-                audit.append(conn, [event], now=now)
+                    audit.append(conn, [event], now=now)
+        else:  # allow, or the /login page's own second step: the account must stand as read
+            guard = _CONFIRM_IN_GRACE if Reason.MFA_GRACE in verdict.reasons else _CONFIRM
+            params = {"account": account.id, "epoch": account.session_epoch, "now": now}
+            confirmed = audit.append_if(db, guard, params, event, now=now)
         if not confirmed:
             # The account changed under us (a reset or a lock committed meanwhile): that
             # state decides, never the stale one.

@@ -56,8 +56,7 @@ def require(scope: str) -> Callable[[F], F]:
                 return _deny(
                     401, "Access denied: an API key is required (Authorization: Bearer …)."
                 )
-            with services().db.connection() as conn:  # commits the last-used mark
-                key = apikeys.authenticate(conn, token, now=utcnow())
+            key = apikeys.authenticate(services().db, token, now=utcnow())
             refusal = _refusal(key, scope)
             if refusal is not None:
                 return refusal
