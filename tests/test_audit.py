@@ -6,11 +6,11 @@ import threading
 from collections.abc import Callable
 
 from click.testing import CliRunner
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text, update
 
 from auth import audit
 from auth.cli import main
-from auth.models import AuditEvent
+from auth.models import Account, AuditEvent, table
 from auth.services import Services
 
 ALICE = audit.Actor.cli("alice")
@@ -72,6 +72,31 @@ def test_an_append_rolled_back_with_its_transaction_leaves_no_trace(
     _append(registry, 1, now)
     report = _verify(registry)
     assert report.ok and report.events == 3
+
+
+def test_a_guarded_event_is_appended_only_when_its_guard_matches(
+    registry: Services, now: dt.datetime
+) -> None:
+    """append_if: the sign-in's confirmation (on PostgreSQL one statement with the
+    audit_append function) records the event only while the account stands as read."""
+    accounts = table(Account)
+    with registry.db.session() as s:
+        account = Account(email="guard@example.org", email_sha1=b"\x00" * 20, name="G")
+        s.add(account)
+        s.flush()
+        account_id = account.id
+    guard = (
+        update(accounts)
+        .where(accounts.c.id == bindparam("account"), accounts.c.session_epoch == 0)
+        .values(failed_logins=0)
+    )
+    event = audit.Event(ALICE, audit.Action.LOGIN_DECIDED, f"account:{account_id}", {"n": 1})
+    _append(registry, 2, now)
+    assert audit.append_if(registry.db, guard, {"account": account_id}, event, now=now)
+    assert not audit.append_if(registry.db, guard, {"account": account_id + 1}, event, now=now)
+    _append(registry, 1, now)
+    report = _verify(registry)
+    assert report.ok and report.events == 4, report
 
 
 def test_an_edited_event_is_named(registry: Services, now: dt.datetime) -> None:
