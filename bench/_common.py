@@ -7,10 +7,12 @@ e-mail addresses under reserved example domains; never real passwords.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import os
 import random
+import re
 import shutil
 import socket
 import sqlite3
@@ -431,3 +433,41 @@ def insert_accounts(
         for start in range(0, len(rows), 2000):
             conn.execute(insert(Account), rows[start : start + 2000])
     return ids
+
+
+# --- wrk ----------------------------------------------------------------------------------
+
+
+def run_wrk(
+    url: str, script: Path, args: argparse.Namespace, duration: int, *extra: str
+) -> dict[str, Any]:
+    cmd = [
+        "wrk",
+        "-t",
+        str(args.wrk_threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{duration}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    if extra:
+        cmd += ["--", *extra]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    b = re.search(r"BENCH p50_us=(\d+) p99_us=(\d+) errors=(\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    assert m and b and total, out
+    result: dict[str, Any] = {
+        "rps": float(m.group(1)),
+        "requests": int(total.group(1)),
+        "p50": int(b.group(1)) / 1000,
+        "p99": int(b.group(2)) / 1000,
+        "errors": int(b.group(3)),
+    }
+    s = re.search(r"STATUS (.*)", out)
+    if s:
+        result["status"] = {k: int(v) for k, v in (kv.split("=") for kv in s.group(1).split())}
+    return result

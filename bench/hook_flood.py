@@ -37,9 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_db, cli_env, listening, serve_command, table, verdict, workdir
+from _common import bench_db, cli_env, listening, run_wrk, serve_command, table, verdict, workdir
 from hook_http import PASSWORD, add_accounts, add_argon2_option
-from mfa_http import run_wrk
 
 LUA = r"""
 local counter = 0

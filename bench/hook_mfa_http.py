@@ -37,8 +37,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PYTHON, ROOT, analyze, bench_db, cli_env, listening, table, verdict, workdir
-from mfa_http import run_wrk
+from _common import (
+    PYTHON,
+    ROOT,
+    analyze,
+    bench_db,
+    cli_env,
+    listening,
+    run_wrk,
+    table,
+    verdict,
+    workdir,
+)
 from mfa_verify import BENCH_KEY, add_accounts, add_totp_factors, totp_code_for
 
 TARGET_RATIO = 0.8

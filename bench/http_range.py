@@ -39,7 +39,7 @@ from _common import (
     workdir,
 )
 
-TARGET_RATIO = 0.5
+FLOOR_RATIO = 0.5
 
 LUA = r"""
 math.randomseed(%(seed)d)
@@ -162,8 +162,8 @@ def main() -> None:
     print()
     for kind, ratio in ratios.items():
         print(
-            f"target /range/ >= {TARGET_RATIO} x /healthz ({kind}): {ratio:.2f}: "
-            f"{verdict(ratio >= TARGET_RATIO)}"
+            f"floor /range/ >= {FLOOR_RATIO} x /healthz ({kind}): {ratio:.2f}: "
+            f"{verdict(ratio >= FLOOR_RATIO)}"
         )
 
 

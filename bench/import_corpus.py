@@ -42,7 +42,7 @@ from _common import (
     write_plain_file,
 )
 
-TARGET_RATE = 200_000
+FLOOR_RATE = 200_000
 THIS = str(Path(__file__).resolve())
 
 
@@ -256,8 +256,8 @@ def main() -> None:
     )
     print()
     print(
-        f"target >= {TARGET_RATE:,} lines/s (sha1 imports): "
-        f"{verdict(bool(rates) and min(rates) >= TARGET_RATE)} (slowest {min(rates):,.0f}/s)"
+        f"floor >= {FLOOR_RATE:,} lines/s (sha1 imports): "
+        f"{verdict(bool(rates) and min(rates) >= FLOOR_RATE)} (slowest {min(rates):,.0f}/s)"
     )
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)

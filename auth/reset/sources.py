@@ -90,9 +90,10 @@ class Addresses:
                 )
                 found.update((email, account_id) for email, account_id in rows)
         unknown = [address for address in self.addresses if address not in found]
+        accounts = sorted((account_id, email) for email, account_id in found.items())
+        del found  # held while the batches are reset: only the sorted list is needed
         if unknown:
             yield Batch([], {}, unknown)
-        accounts = sorted((account_id, email) for email, account_id in found.items())
         for start in range(0, len(accounts), size):
             part = accounts[start : start + size]
             yield Batch([Target(account_id) for account_id, _ in part], dict(part))
