@@ -503,10 +503,10 @@ def test_demo_creates_an_administrator_and_says_how_to_reach_the_console(
 def test_the_dashboard_counts_today_s_coverage_when_it_is_read(
     admin: FlaskClient, site: Services
 ) -> None:
-    from auth.mfa import census as coverage
+    from auth.mfa import census
 
     admin.get("/admin")
     with site.db.session() as s:
-        today = coverage.on_or_before(s, dt.datetime.now(dt.UTC).date())
+        today = census.on_or_before(s, dt.datetime.now(dt.UTC).date())
     assert today is not None and today.day == dt.datetime.now(dt.UTC).date()
     assert (today.accounts, today.totp) == (1, 1)

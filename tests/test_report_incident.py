@@ -18,7 +18,7 @@ from auth import accounts, audit, notify, report
 from auth.breach import findings
 from auth.breach.checker import Checker
 from auth.cli import main
-from auth.mfa import census as coverage
+from auth.mfa import census
 from auth.models import Finding, FindingKind
 from auth.reset import complete, forced
 from auth.services import Services
@@ -77,7 +77,7 @@ def seeded(registry: Services) -> Seeded:
         )
     enroll_totp(registry, ids["d"])
     with registry.db.engine.begin() as conn:
-        coverage.snapshot(conn, SINCE.date() - dt.timedelta(days=1))
+        census.snapshot(conn, SINCE.date() - dt.timedelta(days=1))
     with registry.db.session() as s:
         findings.record(
             s,
@@ -226,7 +226,7 @@ def test_every_value_is_escaped_in_html() -> None:
         measures=(report.Measure("password reset forced", hostile, 1, 1, T1, T1),),
         coverage_day=SINCE.date(),
         coverage_before=None,
-        coverage_after=coverage.Coverage(UNTIL.date(), 1, 1, 0, 0, 0),
+        coverage_after=census.Census(UNTIL.date(), 1, 1, 0, 0, 0),
         accounts=(report.AffectedAccount(1, hostile, ("email_in_breach",), T1, None),),
     )
     page = report.to_html(inc)

@@ -34,7 +34,7 @@ from auth.breach.hibp import HibpClient
 from auth.breach.pacing import Budget, Pacer
 from auth.db import Database
 from auth.errors import BreachSourceError
-from auth.mfa import census as coverage
+from auth.mfa import census
 from auth.models import (
     Breach,
     BreachKind,
@@ -301,7 +301,7 @@ def run(
         report.errors.extend(report.hibp.errors)
     report.policy = apply_policy(services, clock=clock)
     with db.session() as session:
-        coverage.snapshot(session, clock().date())  # the console's and the report's history
+        census.snapshot(session, clock().date())  # the console's and the report's history
         audit.append(
             session,
             [audit.Event(actor, audit.Action.MONITOR_COMPLETED, "accounts", report.as_dict())],

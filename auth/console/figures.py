@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Date, cast, distinct, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from auth import audit
-from auth.mfa import census as coverage
-from auth.mfa.census import Coverage
+from auth.mfa import census
+from auth.mfa.census import Census
 from auth.models import (
     Account,
     AccountStatus,
@@ -67,7 +67,7 @@ class Dashboard:
     totals: Totals
     findings_by_kind: list[tuple[str, int]]
     resets: list[DayResets]
-    coverage: list[Coverage]
+    coverage: list[Census]
     last_day: LastDay
 
 
@@ -114,7 +114,7 @@ def resets_per_day(conn: Connection, *, since: dt.date, until: dt.date) -> list[
     return [DayResets(d, counts["issued"].get(d, 0), counts["completed"].get(d, 0)) for d in days]
 
 
-def fill_days(rows: Sequence[Coverage], *, until: dt.date) -> list[Coverage]:
+def fill_days(rows: Sequence[Census], *, until: dt.date) -> list[Census]:
     """One row per day from the first stored one to `until`: a day without a count keeps
     the day before's figures (coverage as it stood), so the x axis is even."""
     if not rows:
@@ -124,7 +124,7 @@ def fill_days(rows: Sequence[Coverage], *, until: dt.date) -> list[Coverage]:
     day = rows[0].day
     while day <= until:
         last = by_day.get(day, last)
-        filled.append(Coverage(day, last.accounts, last.none, last.totp, last.webauthn, last.both))
+        filled.append(Census(day, last.accounts, last.none, last.totp, last.webauthn, last.both))
         day += dt.timedelta(days=1)
     return filled
 
@@ -152,7 +152,7 @@ def last_day(conn: Connection, *, now: dt.datetime) -> LastDay:
     )
 
 
-def totals(conn: Connection, today: Coverage) -> Totals:
+def totals(conn: Connection, today: Census) -> Totals:
     rows = conn.execute(select(_A.c.status, func.count()).group_by(_A.c.status)).all()
     status: dict[str, int] = {str(s): int(n) for s, n in rows}
     open_ = _F.c.status == FindingStatus.OPEN
@@ -172,12 +172,12 @@ def dashboard(conn: Connection, *, now: dt.datetime, days: int = DAYS) -> Dashbo
     transaction), so call it inside `engine.begin()`."""
     today = now.astimezone(dt.UTC).date()
     since = today - dt.timedelta(days=days - 1)
-    figures = coverage.snapshot(conn, today)
+    figures = census.snapshot(conn, today)
     return Dashboard(
         today=today,
         totals=totals(conn, figures),
         findings_by_kind=findings_by_kind(conn),
         resets=resets_per_day(conn, since=since, until=today),
-        coverage=fill_days(coverage.history(conn, since), until=today),
+        coverage=fill_days(census.history(conn, since), until=today),
         last_day=last_day(conn, now=now),
     )

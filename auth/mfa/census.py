@@ -1,4 +1,5 @@
-"""Second-factor coverage: how many accounts have none, TOTP, WebAuthn, or both.
+"""The second-factor census: how many accounts have none, TOTP, WebAuthn, or both (the
+second-factor coverage the console and the incident report show).
 
 Counted live from confirmed factors, and kept once a day in `coverage_daily`, because a
 factor removed later must not rewrite the past: the console's chart and the incident
@@ -21,7 +22,9 @@ _A, _F, _C = table(Account), table(MfaFactor), table(CoverageDay)
 
 
 @dataclass(frozen=True)
-class Coverage:
+class Census:
+    """One day's figures."""
+
     day: dt.date
     accounts: int
     none: int
@@ -56,12 +59,12 @@ _BY_KINDS = select(_PER_ACCOUNT.c.t, _PER_ACCOUNT.c.w, func.count()).group_by(
 )
 
 
-def current(conn: Connection | Session, day: dt.date) -> Coverage:
+def current(conn: Connection | Session, day: dt.date) -> Census:
     """Today's figures, counted from the confirmed factors."""
     accounts = int(conn.execute(select(func.count()).select_from(_A)).scalar() or 0)
     counts = {(int(t), int(w)): int(n) for t, w, n in conn.execute(_BY_KINDS).all()}
     totp, webauthn, both = counts.get((1, 0), 0), counts.get((0, 1), 0), counts.get((1, 1), 0)
-    return Coverage(
+    return Census(
         day=day,
         accounts=accounts,
         none=accounts - totp - webauthn - both,
@@ -71,7 +74,7 @@ def current(conn: Connection | Session, day: dt.date) -> Coverage:
     )
 
 
-def snapshot(conn: Connection | Session, day: dt.date) -> Coverage:
+def snapshot(conn: Connection | Session, day: dt.date) -> Census:
     """Count now and keep the figures as `day`'s row (replacing an earlier count that day)."""
     figures = current(conn, day)
     values = {
@@ -91,18 +94,18 @@ def snapshot(conn: Connection | Session, day: dt.date) -> Coverage:
     return figures
 
 
-def _row(r: object) -> Coverage:
+def _row(r: object) -> Census:
     m = r._mapping  # type: ignore[attr-defined]
-    return Coverage(m["day"], m["accounts"], m["none"], m["totp"], m["webauthn"], m["both"])
+    return Census(m["day"], m["accounts"], m["none"], m["totp"], m["webauthn"], m["both"])
 
 
-def history(conn: Connection | Session, since: dt.date) -> list[Coverage]:
+def history(conn: Connection | Session, since: dt.date) -> list[Census]:
     """The daily rows from `since` on, oldest first."""
     rows = conn.execute(select(_C).where(_C.c.day >= since).order_by(_C.c.day)).all()
     return [_row(r) for r in rows]
 
 
-def on_or_before(conn: Connection | Session, day: dt.date) -> Coverage | None:
+def on_or_before(conn: Connection | Session, day: dt.date) -> Census | None:
     """The latest daily row at or before `day`: coverage as it stood then."""
     row = conn.execute(select(_C).where(_C.c.day <= day).order_by(_C.c.day.desc()).limit(1)).first()
     return _row(row) if row is not None else None

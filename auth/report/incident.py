@@ -15,7 +15,7 @@ from sqlalchemy import Connection, distinct, func, select
 from sqlalchemy.sql import ColumnElement
 
 from auth.audit import Action
-from auth.mfa import census as coverage
+from auth.mfa import census
 from auth.models import (
     Account,
     AuditEvent,
@@ -70,8 +70,8 @@ class Incident:
     accounts_total: int
     measures: tuple[Measure, ...]
     coverage_day: dt.date  # the last day counted as "before" the window
-    coverage_before: coverage.Coverage | None  # None: no daily figure was recorded by then
-    coverage_after: coverage.Coverage
+    coverage_before: census.Census | None  # None: no daily figure was recorded by then
+    coverage_after: census.Census
     accounts: tuple[AffectedAccount, ...] | None = None  # only with --with-accounts
     # Distinct accounts per kind of evidence (an account in two breaches counts once).
     accounts_by_kind: tuple[tuple[str, int], ...] = ()
@@ -249,8 +249,8 @@ def gather(
         accounts_total=int(conn.execute(select(func.count()).select_from(_A)).scalar_one()),
         measures=tuple(_measures(conn, *window)),
         coverage_day=day,
-        coverage_before=coverage.on_or_before(conn, day),
-        coverage_after=coverage.current(conn, now.date()),
+        coverage_before=census.on_or_before(conn, day),
+        coverage_after=census.current(conn, now.date()),
         accounts=tuple(_affected(conn, *window)) if with_accounts else None,
         accounts_by_kind=tuple(_accounts_by_kind(conn, *window)),
     )

@@ -12,7 +12,7 @@ import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from auth.mfa import census as coverage
+from auth.mfa import census
 from auth.report.incident import Incident
 
 TO_FILL = "[TO BE COMPLETED BY THE DATA PROTECTION OFFICER]"
@@ -27,7 +27,7 @@ def _t(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
-def _coverage_line(figures: coverage.Coverage | None, day: dt.date) -> str:
+def _coverage_line(figures: census.Census | None, day: dt.date) -> str:
     if figures is None:
         return f"not recorded (no daily coverage figure on or before {day:%Y-%m-%d})"
     return (

@@ -86,7 +86,7 @@ def _housekeeping(db: Any, *, clock: Callable[[], float] = time.monotonic) -> No
     """What the server does between notices: purge what expired and, once an hour, count
     second-factor coverage into today's row (the console's chart and the incident report
     read that history, even on days nobody opens the dashboard)."""
-    from auth.mfa import census as coverage
+    from auth.mfa import census
     from auth.models import utcnow
 
     _purge_expired(db)
@@ -94,7 +94,7 @@ def _housekeeping(db: Any, *, clock: Callable[[], float] = time.monotonic) -> No
         return
     _last_coverage[:] = [clock()]
     with db.connection() as conn:
-        coverage.snapshot(conn, utcnow().date())
+        census.snapshot(conn, utcnow().date())
 
 
 def _start_notice_drain(server: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from auth import accounts, audit
-from auth.mfa import census as coverage
+from auth.mfa import census
 from auth.models import FactorKind, MfaFactor, utcnow
 from auth.services import Services
 from tests.totp_helpers import enroll_totp
@@ -51,7 +51,7 @@ def test_each_account_is_counted_once_by_the_factors_it_has_confirmed(registry: 
     _webauthn(registry, c)
     _webauthn(registry, d, confirmed=False)  # a pending registration covers nothing
     with registry.db.session() as s:
-        figures = coverage.current(s, DAY)
+        figures = census.current(s, DAY)
     assert (figures.accounts, figures.none, figures.totp, figures.webauthn, figures.both) == (
         4,
         1,
@@ -67,18 +67,18 @@ def test_a_snapshot_keeps_the_day_and_a_later_count_that_day_replaces_it(
 ) -> None:
     a, _ = _accounts(registry, 2)
     with registry.db.session() as s:
-        coverage.snapshot(s, DAY - dt.timedelta(days=1))
+        census.snapshot(s, DAY - dt.timedelta(days=1))
     enroll_totp(registry, a)
     with registry.db.session() as s:
-        coverage.snapshot(s, DAY)
-        coverage.snapshot(s, DAY)  # twice the same day: one row
+        census.snapshot(s, DAY)
+        census.snapshot(s, DAY)  # twice the same day: one row
     with registry.db.session() as s:
-        rows = coverage.history(s, DAY - dt.timedelta(days=7))
+        rows = census.history(s, DAY - dt.timedelta(days=7))
         assert [(r.day, r.covered) for r in rows] == [(DAY - dt.timedelta(days=1), 0), (DAY, 1)]
-        assert coverage.on_or_before(s, DAY - dt.timedelta(days=2)) is None
-        before = coverage.on_or_before(s, DAY - dt.timedelta(days=1))
+        assert census.on_or_before(s, DAY - dt.timedelta(days=2)) is None
+        before = census.on_or_before(s, DAY - dt.timedelta(days=1))
         assert before is not None and before.covered == 0
-        latest = coverage.on_or_before(s, DAY + dt.timedelta(days=3))
+        latest = census.on_or_before(s, DAY + dt.timedelta(days=3))
         assert latest is not None and latest.day == DAY
 
 
@@ -96,11 +96,11 @@ def test_the_server_counts_coverage_between_notices_at_most_once_an_hour(
     serve._housekeeping(registry.db, clock=lambda: ticks[0])  # within the hour: not again
     today = utcnow().date()
     with registry.db.session() as s:
-        assert [r.covered for r in coverage.history(s, today)] == [0]
+        assert [r.covered for r in census.history(s, today)] == [0]
     ticks[0] += 2
     serve._housekeeping(registry.db, clock=lambda: ticks[0])
     with registry.db.session() as s:
-        assert [r.covered for r in coverage.history(s, today)] == [1]
+        assert [r.covered for r in census.history(s, today)] == [1]
     serve._last_coverage.clear()
 
 
@@ -112,4 +112,4 @@ def test_a_monitor_run_keeps_the_days_coverage(registry: Services) -> None:
     enroll_totp(registry, a)
     monitor.run(registry, actor=audit.Actor.cli("test"), budget=Budget(), clock=lambda: NOW)
     with registry.db.session() as s:
-        assert [(r.day, r.totp) for r in coverage.history(s, DAY)] == [(DAY, 1)]
+        assert [(r.day, r.totp) for r in census.history(s, DAY)] == [(DAY, 1)]
