@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from auth import accounts, audit
-from auth.breach import finding_policy as policy
+from auth.breach import finding_policy
 from auth.breach.hashing import email_sha1
 from auth.breach.importer import Importer, Source
 from auth.errors import InvalidInput
@@ -64,9 +64,11 @@ def account(registry: Services, aid: int) -> Account:
         return s.execute(select(Account).where(Account.id == aid)).scalar_one()
 
 
-def run_table(registry: Services, now: dt.datetime, **overrides: str) -> policy.PolicyReport:
+def run_table(
+    registry: Services, now: dt.datetime, **overrides: str
+) -> finding_policy.PolicyReport:
     table = {**registry.settings.finding_policy, **overrides}
-    return policy.run(
+    return finding_policy.run(
         registry.db,
         table,
         secret_key=registry.settings.secret_key,
@@ -118,7 +120,7 @@ def test_running_the_table_twice_acts_once(
     run_table(registry, now)
     events = count(registry, AuditEvent)
     again = run_table(registry, now + dt.timedelta(hours=1))
-    assert again.as_dict() == policy.PolicyReport().as_dict()
+    assert again.as_dict() == finding_policy.PolicyReport().as_dict()
     assert count(registry, Reset) == 3 and count(registry, Notice) == 3
     assert count(registry, AuditEvent) == events
 
@@ -147,7 +149,7 @@ def test_the_console_escalates_a_second_factor_to_a_reset_once(
     run_table(registry, now)
     later = now + dt.timedelta(minutes=5)
     with registry.db.session() as s:
-        first = policy.force_reset(
+        first = finding_policy.force_reset(
             s,
             [exposed["mail"], exposed["val"], 999_999],
             actor=ALICE,
@@ -162,7 +164,7 @@ def test_the_console_escalates_a_second_factor_to_a_reset_once(
     assert (mail.action, mail.acted_by, mail.acted_at) == ("reset", "cli:alice", later)
     assert account(registry, mail.account_id).reset_reason == "seen on a paste site"
     with registry.db.session() as s:
-        second = policy.force_reset(
+        second = finding_policy.force_reset(
             s,
             [exposed["mail"]],
             actor=ALICE,
@@ -178,7 +180,7 @@ def test_a_finding_a_reset_job_already_covered_is_marked_not_reset_again(
     registry: Services, exposed: dict[str, int], now: dt.datetime
 ) -> None:
     with registry.db.session() as s:
-        done = policy.force_reset(
+        done = finding_policy.force_reset(
             s,
             [exposed["val"]],
             actor=ALICE,
@@ -198,7 +200,7 @@ def test_a_finding_a_reset_job_already_covered_is_marked_not_reset_again(
             Finding.__table__.update().where(Finding.id == exposed["val"]).values(action=None)
         )
     with registry.db.session() as s:
-        again = policy.force_reset(
+        again = finding_policy.force_reset(
             s,
             [exposed["val"]],
             actor=ALICE,
@@ -215,9 +217,9 @@ def test_requiring_a_factor_marks_the_findings_and_flags_the_account_once(
     registry: Services, exposed: dict[str, int], now: dt.datetime
 ) -> None:
     with registry.db.session() as s:
-        first = policy.require_mfa(s, [exposed["mail"]], actor=ALICE, now=now)
+        first = finding_policy.require_mfa(s, [exposed["mail"]], actor=ALICE, now=now)
     with registry.db.session() as s:
-        second = policy.require_mfa(s, [exposed["mail"]], actor=ALICE, now=now)
+        second = finding_policy.require_mfa(s, [exposed["mail"]], actor=ALICE, now=now)
     assert len(first.accounts) == 1 and first.findings == [exposed["mail"]]
     assert second.findings == [] and second.skipped == [exposed["mail"]]
     assert account(registry, first.accounts[0]).mfa_required
@@ -227,9 +229,9 @@ def test_dismissing_needs_a_reason_and_closes_the_findings(
     registry: Services, exposed: dict[str, int], now: dt.datetime
 ) -> None:
     with registry.db.session() as s, pytest.raises(InvalidInput, match="reason"):
-        policy.dismiss(s, [exposed["mail"]], actor=ALICE, reason="  ", now=now)
+        finding_policy.dismiss(s, [exposed["mail"]], actor=ALICE, reason="  ", now=now)
     with registry.db.session() as s:
-        result = policy.dismiss(
+        result = finding_policy.dismiss(
             s, [exposed["mail"]], actor=ALICE, reason="a shared test mailbox", now=now
         )
     assert result.findings == [exposed["mail"]]
@@ -247,7 +249,7 @@ def test_a_backlog_is_worked_through_in_batches(registry: Services, now: dt.date
     for i in range(7):
         aid = make_account(registry, f"b{i}@example.fr", now)
         make_finding(registry, aid, "email_in_breach", "forum-2023", now)
-    report = policy.run(
+    report = finding_policy.run(
         registry.db,
         registry.settings.finding_policy,
         secret_key=registry.settings.secret_key,

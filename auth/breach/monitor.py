@@ -27,8 +27,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.breach import finding_policy as policy
-from auth.breach import findings, scan
+from auth.breach import finding_policy, findings, scan
 from auth.breach.hashing import EMAIL_PREFIX_LEN, prefix_bounds, sha1_hex
 from auth.breach.hibp import HibpClient
 from auth.breach.pacing import Budget, Pacer
@@ -235,7 +234,7 @@ class MonitorReport:
     accounts_checked: int = 0
     account_findings: int = 0
     hibp: HibpSlice | None = None
-    policy: policy.PolicyReport = field(default_factory=policy.PolicyReport)
+    policy: finding_policy.PolicyReport = field(default_factory=finding_policy.PolicyReport)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -265,9 +264,9 @@ class MonitorReport:
         }
 
 
-def apply_policy(services: Services, *, clock: Clock) -> policy.PolicyReport:
+def apply_policy(services: Services, *, clock: Clock) -> finding_policy.PolicyReport:
     settings = services.settings
-    return policy.run(
+    return finding_policy.run(
         services.db,
         settings.finding_policy,
         secret_key=settings.secret_key,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from auth import audit
-from auth.breach import finding_policy as policy
+from auth.breach import finding_policy
 from auth.errors import InvalidInput, one_line
 from auth.models import utcnow
 from auth.services import Services
@@ -86,7 +86,7 @@ def act(
     reason = clean_reason(reason, choice)
     with registry.db.session() as session:
         if choice is Choice.RESET:
-            result = policy.force_reset(
+            result = finding_policy.force_reset(
                 session,
                 finding_ids,
                 actor=actor,
@@ -96,9 +96,11 @@ def act(
                 require_mfa=registry.settings.reset_requires_mfa,
             )
         elif choice is Choice.MFA:
-            result = policy.require_mfa(session, finding_ids, actor=actor, now=now)
+            result = finding_policy.require_mfa(session, finding_ids, actor=actor, now=now)
         else:
-            result = policy.dismiss(session, finding_ids, actor=actor, reason=reason, now=now)
+            result = finding_policy.dismiss(
+                session, finding_ids, actor=actor, reason=reason, now=now
+            )
     return ActionSummary(
         choice, len(result.findings), len(result.accounts), len(result.already), len(result.skipped)
     )
