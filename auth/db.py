@@ -179,7 +179,7 @@ def insert_rows(
         return
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(names))
     sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608 (known names)
-    connection.exec_driver_sql(sql, values if len(values) > 1 else values[0])
+    connection.exec_driver_sql(sql, values)
 
 
 COPY_FROM = 50  # rows: from here on, COPY on PostgreSQL
