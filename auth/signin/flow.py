@@ -124,6 +124,7 @@ _CLAIM = (
         _A.c.last_failed_login_at == bindparam("last", type_=UTCDateTime),
     )
     .values(last_failed_login_at=bindparam("now", type_=UTCDateTime))
+    .returning(_A.c.id)
 )
 
 
@@ -222,8 +223,9 @@ class SignIn:
             if step is Need.PASSWORD:
                 facts = replace(facts, password_ok=self._verify(row, password))
             elif step is Need.BREACH:
+                assert row is not None  # the rules ask only once the password is right
                 check = self.services.checker.check_password(
-                    password, local_count=int(row.seen or 0) if row is not None else None
+                    password, local_count=int(row.seen or 0)
                 )
                 facts = replace(facts, breach_count=check.count, breach_failed=bool(check.errors))
             else:
@@ -245,10 +247,8 @@ class SignIn:
         cost), rehashed when the parameters changed."""
         result = self.services.hasher.verify(row.password_hash if row else None, password)
         if result.ok and result.new_hash and row is not None:
-            with self.services.db.connection() as conn:
-                conn.execute(
-                    update(_A).where(_A.c.id == row.id).values(password_hash=result.new_hash)
-                )
+            rehashed = update(_A).where(_A.c.id == row.id).values(password_hash=result.new_hash)
+            self.services.db.run(rehashed)
         return result.ok
 
     def _claim(self, account: AccountFacts, now: dt.datetime) -> bool:
@@ -267,8 +267,7 @@ class SignIn:
             "last": account.last_failed_login_at,
             "now": now,
         }
-        with self.services.db.connection() as conn:
-            return bool(conn.execute(_CLAIM, params).rowcount == 1)
+        return bool(self.services.db.run(_CLAIM, params))
 
     def _carry_out(
         self,
