@@ -108,11 +108,6 @@ class Checker:
         self.sources = tuple(sources)
         self.fail_closed = fail_closed
 
-    @property
-    def local(self) -> bool:
-        """Whether the local corpus is one of the sources."""
-        return any(isinstance(s, LocalSource) for s in self.sources)
-
     def check_password(self, password: str, *, local_count: int | None = None) -> Check:
         """local_count: the local corpus's count for this password when the caller has read
         it already, in a transaction of its own (the sign-in reads it with the account)."""

@@ -45,7 +45,6 @@ _LIVE = (
     _B.c.removed_at.is_(None),
     or_(_B.c.expires_at.is_(None), _B.c.expires_at > bindparam("now")),
 )
-_ACTIVE = select(_B.c.network).where(*_LIVE)
 # The active bans' networks as one space-separated value, for a statement that reads them
 # together with other facts (the sign-in's); parse it with networks_of().
 ACTIVE_NETWORKS = select(func.aggregate_strings(_B.c.network, " ")).where(*_LIVE).scalar_subquery()
@@ -53,10 +52,6 @@ ACTIVE_NETWORKS = select(func.aggregate_strings(_B.c.network, " ")).where(*_LIVE
 
 def networks_of(listed: str | None) -> list[str]:
     return listed.split() if listed else []
-
-
-def is_banned(conn: Session | Connection, ip: str, *, now: dt.datetime) -> bool:
-    return banned_by(ip, [network for (network,) in conn.execute(_ACTIVE, {"now": now})])
 
 
 def banned_by(ip: str, networks: Iterable[str]) -> bool:

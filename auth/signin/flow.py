@@ -22,33 +22,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import LargeBinary, bindparam, exists, func, literal, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from auth import audit, metrics
 from auth.breach.checker import Check
-from auth.breach.hashing import normalise_email, password_sha1
+from auth.breach.hashing import normalise_email
 from auth.errors import InvalidInput
-from auth.models import (
-    Account,
-    AccountStatus,
-    FactorKind,
-    Finding,
-    FindingStatus,
-    MfaFactor,
-    PwnedPassword,
-    UTCDateTime,
-    table,
-    utcnow,
-)
+from auth.models import Account, AccountStatus, UTCDateTime, table, utcnow
 from auth.services import Services
-from auth.signin import bans, breached, continuations, lockout, second_step
+from auth.signin import bans, breached, continuations, facts, lockout, second_step
 from auth.signin.answer import Answer
 from auth.signin.keyed_lock import KeyedLock
 from auth.signin.rules import (
     AccountFacts,
     Decision,
     Facts,
-    MfaFacts,
     Need,
     Reason,
     SigninPolicy,
@@ -61,43 +49,7 @@ log = logging.getLogger(__name__)
 # Refusals decided before any hashing (rule 1 of auth/signin/rules.py).
 UNHASHED = {Reason.IP_BANNED, Reason.ACCOUNT_LOCKED, Reason.ACCOUNT_DISABLED, Reason.THROTTLED}
 
-_A, _F, _FI, _PW = table(Account), table(MfaFactor), table(Finding), table(PwnedPassword)
-
-
-def _has_factor(kind: str) -> Any:
-    return (
-        exists()
-        .where(_F.c.account_id == _A.c.id, _F.c.kind == kind, _F.c.confirmed_at.is_not(None))
-        .label(f"has_{kind}")
-    )
-
-
-# Every fact the database holds for a sign-in, in one statement: the active bans, the
-# account and what the rules may ask about it (factors, findings), and how often the local
-# corpus saw the password typed (a key look-up, used only once the password is right).
-# One row even for an unknown address (the account's columns are then NULL).
-_SEEN = (
-    select(func.sum(_PW.c.count))
-    .where(_PW.c.sha1 == bindparam("digest", type_=LargeBinary))
-    .scalar_subquery()
-)
-_FACTS = select(
-    bans.ACTIVE_NETWORKS.label("banned_networks"),
-    _A.c.id,
-    _A.c.status,
-    _A.c.session_epoch,
-    _A.c.failed_logins,
-    _A.c.last_failed_login_at,
-    _A.c.password_hash,
-    _A.c.mfa_required,
-    _A.c.mfa_grace_from,
-    _has_factor(FactorKind.TOTP),
-    _has_factor(FactorKind.WEBAUTHN),
-    exists()
-    .where(_FI.c.account_id == _A.c.id, _FI.c.status == FindingStatus.OPEN.value)
-    .label("has_findings"),
-    _SEEN.label("seen"),
-).select_from(select(literal(1)).subquery().outerjoin(_A, _A.c.email == bindparam("email")))
+_A = table(Account)
 # Allow only if the account still stands as it was read: a reset or lock committed while
 # the password was being hashed turns this into no row, and the decision is taken again.
 _CONFIRM = (
@@ -126,17 +78,6 @@ _CLAIM = (
     .values(last_failed_login_at=bindparam("now", type_=UTCDateTime))
     .returning(_A.c.id)
 )
-
-
-def _account_facts(row: Any) -> AccountFacts:
-    return AccountFacts(
-        row.id, row.status, row.session_epoch, row.failed_logins, row.last_failed_login_at
-    )
-
-
-def _mfa_facts(row: Any) -> MfaFacts:
-    kinds = tuple(k for k in FactorKind if getattr(row, f"has_{k}"))
-    return MfaFacts(kinds, bool(row.mfa_required), bool(row.has_findings), row.mfa_grace_from)
 
 
 class SignIn:
@@ -209,31 +150,23 @@ class SignIn:
         now: dt.datetime,
         started: float,
     ) -> Answer:
-        params = {"email": address, "digest": password_sha1(password), "now": now}
-        (found,) = self.services.db.run(_FACTS, params)
-        banned = bans.banned_by(ip, bans.networks_of(found.banned_networks))
-        row = found if found.id is not None else None
-        account = None if row is None else _account_facts(row)
-        facts = Facts(now=now, ip_banned=banned, account=account)
+        found = facts.read(self.services.db, address=address, password=password, ip=ip, now=now)
+        known, account = found.facts, found.facts.account
         check: Check | None = None
-        while isinstance(step := decide(facts, self.policy), Need):
+        while isinstance(step := decide(known, self.policy), Need):
             if step is Need.PASSWORD and account is not None and not self._claim(account, now):
                 step = Verdict(Decision.DENY, (Reason.THROTTLED,))  # another attempt has it
                 break
             if step is Need.PASSWORD:
-                facts = replace(facts, password_ok=self._verify(row, password))
+                known = replace(known, password_ok=self._verify(found, password))
             elif step is Need.BREACH:
-                assert row is not None  # the rules ask only once the password is right
-                check = self.services.checker.check_password(
-                    password, local_count=int(row.seen or 0)
-                )
-                facts = replace(facts, breach_count=check.count, breach_failed=bool(check.errors))
+                check = self.services.checker.check_password(password, local_count=found.seen)
+                known = replace(known, breach_count=check.count, breach_failed=bool(check.errors))
             else:
-                assert row is not None
-                facts = replace(facts, mfa=_mfa_facts(row))
+                known = replace(known, mfa=found.mfa())
         return self._carry_out(
             step,
-            facts,
+            known,
             check=check,
             ip=ip,
             user_agent=user_agent,
@@ -242,12 +175,13 @@ class SignIn:
             started=started,
         )
 
-    def _verify(self, row: Any, password: str) -> bool:
+    def _verify(self, found: facts.Found, password: str) -> bool:
         """The password against the account's hash (a dummy one for no account: the same
         cost), rehashed when the parameters changed."""
-        result = self.services.hasher.verify(row.password_hash if row else None, password)
-        if result.ok and result.new_hash and row is not None:
-            rehashed = update(_A).where(_A.c.id == row.id).values(password_hash=result.new_hash)
+        result = self.services.hasher.verify(found.password_hash, password)
+        account = found.facts.account
+        if result.ok and result.new_hash and account is not None:
+            rehashed = update(_A).where(_A.c.id == account.id).values(password_hash=result.new_hash)
             self.services.db.run(rehashed)
         return result.ok
 
@@ -331,8 +265,8 @@ class SignIn:
         return Answer(verdict, account.id, account.session_epoch, token, expires)
 
     def _recheck(self, account_id: int) -> Answer:
-        with self.services.db.connection() as conn:
-            status = conn.execute(select(_A.c.status).where(_A.c.id == account_id)).scalar()
+        rows = self.services.db.run(select(_A.c.status).where(_A.c.id == account_id))
+        status = rows[0].status if rows else None
         if status == AccountStatus.RESET_REQUIRED:
             return Answer(Verdict(Decision.RESET_REQUIRED, (Reason.RESET_PENDING,)), account_id)
         return Answer(Verdict(Decision.DENY, (Reason.ACCOUNT_LOCKED,)), account_id)
