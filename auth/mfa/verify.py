@@ -1,16 +1,18 @@
 """Checking a second factor at sign-in: a code (TOTP or recovery) or a security key's
 assertion, each throttled per account (auth/mfa/throttle.py).
 
-Used by the /login/mfa page, the passkey ceremonies and the hook's second step
-(auth/signin/second_step.py). A code is checked inside the caller's transaction, so that
-what the caller does once it is right (record the sign-in, spend a continuation) commits
-with it; a wrong one is counted afterwards, in a transaction of its own (count_failure).
+A code is checked inside a transaction (check_code), so that what follows a right code
+(recording the sign-in, spending the hook's continuation) commits with it; a wrong code is
+counted afterwards, in a transaction of its own (count_failure). verify_code does both for
+the /login/mfa page; the hook's second step (auth/signin/second_step.py) reads its
+continuation in the same transaction, so it calls the two itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +108,38 @@ def check_code(
         return FactorCheck(CheckStatus.INVALID, kind, "That code is not right.")
     throttle.record_success(conn, account_id=account_id, known=current)
     return checked
+
+
+def verify_code(
+    db: Database,
+    *,
+    account_id: int,
+    code: str,
+    keys: KeyRing,
+    settings: Settings,
+    actor: audit.Actor,
+    now: dt.datetime,
+    then: Callable[[Connection], object] | None = None,
+) -> FactorCheck:
+    """check_code in a transaction of its own, `then` (e.g. recording the sign-in) in the
+    same transaction when the code is right, count_failure when it is wrong."""
+    with db.connection() as conn:
+        result = check_code(
+            conn,
+            account_id=account_id,
+            code=code,
+            keys=keys,
+            settings=settings,
+            actor=actor,
+            now=now,
+        )
+        if result.ok and then is not None:
+            then(conn)
+    if result.status is CheckStatus.INVALID:
+        return count_failure(
+            db, result, account_id=account_id, settings=settings, actor=actor, now=now
+        )
+    return result
 
 
 def count_failure(

@@ -95,28 +95,19 @@ def login_mfa_post() -> Any:
         return redirect(url_for("pages.login"))
     registry = services()
     code, now = request.form.get("code", ""), utcnow()
-    actor = audit.Actor.account(account.id)
-    with registry.db.connection() as conn:
-        result = verify.check_code(
-            conn,
-            account_id=account.id,
-            code=code,
-            keys=registry.keys,
-            settings=registry.settings,
-            actor=actor,
-            now=now,
-        )
-        if result.ok:  # the sign-in is recorded with the check
-            audit.append(conn, [web_session.started(account, result.kind)], now=now)
-    if result.status is verify.CheckStatus.INVALID:
-        result = verify.count_failure(
-            registry.db,
-            result,
-            account_id=account.id,
-            settings=registry.settings,
-            actor=actor,
-            now=now,
-        )
+    result = verify.verify_code(
+        registry.db,
+        account_id=account.id,
+        code=code,
+        keys=registry.keys,
+        settings=registry.settings,
+        actor=audit.Actor.account(account.id),
+        now=now,
+        # the sign-in is recorded with the check, in its transaction
+        then=lambda conn: audit.append(
+            conn, [web_session.started(account, verify.kind_of(code))], now=now
+        ),
+    )
     if not result.ok:
         with registry.db.session() as db:
             kinds = factors.kinds(db, account.id)
