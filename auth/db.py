@@ -10,6 +10,7 @@ One way to get each:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -170,16 +171,17 @@ def insert_rows(
     names = [*rows[0], *shared]
     columns = ", ".join(table.c[name].name for name in names)  # known names only
     fixed = tuple(_stored(table.c[name].type, value, dialect) for name, value in shared.items())
-    values = [(*row.values(), *fixed) for row in rows]
-    if dialect.name == "postgresql" and len(values) > COPY_FROM:
+    if dialect.name == "postgresql" and len(rows) > COPY_FROM:
+        # COPY's text for a time is ISO 8601: written once here, not once per row.
+        text = tuple(v.isoformat() if isinstance(v, dt.datetime) else v for v in fixed)
         driver = connection.connection.driver_connection
         with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:  # type: ignore[union-attr]
-            for row in values:
-                copy.write_row(row)
+            for row in rows:
+                copy.write_row((*row.values(), *text))
         return
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(names))
     sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608 (known names)
-    connection.exec_driver_sql(sql, values)
+    connection.exec_driver_sql(sql, [(*row.values(), *fixed) for row in rows])
 
 
 COPY_FROM = 50  # rows: from here on, COPY on PostgreSQL
