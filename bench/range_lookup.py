@@ -4,7 +4,7 @@ For each corpus size (default 1e6 and 1e7 random SHA-1 digests, one breach) and 
 database, a fresh database is filled directly (COPY / executemany), then random 5-hex
 prefixes are looked up one at a time on one engine connection, as the /range view does.
 Measured in the same run:
-  store      - store.password_range(conn, prefix): what GET /range/ runs;
+  store      - store.password_range(db, prefix): what GET /range/ runs;
   view       - the whole Flask view through app.test_client() (formatting included);
   dbapi      - the same SQL straight on the DBAPI cursor (no SQLAlchemy), for reference;
   SELECT 1   - a round trip through the same SQLAlchemy connection: the floor per query;
@@ -23,6 +23,7 @@ import sys
 import time
 from bisect import bisect_left
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -124,7 +125,7 @@ def main() -> None:
                         one = timed(
                             lambda _p: conn.execute(text("SELECT 1")).scalar(), prefixes, warmup
                         )
-                        got = timed(lambda p: store.password_range(conn, p), prefixes, warmup)
+                        got = timed(partial(store.password_range, database), prefixes, warmup)
                         sql = (
                             "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= ? "
                             "AND sha1 < ? GROUP BY sha1 ORDER BY sha1"
@@ -140,7 +141,7 @@ def main() -> None:
 
                         direct = timed(dbapi, prefixes, warmup)
                         cur.close()
-                        check = store.password_range(conn, prefixes[0])
+                        check = store.password_range(database, prefixes[0])
                         lo, hi = prefix_bounds(prefixes[0])
                         i, j = bisect_left(digests, lo), bisect_left(digests, hi)
                         expected = list(zip(digests[i:j], counts[i:j], strict=True))

@@ -19,28 +19,19 @@ from sqlalchemy import Connection, text
 
 from auth.breach.formats import MAX_COUNT
 from auth.breach.hashing import prefix_bounds
+from auth.db import Database
 
-_RANGE_SQL = (
-    "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= {p} AND sha1 < {p} "
+_PASSWORD_RANGE = text(
+    "SELECT sha1, SUM(count) AS seen FROM pwned_passwords WHERE sha1 >= :lo AND sha1 < :hi "
     "GROUP BY sha1 ORDER BY sha1"
 )
-_PASSWORD_RANGE = {"qmark": _RANGE_SQL.format(p="?"), "pyformat": _RANGE_SQL.format(p="%s")}
 
 
-def password_range(conn: Connection, prefix: str) -> list[tuple[bytes, int]]:
-    """(digest, times seen over all breaches) for every digest under a 5-hex prefix, sorted.
-
-    GET /range/ is the busiest endpoint and this is all it asks of the database, so the one
-    fixed statement goes straight to the driver (sqlite3 or psycopg), in the caller's
-    transaction: SQLAlchemy's work around a statement took longer than the look-up."""
+def password_range(db: Database, prefix: str) -> list[tuple[bytes, int]]:
+    """(digest, times seen over all breaches) for every digest under a 5-hex prefix, sorted:
+    one statement that stands alone (GET /range/ asks nothing else of the database)."""
     lo, hi = prefix_bounds(prefix)
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cur.execute(_PASSWORD_RANGE[conn.dialect.paramstyle], (lo, hi))
-        rows = cur.fetchall()
-    finally:
-        cur.close()
-    return [(bytes(r[0]), int(r[1])) for r in rows]
+    return [(bytes(r.sha1), int(r.seen)) for r in db.run(_PASSWORD_RANGE, {"lo": lo, "hi": hi})]
 
 
 def email_range(conn: Connection, prefix: str) -> dict[bytes, list[str]]:

@@ -46,8 +46,7 @@ def password_range(prefix: str) -> Response:
         prefix = parse_prefix(prefix, PASSWORD_PREFIX_LEN)
     except ValueError as exc:
         return _bad_prefix(str(exc))
-    with services().db.connection() as conn:
-        rows = store.password_range(conn, prefix)
+    rows = store.password_range(services().db, prefix)
     entries = {digest.hex().upper()[PASSWORD_PREFIX_LEN:]: count for digest, count in rows}
     if request.headers.get("Add-Padding", "").lower() == "true":
         entries = padded(entries)
