@@ -1,1 +1,2 @@
-"""Forced password resets: tokens, the set-based bulk reset, jobs, and completing a reset."""
+"""Forced password resets: the set-based batch (forced), resumable jobs (job) over their
+sources (sources), reset links (tokens), and completing a reset (complete)."""
