@@ -6,6 +6,7 @@ One way to get each:
     with db.session() as session:    # ORM, one transaction: committed, or rolled back
     with db.connection() as conn:    # Core, one transaction: committed, or rolled back
     rows = db.run(statement, params) # one statement that stands alone
+    with db.standalone() as conn:    # the connection run() uses, for GET /range/'s driver call
 """
 
 from __future__ import annotations
@@ -91,18 +92,23 @@ class Database:
         with self.engine.begin() as conn:
             yield conn
 
-    def run(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
-        """Run one statement that stands alone (a read, or a write atomic by itself) and
-        return its rows. On PostgreSQL it runs in autocommit: a statement is its own
-        transaction there, and BEGIN and COMMIT would be two more round trips (a sign-in
-        runs three such statements, each on its way to the person waiting)."""
+    @contextmanager
+    def standalone(self) -> Iterator[Connection]:
+        """A connection whose statements each stand alone: autocommit on PostgreSQL, where a
+        statement is its own transaction and BEGIN and COMMIT would be two more round trips
+        (a sign-in runs three such statements, each on its way to the person waiting)."""
         with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            result = conn.execute(statement, dict(params or {}))
-            rows = list(result) if result.returns_rows else []
+            yield conn
             conn.commit()
-        return rows
+
+    def run(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
+        """Run one statement that stands alone (a read, or a write atomic by itself) and
+        return its rows."""
+        with self.standalone() as conn:
+            result = conn.execute(statement, dict(params or {}))
+            return list(result) if result.returns_rows else []
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -8,6 +8,7 @@ e-mail addresses under reserved example domains; never real passwords.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import hashlib
 import os
@@ -33,6 +34,8 @@ PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.exe
 CLI = str(VENV_BIN / "breachguard")
 PG_HOST = "127.0.0.1"  # loopback only
 PG_USER = "postgres"
+# the MFA_ENCRYPTION_KEYS of every throw-away instance
+BENCH_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"bench-mfa-key").digest()).decode()
 
 sys.path.insert(0, str(ROOT))
 

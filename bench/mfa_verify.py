@@ -33,9 +33,7 @@ Statements per call are counted with SQLAlchemy's cursor events on one extra cal
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
-import hashlib
 import json
 import sys
 import time
@@ -49,6 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    BENCH_KEY,
     ROOT,
     BenchDB,
     analyze,
@@ -63,7 +62,6 @@ from _common import (
 sys.path.insert(0, str(ROOT))  # tests.soft_authenticator
 
 FLOOR_TOTP_PER_S = 1000.0  # on SQLite
-BENCH_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"bench-mfa-key").digest()).decode()
 
 
 # --- fixtures (also used by bench/hook_mfa_http.py) ---------------------------------------------

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    BENCH_KEY,
     add_breach,
     analyze,
     bench_db,
@@ -155,6 +156,7 @@ def main() -> None:
                             secret_key="bench",  # noqa: S106 (a throw-away instance)
                             argon2=Argon2Params(1, 1024, 1),
                             log_level="WARNING",
+                            mfa_encryption_keys=(BENCH_KEY,),
                         )
                         registry = build(settings, database)
                         client = create_app(registry=registry).test_client()

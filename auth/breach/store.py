@@ -21,17 +21,28 @@ from auth.breach.formats import MAX_COUNT
 from auth.breach.hashing import prefix_bounds
 from auth.db import Database
 
-_PASSWORD_RANGE = text(
-    "SELECT sha1, SUM(count) AS seen FROM pwned_passwords WHERE sha1 >= :lo AND sha1 < :hi "
+_PASSWORD_RANGE = (
+    "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= ? AND sha1 < ? "
     "GROUP BY sha1 ORDER BY sha1"
 )
+_PASSWORD_RANGE_PG = _PASSWORD_RANGE.replace("?", "%s")
 
 
 def password_range(db: Database, prefix: str) -> list[tuple[bytes, int]]:
     """(digest, times seen over all breaches) for every digest under a 5-hex prefix, sorted:
     one statement that stands alone (GET /range/ asks nothing else of the database)."""
     lo, hi = prefix_bounds(prefix)
-    return [(bytes(r.sha1), int(r.seen)) for r in db.run(_PASSWORD_RANGE, {"lo": lo, "hi": hi})]
+    with db.standalone() as conn:
+        # GET /range/ is the public hot path: its one fixed statement goes straight to the
+        # driver, spared SQLAlchemy's per-statement work (about half the call's CPU).
+        sql = _PASSWORD_RANGE if conn.dialect.paramstyle == "qmark" else _PASSWORD_RANGE_PG
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, (lo, hi))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+    return [(bytes(digest), int(seen)) for digest, seen in rows]
 
 
 def email_range(conn: Connection, prefix: str) -> dict[bytes, list[str]]:
