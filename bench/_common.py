@@ -470,6 +470,8 @@ def run_wrk(
         "p99": int(b.group(2)) / 1000,
         "errors": int(b.group(3)),
     }
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    result["non2xx"] = int(non2xx.group(1)) if non2xx else 0
     s = re.search(r"STATUS (.*)", out)
     if s:
         result["status"] = {k: int(v) for k, v in (kv.split("=") for kv in s.group(1).split())}

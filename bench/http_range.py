@@ -19,12 +19,11 @@ Needs wrk (`apt-get install -y wrk`, or build https://github.com/wg/wrk).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,6 +36,7 @@ from _common import (
     human,
     parse_size,
     random_digests,
+    run_wrk,
     served,
     table,
     verdict,
@@ -71,32 +71,6 @@ done = function(summary, latency, requests)
       + summary.errors.status + summary.errors.timeout))
 end
 """
-
-
-def wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, float]:
-    cmd = [
-        "wrk",
-        "-t",
-        str(args.wrk_threads),
-        "-c",
-        str(args.connections),
-        "-d",
-        f"{args.duration}s",
-        "-s",
-        str(script),
-        url,
-    ]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    m = re.search(r"BENCH p50_us=(\d+) p99_us=(\d+) errors=(\d+)", out)
-    assert m, out
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {
-        "rps": rps,
-        "p50": float(m.group(1)) / 1000,
-        "p99": float(m.group(2)) / 1000,
-        "errors": int(m.group(3)) + (int(non2xx.group(1)) if non2xx else 0),
-    }
 
 
 def main() -> None:
@@ -142,18 +116,21 @@ def main() -> None:
                 env["API_RATE_LIMIT"] = "1000000 per minute"
                 with served(env, workers=args.workers, threads=args.threads) as base:
                     wait_up(base + "/range/ABCDE")
+
+                    def wrk(url: str, script: Path, seconds: int = args.duration) -> dict[str, Any]:
+                        return run_wrk(base + url, script, args, seconds)
+
                     # warm both endpoints (pool connections, statement caches) before timing
-                    short = argparse.Namespace(**{**vars(args), "duration": 2})
-                    wrk(base + "/range/00000", lua_range, short)
-                    wrk(base + "/healthz", lua_plain, short)
-                    runs: list[tuple[dict[str, float], dict[str, float]]] = []
+                    wrk("/range/00000", lua_range, 2)
+                    wrk("/healthz", lua_plain, 2)
+                    runs: list[tuple[dict[str, Any], dict[str, Any]]] = []
                     for r in range(args.rounds):
                         first_range = r % 2 == 0
                         if first_range:
-                            rng = wrk(base + "/range/00000", lua_range, args)
-                        hz = wrk(base + "/healthz", lua_plain, args)
+                            rng = wrk("/range/00000", lua_range)
+                        hz = wrk("/healthz", lua_plain)
                         if not first_range:
-                            rng = wrk(base + "/range/00000", lua_range, args)
+                            rng = wrk("/range/00000", lua_range)
                         runs.append((rng, hz))
                         print(
                             f"  {kind} round {r + 1}/{args.rounds}: /range/ {rng['rps']:,.0f}/s, "
@@ -172,7 +149,7 @@ def main() -> None:
                         statistics.median(run[side]["rps"] for run in runs),
                         statistics.median(run[side]["p50"] for run in runs),
                         statistics.median(run[side]["p99"] for run in runs),
-                        sum(run[side]["errors"] for run in runs),
+                        sum(run[side]["errors"] + run[side]["non2xx"] for run in runs),
                         1.0 if side else ratios[kind],
                     ]
                 )
