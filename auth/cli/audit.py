@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import sys
@@ -13,7 +12,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from auth import audit, report
+from auth import audit, csvout, report
 from auth.breach.hashing import normalise_email
 from auth.cli.common import Failed, services
 from auth.errors import InvalidInput
@@ -118,14 +117,12 @@ def audit_export(
     """Write events to stdout in seq order, a batch at a time (any size of trail)."""
     _window(since, until)
     registry = services(ctx)
-    writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
     with registry.db.session() as session:
         target = _account_target(session, account) if account is not None else None
-        if fmt == "csv":
-            writer.writeheader()
+        writer = csvout.RecordWriter(sys.stdout, FIELDS) if fmt == "csv" else None
         for ev in audit.iter_events(session, since=since, until=until, target=target):
-            if fmt == "csv":
-                writer.writerow({f: getattr(ev, f) for f in FIELDS} | {"at": ev.at.isoformat()})
+            if writer is not None:
+                writer.record({f: getattr(ev, f) for f in FIELDS} | {"at": ev.at.isoformat()})
             else:
                 click.echo(json.dumps(audit.as_record(ev)))
 

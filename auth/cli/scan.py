@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 
 import click
 
+from auth import csvout
 from auth.breach import findings
 from auth.breach import scan as scanning
 from auth.cli.common import actor, services
@@ -64,9 +64,9 @@ def _print_findings(rows: list[findings.FindingRow], fmt: str) -> None:
         click.echo(json.dumps(records, indent=2))
     elif fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
+        writer = csvout.RecordWriter(out, fields)
+        for record in records:
+            writer.record(record)
         click.echo(out.getvalue(), nl=False)
     elif records:
         widths = {f: max(len(f), *(len(r[f]) for r in records)) for f in fields}

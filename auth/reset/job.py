@@ -11,7 +11,6 @@ rest.
 from __future__ import annotations
 
 import collections
-import csv
 import datetime as dt
 import json
 import logging
@@ -23,7 +22,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from auth import audit
+from auth import audit, csvout
 from auth.db import Database
 from auth.errors import one_line
 from auth.models import JobStatus, ResetJob, utcnow
@@ -73,8 +72,7 @@ class ReportFile:
         if self.json:
             self.fh.write('{"accounts": [\n')
         else:
-            self.writer = csv.writer(self.fh, lineterminator="\n")
-            self.writer.writerow(["email", "account_id", "outcome", "detail"])
+            self.writer = csvout.Writer(self.fh, ["email", "account_id", "outcome", "detail"])
 
     def __call__(self, rows: list[AccountResult]) -> None:
         for email, account_id, outcome, detail in rows:
@@ -88,9 +86,7 @@ class ReportFile:
                 self.fh.write(("" if self.first else ",\n") + json.dumps(record))
                 self.first = False
             else:
-                self.writer.writerow(
-                    [email, account_id if account_id is not None else "", outcome.value, detail]
-                )
+                self.writer.row([email, account_id, outcome.value, detail])
 
     def close(self, report: JobReport) -> None:
         if self.json:

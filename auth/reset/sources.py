@@ -19,6 +19,7 @@ from typing import IO, Protocol
 from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
 
+from auth import csvout
 from auth.breach.hashing import normalise_email
 from auth.db import Database, among
 from auth.errors import InvalidInput
@@ -117,7 +118,7 @@ def email_cells(stream: IO[str]) -> Iterator[tuple[int, str]]:
     `email` column (or the first cell holding an @)."""
     column: int | None = None
     for number, row in enumerate(csv.reader(stream), 1):
-        cells = [c.strip() for c in row]
+        cells = [csvout.uncell(c.strip()) for c in row]
         if not any(cells):
             continue
         lowered = [c.lower() for c in cells]
