@@ -88,6 +88,7 @@ class Action(enum.StrEnum):
     RECOVERY_GENERATED = "mfa:recovery:generated"
     RECOVERY_USED = "mfa:recovery:used"
     SESSION_STARTED = "session:started"
+    SESSIONS_ENDED = "session:ended_everywhere"
     ACCOUNT_RESET_FORCED = "account:reset:forced"
     RESET_JOB_FINISHED = "reset:job:finished"
     LOGIN_FAILED = "login:failed"

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from auth.errors import InvalidInput
 
@@ -71,7 +72,7 @@ class Settings:
     webauthn_origins: tuple[str, ...] = ("http://localhost:5000",)
     webauthn_timeout: int = 120  # seconds a challenge lives
     # Forced resets and notices.
-    public_url: str = "http://localhost:5000"  # links in e-mails point here
+    public_url: str = "http://localhost:5000"  # links in e-mails; https: Secure cookies
     reset_token_minutes: int = 30  # from the notice's sending
     reset_requires_mfa: bool = True  # a forced reset makes a second factor mandatory
     reset_batch: int = 5000  # accounts per transaction in a bulk reset
@@ -91,6 +92,8 @@ class Settings:
     ip_ban_window: int = 10 * 60
     ip_ban_seconds: int = 60 * 60  # ...ban it this long (0: no automatic bans)
     continuation_seconds: int = 300  # between the password and the second factor
+    session_lifetime: int = 12 * 3600  # a page session ends this long after sign-in...
+    session_idle: int = 30 * 60  # ...or after this long without a request
     hook_rate_limit: str = "6000 per minute"  # per hook API key (the portal)
     # Continuous monitoring and the security console.
     finding_policy: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FINDING_POLICY))
@@ -130,6 +133,17 @@ def _sources(raw: str) -> tuple[str, ...]:
     if unknown or not names:
         raise InvalidInput(f"BREACH_SOURCES must list {', '.join(SOURCES)}; got {raw!r}")
     return names
+
+
+def _public_url(raw: str) -> str:
+    """The address people use, without a trailing slash: http(s)://host[:port][/path]."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise InvalidInput(
+            f"PUBLIC_URL must be http:// or https:// and a host (e.g. https://portal.example.fr); "
+            f"got {raw!r}"
+        )
+    return raw.strip().rstrip("/")
 
 
 def _finding_policy(raw: str) -> dict[str, str]:
@@ -220,7 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mfa_lock_seconds=_int(env, "MFA_LOCK_SECONDS", Settings.mfa_lock_seconds),
         mfa_ip_rate_limit=env.get("MFA_IP_RATE_LIMIT") or Settings.mfa_ip_rate_limit,
         login_rate_limit=env.get("LOGIN_RATE_LIMIT") or Settings.login_rate_limit,
-        public_url=(env.get("PUBLIC_URL") or Settings.public_url).rstrip("/"),
+        public_url=_public_url(env.get("PUBLIC_URL") or Settings.public_url),
         reset_token_minutes=_int(env, "RESET_TOKEN_MINUTES", Settings.reset_token_minutes),
         reset_requires_mfa=_choices(env, "RESET_REQUIRES_MFA", "true", ("true", "false")) == "true",
         reset_batch=_int(env, "RESET_BATCH", Settings.reset_batch),
@@ -239,6 +253,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ip_ban_window=_int(env, "IP_BAN_WINDOW", Settings.ip_ban_window),
         ip_ban_seconds=_int(env, "IP_BAN_SECONDS", Settings.ip_ban_seconds),
         continuation_seconds=_int(env, "CONTINUATION_SECONDS", Settings.continuation_seconds),
+        session_lifetime=_int(env, "SESSION_LIFETIME", Settings.session_lifetime),
+        session_idle=_int(env, "SESSION_IDLE_TIMEOUT", Settings.session_idle),
         hook_rate_limit=env.get("HOOK_RATE_LIMIT") or Settings.hook_rate_limit,
         finding_policy=_finding_policy(env.get("FINDING_POLICY", "")),
         hibp_notify_token=env.get("HIBP_NOTIFY_TOKEN") or None,

@@ -225,8 +225,24 @@ def enable_multiprocess(folder: Path) -> None:
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
-def exposition(db: Database) -> bytes:
-    """The text a scrape gets: the counters (summed over workers) and the gauges."""
+class RedisGauge(Collector):
+    """Whether the Redis that holds the rate limits answered the scrape's ping."""
+
+    def __init__(self, up: bool) -> None:
+        self.up = up
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "breachguard_redis_up",
+            "1 if the rate limits' Redis answers; 0: limits are counted per process meanwhile.",
+        )
+        gauge.add_metric([], 1 if self.up else 0)
+        yield gauge
+
+
+def exposition(db: Database, *, redis_up: bool | None = None) -> bytes:
+    """The text a scrape gets: the counters (summed over workers) and the gauges;
+    breachguard_redis_up when the service uses Redis."""
     if multiprocess_dir():
         counters = CollectorRegistry()
         multiprocess.MultiProcessCollector(counters)  # type: ignore[no-untyped-call]
@@ -234,4 +250,6 @@ def exposition(db: Database) -> bytes:
         counters = REGISTRY
     gauges = CollectorRegistry()
     gauges.register(DatabaseGauges(db))
+    if redis_up is not None:
+        gauges.register(RedisGauge(redis_up))
     return generate_latest(counters) + generate_latest(gauges)

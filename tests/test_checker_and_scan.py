@@ -555,7 +555,7 @@ def test_the_check_api_needs_a_valid_key(client: FlaskClient, local_corpus: Serv
         ("password", "password", {"json": {"pasword": "typo"}}),
         ("password", "password", {"json": {"password": ""}}),
         ("password", "password", {"json": ["password"]}),
-        ("password", "password", {"data": "{not json", "content_type": "application/json"}),
+        ("password", "body", {"data": "{not json", "content_type": "application/json"}),
         ("email", "email", {"json": {"email": None}}),
         ("email", "email", {"data": "email=a@b.org"}),
     ],

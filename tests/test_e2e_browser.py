@@ -357,7 +357,7 @@ def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person
         raise AssertionError(
             f"passkey sign-in failed in the page: {page.locator('#webauthn-error').inner_text()}"
         ) from None
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
     assert person.signed_in()
     expect(row.locator("td").nth(3)).not_to_have_text("never")
 

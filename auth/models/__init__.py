@@ -27,7 +27,7 @@ from auth.models.mfa import (
     WebauthnChallenge,
 )
 from auth.models.reset import JobStatus, Notice, NoticeStatus, Reset, ResetJob, ResetToken
-from auth.models.signin import IpBan, IpFailure, LoginContinuation
+from auth.models.signin import IpBan, IpFailure, LoginContinuation, WebSession
 
 __all__ = [
     "Account",
@@ -60,6 +60,7 @@ __all__ = [
     "ResetToken",
     "Role",
     "UTCDateTime",
+    "WebSession",
     "WebauthnChallenge",
     "table",
     "utcnow",

@@ -1,4 +1,5 @@
-"""What the sign-in keeps between attempts: bans, failures per address, continuations."""
+"""What the sign-in keeps: bans, failures per address, continuations, and the pages'
+sessions."""
 
 from __future__ import annotations
 
@@ -61,3 +62,22 @@ class LoginContinuation(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     challenge_id: Mapped[str | None] = mapped_column(String(32))  # WebAuthn, when asked
+
+
+class WebSession(Base):
+    """A signed-in browser on the pages. The cookie holds a random secret; only its SHA-256
+    is kept here, so deleting the row (sign-out) makes a copy of the cookie useless. It
+    ends at `expires_at`: the earlier of the sign-in plus SESSION_LIFETIME and the last
+    request plus SESSION_IDLE_TIMEOUT, moved on as the person works."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the secret
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    session_epoch: Mapped[int] = mapped_column(Integer)  # the account's, at sign-in
+    mfa: Mapped[bool] = mapped_column(Boolean, default=False)  # a second factor was checked
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

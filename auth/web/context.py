@@ -9,6 +9,7 @@ from auth.signin.flow import SignIn
 
 EXTENSION = "breachguard"
 SIGNIN = "breachguard.signin"
+LIMITER = "breachguard.limiter"  # the app's flask_limiter.Limiter
 
 
 def services() -> Services:

@@ -18,6 +18,7 @@ from auth.web import (
     api,
     hibp_notify,
     hook_api,
+    json_api,
     limit_storage,
     metrics_view,
     mfa_api,
@@ -25,9 +26,8 @@ from auth.web import (
     reset_pages,
 )
 from auth.web import range as range_views
-from auth.web.context import EXTENSION
+from auth.web.context import EXTENSION, LIMITER
 from auth.web.keys import presented_token
-from auth.web.session import SessionInterface
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -43,6 +43,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+
+REDIS_TIMEOUTS: dict[str, str | int] = {"socket_connect_timeout": 1, "socket_timeout": 1}
 
 
 def _by_address() -> str:
@@ -71,6 +74,9 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
+        # Secure follows the configured address people use, never the Host a client sends:
+        # plain http only for a development PUBLIC_URL (the default http://localhost:5000).
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="bg_session",
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session cookie
@@ -85,7 +91,13 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         key_prefix=settings.ratelimit_key_prefix,
         headers_enabled=True,
         strategy="moving-window",
+        # Redis down: the same limits, counted in this process until Redis answers again
+        # (one warning per outage), rather than a 500 on every sign-in. A hung Redis costs
+        # at most a second, and only when the limiter tries it again.
+        in_memory_fallback_enabled=settings.redis_url is not None,
+        storage_options=REDIS_TIMEOUTS if settings.redis_url else {},
     )
+    app.extensions[LIMITER] = limiter
     limiter.limit(settings.api_rate_limit)(api.bp)
     # A wrong key is a guess at a secret: guesses cost from a small budget per address.
     limiter.limit(
@@ -130,6 +142,10 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         reset_pages.reset_bp
     )
 
+    # /api/: strict JSON bodies, checked after the rate limits and before any view;
+    # errors in JSON.
+    json_api.init_app(app)
+
     csrf = CSRFProtect(app)
     for keyed in (
         api.bp,
@@ -138,7 +154,6 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         hibp_notify.bp,  # HIBP's callback: a bearer token
     ):  # API keys, no cookies: nothing to forge
         csrf.exempt(keyed)
-    app.session_interface = SessionInterface()
 
     app.register_blueprint(range_views.bp)
     app.register_blueprint(range_views.accounts_bp)
@@ -155,7 +170,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
 
     @app.context_processor
     def signed_in() -> dict[str, bool]:
-        return {"signed_in": "aid" in session}
+        return {"signed_in": "sid" in session}
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError) -> Response | tuple[str, int]:

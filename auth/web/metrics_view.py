@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import ipaddress
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from auth import metrics
-from auth.web.context import services
+from auth.web.context import LIMITER, services
 from auth.web.keys import presented_token, require
 
 bp = Blueprint("metrics", __name__)
 
 
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# Headers a proxy or a CDN adds on the way; any X-Forwarded-* counts as well.
+PROXY_HEADERS = frozenset({"forwarded", "via", "x-real-ip", "cf-connecting-ip", "true-client-ip"})
+
+
+def _relayed() -> bool:
+    names = (name.lower() for name, _ in request.headers.items())
+    return any(name in PROXY_HEADERS or name.startswith("x-forwarded-") for name in names)
 
 
 def _loopback(address: str | None) -> bool:
-    if any(name in request.headers for name in PROXY_HEADERS):
+    if _relayed():
         return False
     try:
         return ipaddress.ip_address(address or "").is_loopback
@@ -29,8 +35,16 @@ def _loopback(address: str | None) -> bool:
         return False
 
 
+def _redis_up() -> bool | None:
+    """Whether the rate limits' Redis answers now; None when there is no Redis."""
+    if services().settings.redis_url is None:
+        return None
+    return bool(current_app.extensions[LIMITER].storage.check())
+
+
 def _scrape() -> Response:
-    response = Response(metrics.exposition(services().db), content_type=metrics.CONTENT_TYPE)
+    exposition = metrics.exposition(services().db, redis_up=_redis_up())
+    response = Response(exposition, content_type=metrics.CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-store"
     return response
 

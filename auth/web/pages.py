@@ -120,7 +120,7 @@ def _finish_mfa(account: Account, result: verify.FactorCheck) -> Any:
     from flask import session
 
     next_url = web_session.safe_next(session.get("next"))
-    web_session.open_session(account, mfa=True)  # the sign-in was audited with the check
+    web_session.open_session(account, mfa=True)  # the sign-in was recorded with the check
     if result.message:
         flash(result.message)
     return redirect(next_url or url_for("account.security"))
@@ -130,6 +130,16 @@ def _finish_mfa(account: Account, result: verify.FactorCheck) -> Any:
 def logout() -> Any:
     web_session.close()
     flash("You are signed out.")
+    return redirect(url_for("pages.login"))
+
+
+@account_bp.post("/account/security/sign-out-everywhere")
+@web_session.login_required
+def sign_out_everywhere() -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    web_session.close_everywhere(account)
+    flash("You are signed out on every device.")
     return redirect(url_for("pages.login"))
 
 

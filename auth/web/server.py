@@ -65,17 +65,19 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 
 
 def _purge_expired(db: Any) -> None:
-    """Spent and expired WebAuthn challenges and sign-in continuations, and stale
-    per-address failure counts, would otherwise pile up for ever."""
+    """Spent and expired WebAuthn challenges, sign-in continuations and page sessions, and
+    stale per-address failure counts, would otherwise pile up for ever."""
     from auth.mfa.webauthn import purge_expired_challenges
     from auth.models import utcnow
     from auth.signin import bans, continuations
+    from auth.web import session
 
     now = utcnow()
     purge_expired_challenges(db, now=now)
     with db.connection() as conn:
         continuations.purge(conn, now=now)
         bans.purge_failures(conn, now=now)
+        session.purge(conn, now=now)
 
 
 COVERAGE_EVERY = 3600.0  # seconds between counts of second-factor coverage

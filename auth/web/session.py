@@ -1,63 +1,78 @@
-"""Signed-cookie sessions for the pages, revocable through the account's session epoch.
+"""Page sessions: a signed cookie naming a row kept on the server.
 
-A session holds the account id and the epoch it was opened under; bumping the account's
-epoch (a forced reset, "sign out everywhere") makes every older session invalid at once.
-Between the password and the second factor, only a short-lived *pending* sign-in exists.
+The cookie holds a random secret; the `web_sessions` row named by its SHA-256 holds the
+account, the account's session epoch at sign-in, whether a second factor was checked, and
+when the session ends (SESSION_LIFETIME after sign-in, or SESSION_IDLE_TIMEOUT after the
+last request, whichever comes first). Sign-out deletes the row, so a copy of the cookie
+opens nothing; bumping the account's epoch (a forced reset, "sign out everywhere") ends
+all its sessions at once. Between the password and the second factor, only a short-lived
+*pending* sign-in exists, in the signed cookie.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import datetime as dt
+import hashlib
+import secrets
 import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, redirect, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask import g, redirect, request, session, url_for
+from sqlalchemy import Connection, delete, insert, select, update
 
 from auth import audit
-from auth.models import Account, AccountStatus, utcnow
+from auth.config import Settings
+from auth.models import Account, AccountStatus, WebSession, table, utcnow
 from auth.web.context import services
 
 PENDING_SECONDS = 300
+TOUCH_EVERY = dt.timedelta(seconds=60)  # the idle end is this precise
+_SESSIONS, _ACCOUNTS = table(WebSession), table(Account)
+_CURRENT = "breachguard_session"  # flask.g: (account, mfa) of this request, or None
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _loopback(host: str) -> bool:
-    name = urlsplit(f"//{host}").hostname or ""
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-class SessionInterface(SecureCookieSessionInterface):
-    """Secure cookies except on loopback, where browsers allow plain http for development."""
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        return not _loopback(request.host)
-
-
-def open_session(account: Account, *, mfa: bool = False) -> None:
-    """Start a full session (after every factor); a fresh cookie defeats fixation.
+def open_session(account: Account, *, mfa: bool = False, method: str | None = None) -> None:
+    """Start a full session (after every factor): a new row, and a fresh cookie naming it
+    (which defeats fixation). With `method`, the sign-in is recorded in the same
+    transaction; without, the caller recorded it (with the second factor's check).
 
     `mfa`: a second factor was checked on the way in. The security console asks for it;
     a session opened with a password alone (or by a reset link) never carries it.
     """
+    registry, now = services(), utcnow()
+    secret = secrets.token_urlsafe(32)
+    with registry.db.connection() as conn:
+        conn.execute(
+            delete(_SESSIONS).where(
+                _SESSIONS.c.account_id == account.id, _SESSIONS.c.expires_at <= now
+            )
+        )
+        conn.execute(
+            insert(_SESSIONS).values(
+                id=_digest(secret),
+                account_id=account.id,
+                session_epoch=account.session_epoch,
+                mfa=mfa,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=_ends(now, now, registry.settings),
+            )
+        )
+        if method is not None:
+            audit.append(conn, [started(account, method)], now=now)
     session.clear()
-    session["aid"] = account.id
-    session["epoch"] = account.session_epoch
-    if mfa:
-        session["mfa"] = True
-    session.permanent = False
+    session["sid"] = secret
+    session.permanent = False  # a browser-session cookie; the row decides how long it lives
+    g.pop(_CURRENT, None)
 
 
-def passed_second_factor() -> bool:
-    return session.get("mfa") is True
+def start(account: Account, method: str, *, mfa: bool = False) -> None:
+    """Open the full session and record the sign-in."""
+    open_session(account, mfa=mfa, method=method)
 
 
 def started(account: Account, method: str) -> audit.Event:
@@ -70,44 +85,114 @@ def started(account: Account, method: str) -> audit.Event:
     )
 
 
-def start(account: Account, method: str, *, mfa: bool = False) -> None:
-    """Open the full session and record the sign-in."""
-    open_session(account, mfa=mfa)
-    with services().db.connection() as conn:
-        audit.append(conn, [started(account, method)], now=utcnow())
-
-
 def open_pending(account: Account, next_url: str | None) -> None:
-    """Password accepted, second factor still due."""
-    session.clear()
+    """Password accepted, second factor still due: no session yet, only the signed
+    cookie's note of who is half-way, for PENDING_SECONDS."""
+    close()
     session["pending"] = {"aid": account.id, "epoch": account.session_epoch, "at": int(time.time())}
     if next_url:
         session["next"] = next_url
 
 
 def close() -> None:
+    """Sign out this browser: its session row goes, so a copy of the cookie opens nothing."""
+    secret = session.get("sid")
+    if isinstance(secret, str):
+        with services().db.connection() as conn:
+            conn.execute(delete(_SESSIONS).where(_SESSIONS.c.id == _digest(secret)))
     session.clear()
+    g.pop(_CURRENT, None)
 
 
-def _load(aid: int, epoch: int) -> Account | None:
-    """The session's account, if the session still stands."""
-    with services().db.session() as db:
-        account = db.get(Account, aid)
-    if account is None or account.session_epoch != epoch:
+def close_everywhere(account: Account) -> None:
+    """Sign out every browser of the account: its rows go and its epoch moves on (which
+    also voids a half-way sign-in), recorded in the audit trail."""
+    with services().db.connection() as conn:
+        conn.execute(delete(_SESSIONS).where(_SESSIONS.c.account_id == account.id))
+        conn.execute(
+            update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.id == account.id)
+            .values(session_epoch=_ACCOUNTS.c.session_epoch + 1, updated_at=utcnow())
+        )
+        event = audit.Event(
+            audit.Actor.account(account.id),
+            audit.Action.SESSIONS_ENDED,
+            f"account:{account.id}",
+            {"ip": request.remote_addr},
+        )
+        audit.append(conn, [event], now=utcnow())
+    session.clear()
+    g.pop(_CURRENT, None)
+
+
+def purge(conn: Connection, *, now: dt.datetime) -> int:
+    """Delete ended sessions (the server's housekeeping)."""
+    return conn.execute(delete(_SESSIONS).where(_SESSIONS.c.expires_at <= now)).rowcount
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+
+
+def _ends(created: dt.datetime, seen: dt.datetime, settings: Settings) -> dt.datetime:
+    return min(
+        created + dt.timedelta(seconds=settings.session_lifetime),
+        seen + dt.timedelta(seconds=settings.session_idle),
+    )
+
+
+def _usable(account: Account | None, epoch: int) -> bool:
+    return (
+        account is not None
+        and account.session_epoch == epoch
+        and account.status not in (AccountStatus.DISABLED, AccountStatus.RESET_REQUIRED)
+    )
+
+
+def _resume(secret: object) -> tuple[Account, bool] | None:
+    """The account and the mfa flag of the session the cookie names, if it still stands;
+    its idle end moves on (at most once per TOUCH_EVERY: a write per page would be waste)."""
+    if not isinstance(secret, str) or len(secret) > 128:
         return None
-    if account.status in (AccountStatus.DISABLED, AccountStatus.RESET_REQUIRED):
-        return None
-    return account
+    registry, now = services(), utcnow()
+    with registry.db.session() as db:
+        found = db.execute(
+            select(WebSession, Account)
+            .join(Account, Account.id == WebSession.account_id)
+            .where(WebSession.id == _digest(secret))
+        ).first()
+        if found is None:
+            return None
+        row, account = found
+        if row.expires_at <= now or not _usable(account, row.session_epoch):
+            db.delete(row)
+            return None
+        if now - row.last_seen_at >= TOUCH_EVERY:
+            row.last_seen_at = now
+            row.expires_at = _ends(row.created_at, now, registry.settings)
+        return account, row.mfa
 
 
 def current_account() -> Account | None:
-    aid, epoch = session.get("aid"), session.get("epoch")
-    if not isinstance(aid, int) or not isinstance(epoch, int):
-        return None
-    account = _load(aid, epoch)
-    if account is None:
-        session.clear()
-    return account
+    """The signed-in account of this request (read once per request), or None."""
+    if _CURRENT not in g:
+        resumed = _resume(session.get("sid")) if "sid" in session else None
+        if resumed is None and "sid" in session:
+            session.clear()
+        g.setdefault(_CURRENT, resumed)
+    current: tuple[Account, bool] | None = g.get(_CURRENT)
+    return current[0] if current else None
+
+
+def passed_second_factor() -> bool:
+    current: tuple[Account, bool] | None = g.get(_CURRENT)
+    return current is not None and current[1]
+
+
+def _load(aid: int, epoch: int) -> Account | None:
+    with services().db.session() as db:
+        account = db.get(Account, aid)
+    return account if account is not None and _usable(account, epoch) else None
 
 
 def pending_account() -> Account | None:
@@ -120,11 +205,30 @@ def pending_account() -> Account | None:
     return _load(int(pending.get("aid", 0)), int(pending.get("epoch", -1)))
 
 
+_DROPPED = str.maketrans("", "", "\t\n\r")  # removed anywhere in a URL by browsers
+_TRIMMED = "".join(map(chr, range(0x21)))  # C0 controls and space, trimmed at the ends
+
+
 def safe_next(target: str | None) -> str | None:
-    """Only same-site paths: an open redirect would make a fine phishing link."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: a path on this site, or None.
+
+    An open redirect would make a fine phishing link (the real /login, then the attacker's
+    page). So `target` is read as a browser reads a Location: tabs and newlines dropped,
+    spaces and control characters trimmed at the ends, a backslash taken for a slash
+    (WHATWG URL). What is left must be a printable ASCII path that starts with one slash
+    and names no scheme or host; the cleaned path is what is returned.
+    """
+    if not target:
         return None
-    return target
+    path = target.translate(_DROPPED).strip(_TRIMMED).replace("\\", "/")
+    if not path.isascii() or not path.isprintable():
+        return None
+    if not path.startswith("/") or path.startswith("//"):
+        return None
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc:
+        return None
+    return path
 
 
 def login_required(view: F) -> F:
