@@ -30,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from auth.db import Database
 from auth.models import (
@@ -151,7 +151,14 @@ class DatabaseGauges(Collector):
             "breachguard_database_up", "1 if the gauges below could be read from the database."
         )
         try:
-            families = self._read()
+            try:
+                families = self._read()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A pooled connection died with the server: the pool has dropped its
+                # connections, so the first scrape after a recovery reads on a new one.
+                families = self._read()
         except SQLAlchemyError:
             up.add_metric([], 0)
             yield up

@@ -97,8 +97,8 @@ def smtp() -> Iterator[Smtp]:
 
 
 @pytest.fixture
-def rejecting_smtp() -> Iterator[Smtp]:
-    server = Smtp(_Collect("550 5.7.1 Relaying denied"))
+def deferring_smtp() -> Iterator[Smtp]:
+    server = Smtp(_Collect("451 4.3.2 Try again later"))
     yield server
     server.controller.stop()
 
@@ -379,35 +379,35 @@ def test_a_limited_drain_claims_no_more_than_its_limit(
 # --- failures and retries -----------------------------------------------------------------
 
 
-def test_a_rejecting_server_leaves_the_notice_queued_for_a_later_retry(
-    registry: Services, rejecting_smtp: Smtp, runner: CliRunner, now: dt.datetime
+def test_a_deferring_server_leaves_the_notice_queued_for_a_later_retry(
+    registry: Services, deferring_smtp: Smtp, runner: CliRunner, now: dt.datetime
 ) -> None:
     [notice_id] = queue(registry, now, ["a@example.org"])
 
-    report = send(registry, rejecting_smtp.url, now)
+    report = send(registry, deferring_smtp.url, now)
 
     assert (report.sent, report.retrying, report.failed) == (0, 1, 0)
     row = notice(registry, notice_id)
     assert (row.status, row.attempts, row.lease_until) == ("queued", 1, None)
     assert row.next_attempt_at == now + dt.timedelta(seconds=30)
-    assert row.last_error == "SMTPDataError: 550 5.7.1 Relaying denied"
-    assert send(registry, rejecting_smtp.url, now + dt.timedelta(seconds=29)).retrying == 0
+    assert row.last_error == "SMTPDataError: 451 4.3.2 Try again later"
+    assert send(registry, deferring_smtp.url, now + dt.timedelta(seconds=29)).retrying == 0
 
     result = runner.invoke(main, ["notices", "status"])
     assert result.exit_code == 0, result.output
     assert "queued 1, sending 0, sent 0, failed 0" in result.output
     assert "a@example.org" in result.output and "attempts 1" in result.output
-    assert "550 5.7.1 Relaying denied" in result.output and "/reset/" not in result.output
+    assert "451 4.3.2 Try again later" in result.output and "/reset/" not in result.output
 
 
 def test_after_the_last_attempt_the_notice_is_failed(
-    registry: Services, settings: Settings, rejecting_smtp: Smtp, now: dt.datetime
+    registry: Services, settings: Settings, deferring_smtp: Smtp, now: dt.datetime
 ) -> None:
     [notice_id] = queue(registry, now, ["a@example.org"])
     settings = dataclasses.replace(settings, notice_max_attempts=3)
     clock, delays = now, []
     for _ in range(3):
-        report = send(registry, rejecting_smtp.url, clock, settings=settings)
+        report = send(registry, deferring_smtp.url, clock, settings=settings)
         row = notice(registry, notice_id)
         delays.append(row.next_attempt_at - clock)
         clock = row.next_attempt_at
@@ -415,7 +415,7 @@ def test_after_the_last_attempt_the_notice_is_failed(
     assert (report.retrying, report.failed) == (0, 1)
     assert (row.status, row.attempts) == ("failed", 3)
     assert delays[:2] == [dt.timedelta(seconds=30), dt.timedelta(seconds=60)]
-    assert send(registry, rejecting_smtp.url, clock + dt.timedelta(days=1)) == notify.DrainReport()
+    assert send(registry, deferring_smtp.url, clock + dt.timedelta(days=1)) == notify.DrainReport()
     assert [notify.retry_delay(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [
         30,
         60,
@@ -601,7 +601,7 @@ def test_a_bad_smtp_url_is_refused_with_a_clear_message() -> None:
 
 
 def test_cli_notices_send_and_status_use_smtp_url(
-    registry: Services, runner: CliRunner, smtp: Smtp, rejecting_smtp: Smtp, now: dt.datetime
+    registry: Services, runner: CliRunner, smtp: Smtp, deferring_smtp: Smtp, now: dt.datetime
 ) -> None:
     queue(registry, now, ["a@example.org", "b@example.org"])
 
@@ -611,7 +611,7 @@ def test_cli_notices_send_and_status_use_smtp_url(
     assert len(smtp.messages) == 2
 
     queue(registry, now, ["c@example.org"])
-    env = {"SMTP_URL": rejecting_smtp.url, "NOTICE_MAX_ATTEMPTS": "1"}
+    env = {"SMTP_URL": deferring_smtp.url, "NOTICE_MAX_ATTEMPTS": "1"}
     result = runner.invoke(main, ["notices", "send"], env=env)
     assert result.exit_code == 1, result.output
     assert "sent 0, retrying 0, failed 1" in result.output
@@ -619,7 +619,7 @@ def test_cli_notices_send_and_status_use_smtp_url(
     result = runner.invoke(main, ["notices", "status"])
     assert result.exit_code == 0, result.output
     assert "queued 0, sending 0, sent 2, failed 1" in result.output
-    assert "c@example.org" in result.output and "Relaying denied" in result.output
+    assert "c@example.org" in result.output and "Try again later" in result.output
     assert "a@example.org" not in result.output and "/reset/" not in result.output
 
 

@@ -13,6 +13,7 @@ from auth.cli import (
     audit,
     bans,
     check,
+    common,
     corpus,
     mfa,
     monitor,
@@ -21,9 +22,21 @@ from auth.cli import (
     scan,
     service,
 )
+from auth.cli.common import DATABASE_FAILURES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The group: a database that fails under a command (disk full, read-only, gone) is one
+    line naming the database and the cause, and exit status 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DATABASE_FAILURES as exc:
+            raise common.Exit(common.database_failure(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """breachguard: find accounts exposed by credential leaks and protect them."""
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
 from auth import audit, logs
 from auth.config import load_settings
@@ -36,6 +40,32 @@ def handle_errors() -> Iterator[None]:
         raise Failed(str(exc)) from None
     except BreachguardError as exc:
         raise Exit(str(exc)) from None
+
+
+# What a database raises when it cannot go on: SQLAlchemy's wrapper, or the driver's own
+# error from the corpus importer's direct driver calls.
+DATABASE_FAILURES = (
+    sqlalchemy.exc.OperationalError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+)
+
+
+def database_failure(exc: BaseException) -> str:
+    """One line: which database, what went wrong, and that the step was rolled back."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return f"database {_where()}: {first} (the step in progress was rolled back)"
+
+
+def _where() -> str:
+    ctx = click.get_current_context(silent=True)
+    shared = ctx.find_object(dict) if ctx is not None else None
+    registry = (shared or {}).get("services")
+    url = make_url(registry.settings.database_url if registry else load_settings().database_url)
+    if url.get_backend_name() == "sqlite":
+        return str(url.database or "(in memory)")
+    return f"{url.host}:{url.port or 5432}/{url.database}"
 
 
 def services(ctx: click.Context, *, need_db: bool = True) -> Services:

@@ -16,24 +16,38 @@ def notices_group() -> None:
 @click.option("--limit", type=int, default=None, help="Send at most this many.")
 @click.pass_context
 def notices_send(ctx: click.Context, limit: int | None) -> None:
-    """Send every notice due now, once (exit 1 if any failed for good)."""
+    """Send every notice due now, once, SMTP_CONNECTIONS at a time. Exit 1 when any notice
+    it tried was refused, failed for good or is waiting for a retry."""
     from auth import notify
 
     registry = services(ctx)
     settings = registry.settings
-    with handle_errors():
-        report = notify.drain(
-            registry.db,
-            mailer=notify.mailer_from_settings(settings),
-            settings=settings,
-            worker="cli",
-            limit=limit,
+    mailer = notify.mailer_from_settings(settings)
+    try:
+        with handle_errors():
+            report = notify.drain(
+                registry.db,
+                mailer=mailer,
+                settings=settings,
+                worker="cli",
+                limit=limit,
+                parallel=settings.smtp_connections,
+            )
+    finally:
+        mailer.close()
+    parts = [f"sent {report.sent}", f"retrying {report.retrying}", f"failed {report.failed}"]
+    if report.refused:
+        parts[-1] += f" ({report.refused} refused by the server)"
+    if report.skipped:
+        parts.append(f"skipped {report.skipped} (link no longer valid)")
+    if report.waiting:
+        parts.append(f"not tried {report.waiting} (the server stopped answering)")
+    click.echo(", ".join(parts))
+    troubled = report.retrying + report.failed + report.waiting
+    if troubled:
+        click.echo(
+            f"{troubled} notice(s) not delivered: `breachguard notices status` says why", err=True
         )
-    click.echo(
-        f"sent {report.sent}, retrying {report.retrying}, failed {report.failed}"
-        + (f", skipped {report.skipped} (link no longer valid)" if report.skipped else "")
-    )
-    if report.failed:
         ctx.exit(1)
 
 

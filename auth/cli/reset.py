@@ -130,9 +130,16 @@ def reset(
     if not dry_run and not no_send:  # also what an interrupted run left queued
         from auth import notify
 
-        sent = notify.drain(
-            registry.db, mailer=notify.mailer_from_settings(settings), settings=settings
+        mailer = notify.mailer_from_settings(settings)
+        try:
+            sent = notify.drain(
+                registry.db, mailer=mailer, settings=settings, parallel=settings.smtp_connections
+            )
+        finally:
+            mailer.close()
+        click.echo(
+            f"notices: {sent.sent} sent, {sent.retrying + sent.waiting} to retry, "
+            f"{sent.failed} failed"
         )
-        click.echo(f"notices: {sent.sent} sent, {sent.retrying} to retry, {sent.failed} failed")
     if report.failed:
         ctx.exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -9,6 +10,8 @@ import smtplib
 import socket
 import ssl
 import tempfile
+import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +28,8 @@ class MailError(BreachguardError):
 class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class OutboxMailer:
     """Writes each message as an .eml file: the default, so nothing needs an SMTP server.
@@ -34,6 +39,9 @@ class OutboxMailer:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    def close(self) -> None:
+        pass
 
     def send(self, message: EmailMessage) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -53,11 +61,29 @@ class OutboxMailer:
             raise
 
 
-class SmtpMailer:
-    """SMTP from a URL: smtp://user:pass@host:port[?starttls=auto|never|required&cafile=…],
-    or smtps://… for implicit TLS. One connection per message: notices are few and sparse."""
+class ServerUnreachable(MailError):
+    """The SMTP server did not answer (refused, timed out, dropped the line). `tried`: this
+    notice met the failure; otherwise it was not tried, the server having failed a moment
+    ago, and it waits without losing an attempt."""
 
-    def __init__(self, url: str, *, timeout: float = 10) -> None:
+    def __init__(self, why: str, *, tried: bool) -> None:
+        super().__init__(why)
+        self.tried = tried
+
+
+class SmtpMailer:
+    """SMTP from a URL: smtp://user:pass@host:port[?starttls=auto|never|required&cafile=…
+    &timeout=SECONDS], or smtps://… for implicit TLS.
+
+    Connections are kept open and reused while they work, at most `connections` of them
+    (one per sending thread); an idle one is checked with NOOP before it carries a message.
+    Once the server fails to answer, it is not tried again for PAUSE seconds: a hanging
+    server costs one timeout per connection, not one per notice.
+    """
+
+    PAUSE = 30.0
+
+    def __init__(self, url: str, *, timeout: float = 10, connections: int = 1) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise InvalidInput(
@@ -77,7 +103,12 @@ class SmtpMailer:
             )
         self.user = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password or "")
-        self.timeout = timeout
+        try:
+            self.timeout = float(query.get("timeout", timeout))
+        except ValueError:
+            raise InvalidInput("SMTP_URL: timeout must be a number of seconds") from None
+        if not 0 < self.timeout <= 300:
+            raise InvalidInput("SMTP_URL: timeout must be between 0 and 300 seconds")
         try:
             self._tls = ssl.create_default_context(cafile=query.get("cafile"))
         except (OSError, ssl.SSLError) as exc:
@@ -85,6 +116,10 @@ class SmtpMailer:
                 f"SMTP_URL: cannot read cafile {query.get('cafile')}: {exc}"
             ) from None
         self._ehlo_name = socket.getfqdn()
+        self._idle: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max(1, connections))
+        self._unreachable: tuple[float, str] | None = None  # (not before, why)
 
     def __repr__(self) -> str:  # the password must not reach a log line
         who = f"{self.user}@" if self.user else ""
@@ -93,13 +128,12 @@ class SmtpMailer:
 
     def _connect(self) -> smtplib.SMTP:
         if self.implicit_tls:
-            return smtplib.SMTP_SSL(
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
                 self.host, self.port, self._ehlo_name, timeout=self.timeout, context=self._tls
             )
-        return smtplib.SMTP(self.host, self.port, self._ehlo_name, timeout=self.timeout)
-
-    def send(self, message: EmailMessage) -> None:
-        with self._connect() as client:
+        else:
+            client = smtplib.SMTP(self.host, self.port, self._ehlo_name, timeout=self.timeout)
+        try:
             client.ehlo()
             if not self.implicit_tls and self.starttls != "never":
                 if client.has_extn("starttls"):
@@ -109,11 +143,74 @@ class SmtpMailer:
                     raise MailError(f"{self.host}:{self.port} does not offer STARTTLS")
             if self.user is not None:
                 client.login(self.user, self._password)
-            client.send_message(message)
+        except BaseException:
+            _close(client)
+            raise
+        return client
+
+    def send(self, message: EmailMessage) -> None:
+        with self._slots:
+            if self._unreachable is not None and time.monotonic() < self._unreachable[0]:
+                raise ServerUnreachable(self._unreachable[1], tried=False)
+            with self._lock:
+                client = self._idle.pop() if self._idle else None
+            if client is not None:
+                try:
+                    client.noop()  # the server may have closed it while it sat idle
+                except (OSError, smtplib.SMTPException):
+                    _close(client)
+                    client = None
+            try:
+                if client is None:
+                    client = self._connect()
+                client.send_message(message)
+            except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+                # The server answered, about this message: the connection still serves.
+                self._keep(client, reset=True)
+                raise
+            except (OSError, smtplib.SMTPServerDisconnected) as exc:
+                if client is not None:
+                    _close(client)
+                why = f"{self.host}:{self.port} did not answer: {str(exc) or type(exc).__name__}"
+                self._unreachable = (time.monotonic() + self.PAUSE, why)
+                raise ServerUnreachable(why, tried=True) from exc
+            except BaseException:
+                if client is not None:
+                    _close(client)
+                raise
+            self._unreachable = None
+            self._keep(client)
+
+    def _keep(self, client: smtplib.SMTP | None, *, reset: bool = False) -> None:
+        if client is None:
+            return
+        if reset:
+            try:
+                client.rset()
+            except (OSError, smtplib.SMTPException):
+                _close(client)
+                return
+        with self._lock:
+            self._idle.append(client)
+
+    def close(self) -> None:
+        """Say goodbye on every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                _close(client)
+
+
+def _close(client: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        client.close()
 
 
 def mailer_from_settings(settings: Settings) -> Mailer:
     """SMTP when SMTP_URL is set; otherwise the outbox folder, so a fresh install still works."""
     if settings.smtp_url:
-        return SmtpMailer(settings.smtp_url)
+        return SmtpMailer(settings.smtp_url, connections=settings.smtp_connections)
     return OutboxMailer(settings.outbox_path)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import logging
 import re
 import smtplib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 from auth.config import Settings
 from auth.db import Database
 from auth.models import Account, Notice, NoticeStatus, utcnow
-from auth.notify.mailers import Mailer
+from auth.notify.mailers import Mailer, ServerUnreachable
 from auth.notify.messages import build_message
 from auth.reset import tokens
 
@@ -42,15 +44,19 @@ SUPERSEDED = "superseded: the reset link is no longer valid"
 class DrainReport:
     sent: int = 0
     retrying: int = 0
-    failed: int = 0
+    failed: int = 0  # for good: refused, or out of attempts
     skipped: int = 0  # superseded: the link died before sending (stored as failed)
+    refused: int = 0  # of `failed`: the server refused the message or its recipient (5xx)
+    waiting: int = 0  # not tried: the server had stopped answering; no attempt spent
 
 
 class _SendResult(enum.Enum):
     SENT = "sent"
     RETRYING = "retrying"
     FAILED = "failed"
+    REFUSED = "refused"  # failed at once: a permanent refusal
     SKIPPED = "skipped"
+    WAITING = "waiting"  # put back untried
     LOST = "lost"  # our lease ran out and another worker took the notice
 
 
@@ -182,6 +188,23 @@ def describe(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     return re.sub(r"\s+", " ", text).strip()[:500]
 
 
+def refused_for_good(exc: BaseException) -> bool:
+    """A 5xx about this message (its recipient, its content) will not change on a retry.
+    A 5xx to our greeting, sender or login is about the configuration: that is retried,
+    so fixing SMTP_URL or MAIL_FROM lets the queue drain."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(500 <= code < 600 for code, _ in exc.recipients.values())
+    if isinstance(
+        exc,
+        smtplib.SMTPConnectError
+        | smtplib.SMTPHeloError
+        | smtplib.SMTPAuthenticationError
+        | smtplib.SMTPSenderRefused,
+    ):
+        return False
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+
+
 def _record_failure(
     db: Database,
     claim: _Claim,
@@ -193,9 +216,21 @@ def _record_failure(
 ) -> _SendResult:
     error = describe(exc, secrets)
     with db.session() as session:
-        if claim.attempts < settings.notice_max_attempts:
+        values: dict[str, object]
+        if isinstance(exc, ServerUnreachable) and not exc.tried:
+            outcome = _SendResult.WAITING
+            values = {
+                "status": NoticeStatus.QUEUED,
+                "attempts": claim.attempts - 1,
+                "next_attempt_at": now + FIRST_RETRY,
+            }
+            # its last_error stays as it was: this notice was not tried
+            return outcome if _finish(session, claim, **values) else _SendResult.LOST
+        if refused_for_good(exc):
+            outcome, values = _SendResult.REFUSED, {"status": NoticeStatus.FAILED}
+        elif claim.attempts < settings.notice_max_attempts:
             outcome = _SendResult.RETRYING
-            values: dict[str, object] = {
+            values = {
                 "status": NoticeStatus.QUEUED,
                 "next_attempt_at": now + retry_delay(claim.attempts),
             }
@@ -243,25 +278,35 @@ def drain(
     batch: int = 50,
     worker: str = "",
     limit: int | None = None,
+    parallel: int = 1,
 ) -> DrainReport:
-    """Send every notice due now, claiming `batch` at a time; safe with several workers."""
+    """Send every notice due now, claiming `batch` at a time; safe with several workers.
+    `parallel` notices are sent at once (threads: an SMTP exchange is mostly waiting,
+    and after a mass reset the queue holds one notice per account). The run stops
+    claiming once the server stops answering; what it had claimed waits, untried."""
     counts = dict.fromkeys(_SendResult, 0)
+    deliver = functools.partial(
+        _deliver, db, mailer=mailer, settings=settings, now=now, worker=worker
+    )
     handled = 0
-    while limit is None or handled < limit:
-        size = batch if limit is None else min(batch, limit - handled)
-        claims = _claim(db, now=now(), batch=size)
-        if not claims:
-            break
-        for claim in claims:
-            counts[
-                _deliver(db, claim, mailer=mailer, settings=settings, now=now, worker=worker)
-            ] += 1
-        handled += len(claims)
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="notice") as pool:
+        while limit is None or handled < limit:
+            size = batch if limit is None else min(batch, limit - handled)
+            claims = _claim(db, now=now(), batch=size)
+            if not claims:
+                break
+            for result in pool.map(deliver, claims):
+                counts[result] += 1
+            handled += len(claims)
+            if counts[_SendResult.WAITING]:
+                break
     return DrainReport(
         sent=counts[_SendResult.SENT],
         retrying=counts[_SendResult.RETRYING],
-        failed=counts[_SendResult.FAILED],
+        failed=counts[_SendResult.FAILED] + counts[_SendResult.REFUSED],
         skipped=counts[_SendResult.SKIPPED],
+        refused=counts[_SendResult.REFUSED],
+        waiting=counts[_SendResult.WAITING],
     )
 
 

@@ -22,6 +22,7 @@ from auth.web import (
     limit_storage,
     metrics_view,
     mfa_api,
+    outage,
     pages,
     reset_pages,
 )
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     # /api/: strict JSON bodies, checked after the rate limits and before any view;
     # errors in JSON.
     json_api.init_app(app)
+    outage.init_app(app)  # the database down: 503 and Retry-After, one log line a minute
 
     csrf = CSRFProtect(app)
     for keyed in (

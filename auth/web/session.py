@@ -185,6 +185,8 @@ def current_account() -> Account | None:
 
 
 def passed_second_factor() -> bool:
+    """Whether this request's session was opened after a second factor."""
+    current_account()
     current: tuple[Account, bool] | None = g.get(_CURRENT)
     return current is not None and current[1]
 
