@@ -78,7 +78,7 @@ class Settings:
     reset_batch: int = 5000  # accounts per transaction in a bulk reset
     default_language: str = "fr"
     smtp_url: str | None = None  # unset: .eml files in the outbox folder
-    smtp_connections: int = 4  # notices sent at once by `notices send`
+    smtp_connections: int = 4  # notices sent at once, over as many SMTP connections
     mail_from: str = "breachguard <no-reply@localhost>"
     notice_max_attempts: int = 8
     forgot_rate_limit: str = "5 per minute"
@@ -119,6 +119,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _between(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 def _choices(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -241,7 +248,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reset_batch=_int(env, "RESET_BATCH", Settings.reset_batch),
         default_language=_choices(env, "DEFAULT_LANGUAGE", "fr", LANGUAGES),
         smtp_url=env.get("SMTP_URL") or None,
-        smtp_connections=_int(env, "SMTP_CONNECTIONS", Settings.smtp_connections),
+        smtp_connections=_between(env, "SMTP_CONNECTIONS", Settings.smtp_connections, 1, 32),
         mail_from=env.get("MAIL_FROM") or Settings.mail_from,
         notice_max_attempts=_int(env, "NOTICE_MAX_ATTEMPTS", Settings.notice_max_attempts),
         forgot_rate_limit=env.get("FORGOT_RATE_LIMIT") or Settings.forgot_rate_limit,

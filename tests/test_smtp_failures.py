@@ -6,12 +6,12 @@ exits 1 with the count whenever a notice it tried was not delivered."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,8 +171,11 @@ def test_notices_send_exits_1_while_notices_wait_for_a_retry(
     assert "retrying 1" in result.stdout
 
 
-def test_smtp_connections_comes_from_the_environment(registry: Services) -> None:
+def test_smtp_connections_comes_from_the_environment(tmp_path: Path) -> None:
     from auth.config import load_settings
+    from auth.errors import InvalidInput
 
-    settings = load_settings({"SMTP_CONNECTIONS": "7", "SECRET_KEY": "k" * 32})
-    assert dataclasses.replace(settings).smtp_connections == 7
+    env = {"BREACHGUARD_INSTANCE": str(tmp_path)}
+    assert load_settings({**env, "SMTP_CONNECTIONS": "7"}).smtp_connections == 7
+    with pytest.raises(InvalidInput, match="SMTP_CONNECTIONS must be between 1 and 32"):
+        load_settings({**env, "SMTP_CONNECTIONS": "0"})

@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,6 +122,17 @@ def test_the_database_keeps_only_a_digest_of_the_cookie_secret(web: Flask, site:
     assert row.id not in payload
 
 
+def test_signing_in_again_in_the_same_browser_replaces_its_session(
+    web: Flask, site: Services
+) -> None:
+    client = signed_in(web)
+    first = cookie(client)
+    again = post(client, "/login", {"email": EMAIL, "password": PASSWORD}, "/account/security")
+    assert again.status_code == 302  # type: ignore[attr-defined]
+    assert len(sessions(site)) == 1
+    assert not opens_security_page(web, first)
+
+
 # --- lifetimes ----------------------------------------------------------------------------
 
 
@@ -191,11 +203,11 @@ def test_the_cookie_is_a_browser_session_cookie(web: Flask) -> None:
     assert "Expires=" not in set_cookie and "Max-Age" not in set_cookie
 
 
-def test_the_session_settings_come_from_the_environment() -> None:
+def test_the_session_settings_come_from_the_environment(tmp_path: Path) -> None:
     from auth.config import load_settings
 
-    env = {"SESSION_LIFETIME": "3600", "SESSION_IDLE_TIMEOUT": "600", "SECRET_KEY": "k" * 32}
-    settings = load_settings({**os.environ, **env})
+    env = {"SESSION_LIFETIME": "3600", "SESSION_IDLE_TIMEOUT": "600"}
+    settings = load_settings({"BREACHGUARD_INSTANCE": str(tmp_path), **env})
     assert (settings.session_lifetime, settings.session_idle) == (3600, 600)
 
 
@@ -223,12 +235,13 @@ def test_the_cookie_is_secure_when_the_public_url_is_https_whatever_the_host_hea
     assert ("; Secure" in page.headers["Set-Cookie"]) is secure
 
 
-def test_public_url_must_be_an_http_address() -> None:
+def test_public_url_must_be_an_http_address(tmp_path: Path) -> None:
     from auth.config import load_settings
     from auth.errors import InvalidInput
 
+    env = {"BREACHGUARD_INSTANCE": str(tmp_path), "PUBLIC_URL": "portal.example.fr"}
     with pytest.raises(InvalidInput, match="PUBLIC_URL"):
-        load_settings({**os.environ, "PUBLIC_URL": "portal.example.fr", "SECRET_KEY": "k" * 32})
+        load_settings(env)
 
 
 # --- where the sign-in lands --------------------------------------------------------------

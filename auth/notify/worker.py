@@ -30,9 +30,9 @@ def start_background(
 
     The thread lives in gunicorn's master, which forks workers. A fork in the middle of a
     database call would give the child a C-level lock (SQLite's) that nobody will release,
-    and the worker hangs. So a fork waits for the notice in hand (one at a time, so at most
-    one SMTP exchange), and the child drops its copies of our connections without closing
-    them, which would break them for the master.
+    and the worker hangs. So a fork waits for the notices in hand (SMTP_CONNECTIONS of
+    them, sent at once, so at most one SMTP exchange's time), and the child drops its
+    copies of our connections without closing them, which would break them for the master.
     """
     db = Database(settings.database_url)
     mailer = mailer_from_settings(settings)
@@ -52,7 +52,14 @@ def start_background(
             handled = 0
             try:
                 with guard:
-                    report = drain(db, mailer=mailer, settings=settings, worker=worker, limit=1)
+                    report = drain(
+                        db,
+                        mailer=mailer,
+                        settings=settings,
+                        worker=worker,
+                        limit=settings.smtp_connections,
+                        parallel=settings.smtp_connections,
+                    )
                     handled = report.sent + report.retrying + report.failed + report.skipped
                     if not handled and idle is not None:
                         idle(db)

@@ -83,13 +83,17 @@ class Addresses:
         """First the unknown addresses (in list order), then the accounts, `size` at a time
         in account order."""
         found: dict[str, int] = {}
-        for start in range(0, len(self.addresses), LOOKUP_CHUNK):
-            chunk = self.addresses[start : start + LOOKUP_CHUNK]
+        # In address order, each chunk's look-ups walk one stretch of the e-mail index
+        # rather than the whole of it.
+        ordered = sorted(self.addresses)
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start : start + LOOKUP_CHUNK]
             with db.connection() as conn:
                 rows = conn.execute(
                     select(Account.email, Account.id).where(among(Account.email, chunk, String))
                 )
                 found.update((email, account_id) for email, account_id in rows)
+        del ordered
         unknown = [address for address in self.addresses if address not in found]
         accounts = sorted((account_id, email) for email, account_id in found.items())
         del found  # held while the batches are reset: only the sorted list is needed

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import g, redirect, request, session, url_for
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from auth import audit
 from auth.config import Settings
@@ -44,13 +44,12 @@ def open_session(account: Account, *, mfa: bool = False, method: str | None = No
     a session opened with a password alone (or by a reset link) never carries it.
     """
     registry, now = services(), utcnow()
-    secret = secrets.token_urlsafe(32)
+    secret, previous = secrets.token_urlsafe(32), session.get("sid")
     with registry.db.connection() as conn:
-        conn.execute(
-            delete(_SESSIONS).where(
-                _SESSIONS.c.account_id == account.id, _SESSIONS.c.expires_at <= now
-            )
-        )
+        ended = and_(_SESSIONS.c.account_id == account.id, _SESSIONS.c.expires_at <= now)
+        if isinstance(previous, str):  # this browser's earlier session goes too
+            ended = or_(ended, _SESSIONS.c.id == _digest(previous))
+        conn.execute(delete(_SESSIONS).where(ended))
         conn.execute(
             insert(_SESSIONS).values(
                 id=_digest(secret),
