@@ -259,4 +259,4 @@ def test_webauthn_second_step_over_http(portal: FlaskClient, site: Services) -> 
     )
     assert done.get_json()["decision"] == "allow"
     unknown = portal.post("/api/v1/hook/mfa/webauthn/options", json={"continuation": token})
-    assert unknown.status_code == 400 and unknown.get_json()["field"] == "continuation"
+    assert unknown.status_code == 404 and unknown.get_json()["field"] == "continuation"

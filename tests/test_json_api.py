@@ -113,3 +113,84 @@ def test_a_server_error_answers_in_json_on_the_api_and_as_a_page_elsewhere(
     assert "boom" not in api.get_data(as_text=True)  # no internals to the caller
     page = client.get("/broken")
     assert page.status_code == 500 and page.mimetype == "text/html"
+
+
+# --- bodies the spec forbids are refused, bodies it allows are not ----------------------
+
+
+@pytest.fixture
+def admin_key(registry: Services) -> str:
+    from auth import apikeys, audit
+    from auth.models import utcnow
+
+    with registry.db.session() as s:
+        return apikeys.create(
+            s, role="admin", name="t", actor=audit.Actor.cli("t"), now=utcnow()
+        ).token
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "emails"),
+        ({"emails": ["a@example.org"], "from_scan": True}, "emails"),
+        ({"emails": []}, "emails"),
+        ({"emails": [1]}, "emails"),
+        ({"from_scan": False}, "from_scan"),
+        ({"emails": ["a@example.org"], "kinds": {}}, "kinds"),
+        ({"emails": ["a@example.org"], "kinds": ["nope"]}, "kinds"),
+        ({"emails": ["a@example.org"], "dry_run": "yes"}, "dry_run"),
+        ({"emails": ["a@example.org"], "reason": "x" * 501}, "reason"),
+    ],
+)
+def test_a_reset_request_outside_the_spec_is_a_400_naming_the_field(
+    app: Flask, admin_key: str, body: dict[str, object], field: str
+) -> None:
+    answer = app.test_client().post(
+        "/api/v1/resets", json=body, headers={"Authorization": f"Bearer {admin_key}"}
+    )
+    assert answer.status_code == 400 and answer.json["field"] == field, answer.json
+
+
+def test_a_reset_request_inside_the_spec_is_carried_out(app: Flask, admin_key: str) -> None:
+    answer = app.test_client().post(
+        "/api/v1/resets",
+        json={"emails": ["nobody@example.org"], "kinds": [], "dry_run": True, "reason": ""},
+        headers={"Authorization": f"Bearer {admin_key}"},
+    )
+    assert answer.status_code == 200 and answer.json["summary"]["unknown"] == 1
+
+
+def test_the_hook_second_step_takes_exactly_one_factor_even_a_null_one(
+    app: Flask, admin_key: str
+) -> None:
+    body = {"continuation": "x", "ip": "192.0.2.1", "code": "123456", "webauthn": None}
+    answer = app.test_client().post(
+        "/api/v1/hook/mfa", json=body, headers={"Authorization": f"Bearer {admin_key}"}
+    )
+    assert answer.status_code == 400 and answer.json["field"] == "code"
+
+
+def test_a_null_user_agent_is_as_good_as_none(app: Flask, admin_key: str) -> None:
+    body = {"email": "nobody@example.org", "password": "x", "ip": "192.0.2.1", "user_agent": None}
+    answer = app.test_client().post(
+        "/api/v1/hook/login", json=body, headers={"Authorization": f"Bearer {admin_key}"}
+    )
+    assert answer.status_code == 200 and answer.json["decision"] == "deny"
+
+
+def test_the_spec_says_what_the_server_checks() -> None:
+    from auth.web.openapi import SPEC
+
+    resets = SPEC["paths"]["/api/v1/resets"]["post"]["requestBody"]["content"]
+    schema = resets["application/json"]["schema"]
+    assert schema["oneOf"] == [{"required": ["emails"]}, {"required": ["from_scan"]}]
+    assert schema["properties"]["emails"]["minItems"] == 1
+    options = SPEC["paths"]["/api/v1/hook/mfa/webauthn/options"]["post"]["responses"]
+    assert "404" in options
+
+
+def test_a_browser_ceremony_without_its_csrf_token_is_a_403_in_json(app: Flask) -> None:
+    app.config["WTF_CSRF_ENABLED"] = True
+    answer = app.test_client().post("/api/v1/mfa/webauthn/register/options")
+    assert answer.status_code == 403 and "CSRF" in answer.json["error"]

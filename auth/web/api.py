@@ -13,7 +13,7 @@ from auth.errors import InvalidEmail, InvalidInput
 from auth.models import AuditEvent, FindingKind
 from auth.web.context import services
 from auth.web.keys import current_key, require
-from auth.web.openapi import SEQ_MAX, SPEC
+from auth.web.openapi import REASON_MAX, SEQ_MAX, SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -89,28 +89,35 @@ def resets() -> Response:
     if not isinstance(data, dict):
         return error(400, "the body must be a JSON object", "emails")
     reason = data.get("reason", "")
-    if not isinstance(reason, str):
-        return error(400, "reason must be a string", "reason")
+    if not isinstance(reason, str) or len(reason) > REASON_MAX:
+        return error(400, f"reason must be a string of at most {REASON_MAX} characters", "reason")
+    if not isinstance(data.get("dry_run", False), bool):
+        return error(400, "dry_run must be true or false", "dry_run")
+    kinds = data.get("kinds", [])
+    known = {str(k) for k in FindingKind}
+    if not isinstance(kinds, list) or not all(isinstance(k, str) and k in known for k in kinds):
+        return error(400, f"kinds must list finding kinds: {', '.join(FindingKind)}", "kinds")
+    if ("emails" in data) == ("from_scan" in data):
+        return error(
+            400, "give emails (a list of addresses) or from_scan: true, one of them", "emails"
+        )
     registry = services()
     key = current_key()
     assert key is not None
     source: sources.Source
     rows: list[job.AccountResult] = []
     try:
-        if isinstance(data.get("emails"), list):
-            source = sources.Addresses.from_values(map(str, data["emails"]))
-        elif data.get("from_scan") is True:
-            kinds = data.get("kinds") or []
-            known = {str(k) for k in FindingKind}
-            if not isinstance(kinds, list) or not all(
-                isinstance(k, str) and k in known for k in kinds
-            ):
-                return error(
-                    400, f"kinds must list finding kinds: {', '.join(FindingKind)}", "kinds"
-                )
+        if "emails" in data:
+            emails = data["emails"]
+            if not isinstance(emails, list) or not emails:
+                return error(400, "emails must be a non-empty list of addresses", "emails")
+            if not all(isinstance(e, str) for e in emails):
+                return error(400, "emails must list addresses as strings", "emails")
+            source = sources.Addresses.from_values(emails)
+        elif data["from_scan"] is True:
             source = sources.FromScan(kinds)
         else:
-            return error(400, "give emails (a list) or from_scan: true", "emails")
+            return error(400, "from_scan must be true (or give emails)", "from_scan")
         report = job.run(
             registry.db,
             source,

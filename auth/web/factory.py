@@ -178,7 +178,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     def csrf_failed(exc: CSRFError) -> Response | tuple[str, int]:
         if request.blueprint == mfa_api.bp.name:  # JSON for the browser's WebAuthn calls
             response = jsonify({"error": f"CSRF check failed: {exc.description}"})
-            response.status_code = 400
+            response.status_code = 403  # refused, as a request without its credentials
             return response
         return render_template(
             "base.html", error="This form has expired: go back, reload the page and try again."

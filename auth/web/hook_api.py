@@ -103,9 +103,9 @@ def webauthn_options() -> Response:
     if isinstance(token, Response):
         return token
     options = signin().webauthn_options(token)
-    if options is None:
+    if options is None:  # a well-formed token names no live sign-in with a key: not found
         return error(
-            400,
+            404,
             "the continuation is unknown, spent or expired, or the account has no security key",
             "continuation",
         )
@@ -123,10 +123,10 @@ def mfa() -> Response:
     for value in (token, ip):
         if isinstance(value, Response):
             return value
-    code, credential = data.get("code"), data.get("webauthn")
-    if (code is None) == (credential is None):
+    if ("code" in data) == ("webauthn" in data):
         return error(400, "give exactly one of code (TOTP or recovery code) or webauthn", "code")
-    if code is not None:
+    credential = data.get("webauthn")
+    if "code" in data:
         checked = text(data, "code")
         if isinstance(checked, Response):
             return checked

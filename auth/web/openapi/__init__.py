@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from auth.models import FindingKind
 from auth.web.openapi.hook import HIBP_NOTIFY, HOOK_PATHS, OPTIONS
 from auth.web.openapi.schemas import (
     DENIED,
     ERROR,
     LIMITED,
+    NO_CONTROL,
+    REASON_MAX,
     SEQ_MAX,
     SOURCES,
     ceremony_path,
@@ -17,7 +20,7 @@ from auth.web.openapi.schemas import (
     json_response,
 )
 
-__all__ = ["SEQ_MAX", "SPEC"]
+__all__ = ["REASON_MAX", "SEQ_MAX", "SPEC"]
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -94,12 +97,24 @@ SPEC: dict[str, Any] = {
                     {
                         "type": "object",
                         "properties": {
-                            "emails": {"type": "array", "items": {"type": "string"}},
-                            "from_scan": {"type": "boolean"},
-                            "kinds": {"type": "array", "items": {"type": "string"}},
-                            "reason": {"type": "string"},
+                            "emails": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "email", "maxLength": 320},
+                                "minItems": 1,
+                            },
+                            "from_scan": {"const": True},
+                            "kinds": {
+                                "type": "array",
+                                "items": {"enum": [str(k) for k in FindingKind]},
+                            },
+                            "reason": {
+                                "type": "string",
+                                "maxLength": REASON_MAX,
+                                "pattern": NO_CONTROL,
+                            },
                             "dry_run": {"type": "boolean"},
                         },
+                        "oneOf": [{"required": ["emails"]}, {"required": ["from_scan"]}],
                     }
                 ),
                 "responses": {

@@ -46,6 +46,7 @@ def hook_path(
     required: list[str],
     ok: Any,
     one_of: list[dict[str, Any]] | None = None,
+    more: dict[str, Any] | None = None,
 ) -> Any:
     body: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
     if one_of:
@@ -62,6 +63,7 @@ def hook_path(
                 "401": json_response(DENIED, "No key, or an invalid or revoked one"),
                 "403": json_response(DENIED, "The key's role does not grant hook"),
                 "429": json_response(ERROR, "Too many attempts for this key or this address"),
+                **(more or {}),
             },
         }
     }
@@ -74,7 +76,7 @@ HOOK_PATHS: dict[str, Any] = {
             "email": {"type": "string", "minLength": 1, "maxLength": 320},
             "password": {"type": "string", "minLength": 1, "maxLength": 1024},
             "ip": IP,
-            "user_agent": {"type": "string", "maxLength": 512},
+            "user_agent": {"type": ["string", "null"], "maxLength": 512},
         },
         ["email", "password", "ip"],
         json_response(DECISION, "The decision (every decision is a 200)"),
@@ -96,6 +98,9 @@ HOOK_PATHS: dict[str, Any] = {
         {"continuation": CONTINUATION},
         ["continuation"],
         json_response(OPTIONS, "PublicKeyCredentialRequestOptions"),
+        more={
+            "404": json_response(ERROR, "No live sign-in with a security key has this continuation")
+        },
     ),
 }
 

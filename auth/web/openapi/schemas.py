@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 SEQ_MAX = 2**63 - 1  # audit cursors are SQL BIGINTs
+# Free text refuses control characters, except those it reads as spaces (auth/errors.py).
+NO_CONTROL = "^[^\\x00-\\x08\\x0e-\\x1b\\x7f-\\x84\\x86-\\x9f]*$"
+REASON_MAX = 500  # characters of a reset's reason: it goes into every notice
 
 ERROR = {
     "type": "object",
@@ -85,6 +88,7 @@ def ceremony_path(summary: str, *, body: bool, result: dict[str, Any]) -> dict[s
             "200": json_response(result, "The next step of the ceremony"),
             "400": json_response(ERROR, "Rejected: the message says why"),
             "401": json_response(ERROR, "No session (or the sign-in took too long)"),
+            "403": json_response(ERROR, "The X-CSRFToken header is missing or wrong"),
             "429": json_response(ERROR, "Too many attempts"),
         },
     }
