@@ -337,3 +337,11 @@ def test_every_scrape_sums_the_counters_of_every_worker(
         name = "breachguard_login_decisions_total"
         assert value(samples, name, decision="allow", via="hook") == logins / 2
         assert value(samples, name, decision="deny", via="hook") == logins / 2
+
+
+def test_readyz_says_the_database_answers_and_no_redis_is_used(app: Flask) -> None:
+    from tests.conftest import REDIS_URL
+
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json == {"database": "up", "redis": "up" if REDIS_URL else "not used"}

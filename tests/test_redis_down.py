@@ -127,8 +127,12 @@ def test_metrics_say_whether_redis_answers_and_the_limiter_goes_back_to_it(
     assert "breachguard_redis_up 0.0" in client.get("/metrics").get_data(as_text=True)
     assert wrong_sign_ins(web, 1) == [401]  # counted in memory
 
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json == {"database": "up", "redis": "down"}
+
     redis_server.start()
     assert "breachguard_redis_up 1.0" in client.get("/metrics").get_data(as_text=True)
+    assert client.get("/readyz").json == {"database": "up", "redis": "up"}
     time.sleep(1.1)  # the limiter tries Redis again after a second, then less often
     wrong_sign_ins(web, 1)
     assert any("storage recovered" in r.getMessage() for r in caplog.records)

@@ -9,6 +9,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from auth import logs
 from auth.config import Settings, load_settings
@@ -213,5 +214,23 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
     @app.get("/healthz")
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Whether this instance can serve (200) or not (503): the database must answer.
+        Redis, when it holds the rate limits, is reported; down, it costs no 503, since the
+        limits then hold per process."""
+        try:
+            registry.db.run(text("SELECT 1"))
+            database = "up"
+        except SQLAlchemyError:
+            database = "down"
+        redis = "not used"
+        if settings.redis_url is not None:
+            redis = "up" if limiter.storage.check() else "down"
+        response = jsonify({"database": database, "redis": redis})
+        response.status_code = 200 if database == "up" else 503
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     return app
