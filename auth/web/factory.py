@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         # Redis down: the same limits, counted in this process until Redis answers again
         # (one warning per outage), rather than a 500 on every sign-in. A hung Redis costs
         # at most a second, and only when the limiter tries it again.
-        in_memory_fallback_enabled=settings.redis_url is not None,
+        in_memory_fallback_enabled=bool(settings.redis_url),
         storage_options=REDIS_TIMEOUTS if settings.redis_url else {},
     )
     app.extensions[LIMITER] = limiter
@@ -226,7 +226,7 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         except SQLAlchemyError:
             database = "down"
         redis = "not used"
-        if settings.redis_url is not None:
+        if settings.redis_url:
             redis = "up" if limiter.storage.check() else "down"
         response = jsonify({"database": database, "redis": redis})
         response.status_code = 200 if database == "up" else 503

@@ -37,7 +37,7 @@ def _loopback(address: str | None) -> bool:
 
 def _redis_up() -> bool | None:
     """Whether the rate limits' Redis answers now; None when there is no Redis."""
-    if services().settings.redis_url is None:
+    if not services().settings.redis_url:
         return None
     return bool(current_app.extensions[LIMITER].storage.check())
 
