@@ -126,3 +126,31 @@ def test_a_sqlite_database_that_refuses_writes_answers_503(
     assert int(retry or 0) >= outage.RETRY_AFTER
     assert [r.getMessage() for r in caplog.records if UNAVAILABLE in r.getMessage()]
     registry.close()
+
+
+def test_a_command_whose_database_does_not_answer_is_one_line_exit_2(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "BREACHGUARD_INSTANCE": str(tmp_path),
+        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{port}/gone",
+        "SECRET_KEY": "k" * 40,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from auth.cli import main; main()", "apikey", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and f"127.0.0.1:{port}/gone" in lines[0], lines
+    assert "Traceback" not in result.stderr

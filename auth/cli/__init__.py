@@ -22,7 +22,6 @@ from auth.cli import (
     scan,
     service,
 )
-from auth.cli.common import DATABASE_FAILURES
 
 
 class _Group(click.Group):
@@ -32,7 +31,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except DATABASE_FAILURES as exc:
+        except Exception as exc:
+            if not common.is_database_failure(exc):
+                raise
             raise common.Exit(common.database_failure(exc)) from None
 
 

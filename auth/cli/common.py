@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-import psycopg
 import sqlalchemy.exc
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
@@ -42,13 +41,17 @@ def handle_errors() -> Iterator[None]:
         raise Exit(str(exc)) from None
 
 
-# What a database raises when it cannot go on: SQLAlchemy's wrapper, or the driver's own
-# error from the corpus importer's direct driver calls.
-DATABASE_FAILURES = (
-    sqlalchemy.exc.OperationalError,
-    sqlite3.OperationalError,
-    psycopg.OperationalError,
-)
+def is_database_failure(exc: BaseException) -> bool:
+    """What a database raises when it cannot go on: SQLAlchemy's wrapper, or the driver's
+    own error from the corpus importer's direct driver calls."""
+    failures: list[type[BaseException]] = [
+        sqlalchemy.exc.OperationalError,
+        sqlite3.OperationalError,
+    ]
+    psycopg = sys.modules.get("psycopg")  # loaded only when PostgreSQL is in use
+    if psycopg is not None:
+        failures.append(psycopg.OperationalError)
+    return isinstance(exc, tuple(failures))
 
 
 def database_failure(exc: BaseException) -> str:
