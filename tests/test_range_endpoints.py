@@ -123,18 +123,18 @@ def test_the_highest_range_holds_the_all_f_digest_and_nothing_below(
 
 
 @pytest.mark.parametrize("prefix", ["12345", "ABCDE", "abcde", "0F0F0", "FFFF0", "00010"])
-def test_a_valid_prefix_with_nothing_in_it_is_200_and_empty(
+def test_a_valid_prefix_with_nothing_in_it_answers_one_count_zero_line(
     corpus: Services, client: FlaskClient, prefix: str
 ) -> None:
+    """As HIBP's full corpus always does: some clients fail on an empty body."""
     response = client.get(f"/range/{prefix}")
 
     assert response.status_code == 200
-    assert response.data == b""
+    [line] = lines(response.data)
+    assert SUFFIX_LINE.match(line) and line.endswith(":0")
 
 
-def test_padding_adds_count_zero_lines_up_to_800_to_1000(
-    corpus: Services, client: FlaskClient
-) -> None:
+def test_padding_adds_800_to_1000_count_zero_lines(corpus: Services, client: FlaskClient) -> None:
     sizes = set()
     for _ in range(6):
         response = client.get(f"/range/{PASSWORD[:5]}", headers={"Add-Padding": "true"})
@@ -142,7 +142,7 @@ def test_padding_adds_count_zero_lines_up_to_800_to_1000(
         assert not response.data.endswith(b"\r\n")
         got = lines(response.data)
         sizes.add(len(got))
-        assert 800 <= len(got) <= 1000
+        assert 802 <= len(got) <= 1002  # the 2 real entries, and 800 to 1,000 more
         assert all(SUFFIX_LINE.match(line) for line in got)
         assert got == sorted(got)
         entries = dict(line.split(":") for line in got)
@@ -332,3 +332,18 @@ def test_a_bad_email_prefix_is_400_with_a_one_line_reason(
     reason = response.get_data(as_text=True).strip()
     assert "6 hexadecimal" in reason
     assert "\n" not in reason
+
+
+def test_padding_pads_a_prefix_with_many_entries_too(corpus: Services) -> None:
+    from auth.web.range import padded
+
+    real = {f"{i:035X}": i + 1 for i in range(1500)}
+    out = padded(real)
+    assert 1500 + 800 <= len(out) <= 1500 + 1000
+    assert {s: c for s, c in out.items() if c} == real
+
+
+def test_ntlm_mode_is_refused_with_a_clear_message(corpus: Services, client: FlaskClient) -> None:
+    response = client.get(f"/range/{PASSWORD[:5]}?mode=ntlm")
+    assert response.status_code == 400 and b"SHA-1" in response.data
+    assert client.get(f"/range/{PASSWORD[:5]}?mode=sha1").status_code == 200

@@ -27,10 +27,13 @@ class Format(enum.StrEnum):
     PLAIN = "plain"  # one password per line
     EMAILS = "emails"  # one e-mail address per line
     COMBOS = "combos"  # email:password, email;password or email<TAB>password
+    NTLM = "ntlm"  # HIBP's NTLM hashes (HASH:COUNT, 32 hex digits): recognised, refused
 
 
 _SHA1_LINE = re.compile(rb"\A([0-9A-Fa-f]{40})(?::(\d{1,12}))?\s*\Z")
 _SUFFIX_LINE = re.compile(rb"\A([0-9A-Fa-f]{35}):(\d{1,12})\s*\Z")
+_NTLM_LINE = re.compile(rb"\A[0-9A-Fa-f]{32}:\d{1,12}\s*\Z")
+_NTLM_SUFFIX_LINE = re.compile(rb"\A[0-9A-Fa-f]{27}:\d{1,12}\s*\Z")
 _COMBO_SEPARATORS = re.compile(r"[:;\t]")
 # pwned_passwords.count is a 32-bit integer: a larger count is a bad line, not a failed import.
 MAX_COUNT = 2**31 - 1
@@ -120,6 +123,8 @@ def sniff(first_lines: Sequence[bytes], filename: str | None) -> Format:
             return Format.SHA1
         if _SUFFIX_LINE.match(line) and prefix_from_name(filename) is not None:
             return Format.PREFIX
+        if _NTLM_LINE.match(line) or _NTLM_SUFFIX_LINE.match(line):
+            return Format.NTLM
     return Format.PLAIN
 
 

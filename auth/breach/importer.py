@@ -8,9 +8,7 @@ never fatal. Combo lists are also checked against account password hashes at imp
 
 from __future__ import annotations
 
-import bz2
 import datetime as dt
-import gzip
 import lzma
 import sys
 import time
@@ -20,13 +18,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.breach import findings, formats
+from auth.breach import findings, formats, reading
 from auth.breach.formats import Format, LineError
 from auth.breach.hashing import password_sha1
 from auth.breach.store import CorpusWriter
@@ -100,29 +98,6 @@ class Source:
         if self.path == "-":
             return None
         return sum(p.stat().st_size for p in self.files())
-
-
-def open_binary(path: str) -> tuple[IO[bytes], IO[bytes]]:
-    """(decompressed stream, raw stream whose position measures progress)."""
-    if path == "-":
-        return sys.stdin.buffer, sys.stdin.buffer
-    raw = open(path, "rb")  # closed by the caller
-    magic = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
-    stream: IO[bytes] = raw
-    if magic.startswith(b"\x1f\x8b"):
-        stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw))
-    elif magic.startswith(b"BZh"):
-        stream = cast(IO[bytes], bz2.BZ2File(raw))
-    elif magic.startswith(b"\xfd7zXZ\x00"):
-        stream = cast(IO[bytes], lzma.LZMAFile(raw))
-    return stream, raw
-
-
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(stream, 1):
-        if number == 1:  # a UTF-8 BOM (Notepad) would make a SHA1:COUNT file sniff as plain
-            line = line.removeprefix(b"\xef\xbb\xbf")
-        yield number, line.rstrip(b"\r\n")
 
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
@@ -206,7 +181,7 @@ class Importer:
         now: dt.datetime,
     ) -> None:
         try:
-            stream, raw = open_binary(path)
+            stream, raw = reading.open_binary(path)
         except OSError as exc:
             raise InvalidInput(f"{path}: could not open the file: {exc.strerror}") from exc
         try:
@@ -218,7 +193,7 @@ class Importer:
                     self.progress(here - position[0])
                     position[0] = here
 
-            lines = _lines(stream)
+            lines = reading.lines(stream)
             if kind is BreachKind.EMAILS:
                 report.format = Format.EMAILS
                 self._emails(lines, writer, report, tick)
@@ -365,6 +340,12 @@ class Importer:
 
 
 def _password_parser(fmt: Format, path: str) -> Callable[[bytes], tuple[bytes, int]]:
+    if fmt is Format.NTLM:
+        raise InvalidInput(
+            f"{path}: these are NTLM hashes (HASH:COUNT, 32 hexadecimal digits, as the "
+            "downloader's -n writes them); breachguard stores SHA-1: download the SHA-1 "
+            "corpus instead"
+        )
     if fmt is Format.SHA1:
         return formats.sha1_count
     if fmt is Format.PREFIX:

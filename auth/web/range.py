@@ -26,17 +26,23 @@ PAD_MIN, PAD_MAX = 800, 1000
 
 
 def padded(lines: dict[str, int], *, rand: secrets.SystemRandom | None = None) -> dict[str, int]:
-    """Add count-0 entries with random suffixes, so the size of an answer says nothing."""
+    """Add PAD_MIN to PAD_MAX count-0 entries with random suffixes to every answer, however
+    many real entries it holds (as HIBP does), so its size says nothing."""
     rand = rand or secrets.SystemRandom()
-    target = rand.randint(PAD_MIN, PAD_MAX)
     out = dict(lines)
+    target = len(lines) + rand.randint(PAD_MIN, PAD_MAX)
     while len(out) < target:
-        suffix = f"{rand.getrandbits(140):035X}"
-        out.setdefault(suffix, 0)
+        out.setdefault(f"{rand.getrandbits(140):035X}", 0)
     return out
 
 
-def _bad_prefix(message: str) -> Response:
+def at_least_one(lines: dict[str, int]) -> dict[str, int]:
+    """HIBP's corpus has an entry under every prefix, and some clients fail on an empty
+    body: a prefix the local corpus lacks answers one count-0 line."""
+    return lines or {f"{secrets.randbits(140):035X}": 0}
+
+
+def _bad_prefix(message: str) -> Response:  # a bad request, answered as HIBP does: text
     return Response(message + "\n", status=400, mimetype="text/plain")
 
 
@@ -46,10 +52,13 @@ def password_range(prefix: str) -> Response:
         prefix = parse_prefix(prefix, PASSWORD_PREFIX_LEN)
     except ValueError as exc:
         return _bad_prefix(str(exc))
+    if request.args.get("mode", "sha1").lower() != "sha1":
+        return _bad_prefix("mode: this service serves SHA-1 ranges only (no NTLM)")
     rows = store.password_range(services().db, prefix)
     entries = {digest.hex().upper()[PASSWORD_PREFIX_LEN:]: count for digest, count in rows}
     if request.headers.get("Add-Padding", "").lower() == "true":
         entries = padded(entries)
+    entries = at_least_one(entries)
     body = "\r\n".join(f"{s}:{c}" for s, c in sorted(entries.items()))
     response = Response(body, mimetype="text/plain")
     response.headers["Cache-Control"] = f"public, max-age={services().settings.range_cache_seconds}"
