@@ -135,3 +135,53 @@ def test_the_bom_is_dropped_on_any_line_of_a_plain_list(
     result = run_import(runner, path, "--type", "passwords", "--format", "plain", "--no-monitor")
     assert result.exit_code == 0, result.output
     assert count(registry, "hunter2") == 1 and count(registry, "letmein-please") == 1
+
+
+# --- the exit status tells the truth ------------------------------------------------------
+
+
+def sha1_lines(n: int) -> list[bytes]:
+    return [f"{hexsha1(f'pw{i}')}:{i + 1}".encode() for i in range(n)]
+
+
+def test_a_file_of_nothing_but_junk_never_exits_0_nor_commits(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "junk.txt"
+    path.write_bytes(b"".join(f"{i:X}:not-a-hash\n".encode() for i in range(50)))
+    before = dump(registry)
+    for extra in ([], ["--keep-bad"], ["--max-bad", "100"]):
+        result = run_import(
+            runner, path, "--type", "passwords", "--format", "sha1", "--no-monitor", *extra
+        )
+        assert result.exit_code == 1, (extra, result.output)
+        assert "nothing committed: every line is malformed" in result.stderr
+        assert dump(registry) == before
+
+
+def test_more_malformed_lines_than_max_bad_commits_nothing_unless_keep_bad(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "mostly.txt"
+    path.write_bytes(b"\n".join([*sha1_lines(98), b"junk one", b"junk two"]) + b"\n")
+    before = dump(registry)
+    args = ("--type", "passwords", "--format", "sha1", "--no-monitor")
+
+    refused = run_import(runner, path, *args)
+    assert refused.exit_code == 1
+    assert "2.0% of the lines are malformed, more than --max-bad 1%" in refused.stderr
+    assert "line 99" in refused.stderr  # the report still comes first
+    assert dump(registry) == before
+
+    assert run_import(runner, path, *args, "--max-bad", "5").exit_code == 0
+    assert count(registry, "pw0") == 1
+
+
+def test_keep_bad_imports_the_good_lines(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "mostly.txt"
+    path.write_bytes(b"\n".join([*sha1_lines(10), b"junk"]) + b"\n")
+    result = run_import(runner, path, "--type", "passwords", "--no-monitor", "--keep-bad")
+    assert result.exit_code == 0, result.output
+    assert count(registry, "pw9") == 10

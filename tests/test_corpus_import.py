@@ -469,7 +469,7 @@ def test_malformed_and_undecodable_lines_are_counted_with_line_numbers_never_fat
         + b"\n"
     )
 
-    result = run_import(runner, corpus, "--type", "passwords", "--format", "sha1")
+    result = run_import(runner, corpus, "--type", "passwords", "--format", "sha1", "--keep-bad")
 
     ok(result)
     assert "3 malformed" in result.stdout
@@ -490,7 +490,7 @@ def test_an_undecodable_plain_password_is_a_bad_line_not_a_guess(
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes(b"fine\nd\xe9j\xe0vu\n\nfine\n")
 
-    report = report_json(run_import(runner, corpus, "--type", "passwords", "--json"))
+    report = report_json(run_import(runner, corpus, "--type", "passwords", "--json", "--keep-bad"))
 
     assert report["lines"] == 4
     assert report["blank"] == 1
@@ -509,8 +509,8 @@ def test_bad_email_and_combo_lines_are_reported_by_number(
     combos = tmp_path / "combos.txt"
     combos.write_bytes(b"no separator here\nuser@example.org:\nok@example.org:pw\n\r\n")
 
-    e = report_json(run_import(runner, emails, "--type", "emails", "--json"))
-    c = report_json(run_import(runner, combos, "--type", "combos", "--json"))
+    e = report_json(run_import(runner, emails, "--type", "emails", "--json", "--keep-bad"))
+    c = report_json(run_import(runner, combos, "--type", "combos", "--json", "--keep-bad"))
 
     assert (e["lines"], e["blank"], e["bad"]) == (4, 1, 2)
     assert [s["line"] for s in e["bad_samples"]] == [2, 4]
@@ -530,8 +530,10 @@ def test_a_count_too_large_to_store_is_a_bad_line_not_a_failed_import(
     prefix_file = tmp_path / f"{big[:5]}.txt"
     prefix_file.write_text(f"{big[5:]}:99999999999\n{'0' * 35}:8\n")
 
-    one = report_json(run_import(runner, sha1_file, "--type", "passwords", "--json"))
-    two = report_json(run_import(runner, prefix_file, "--type", "passwords", "--json"))
+    one = report_json(run_import(runner, sha1_file, "--type", "passwords", "--json", "--keep-bad"))
+    two = report_json(
+        run_import(runner, prefix_file, "--type", "passwords", "--json", "--keep-bad")
+    )
 
     assert (one["bad"], [s["line"] for s in one["bad_samples"]]) == (1, [2])
     assert (two["bad"], [s["line"] for s in two["bad_samples"]]) == (1, [1])
@@ -546,7 +548,7 @@ def test_only_the_first_bad_lines_are_shown_and_the_rest_are_summed(
     corpus = tmp_path / "noisy.txt"
     corpus.write_text("".join(f"junk {i}\n" for i in range(25)) + f"{hexsha1('x')}:1\n")
 
-    result = run_import(runner, corpus, "--type", "passwords", "--format", "sha1")
+    result = run_import(runner, corpus, "--type", "passwords", "--format", "sha1", "--keep-bad")
 
     ok(result)
     assert "25 malformed" in result.stdout
@@ -685,7 +687,9 @@ def test_a_header_line_does_not_turn_a_hash_file_into_passwords(
     path = tmp_path / "hashes.txt"
     a = hexsha1("password")
     path.write_text(f"hash:count\n{a}:7\n")
-    result = run_import(runner, path, "--type", "passwords", "--breach", "H", "--json")
+    result = run_import(
+        runner, path, "--type", "passwords", "--breach", "H", "--json", "--keep-bad"
+    )
     report = json.loads(result.output)
     assert report["format"] == "sha1" and report["bad"] == 1
     assert report["bad_samples"][0]["line"] == 1

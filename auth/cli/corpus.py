@@ -35,6 +35,14 @@ def corpus() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
+    "--max-bad",
+    type=click.FloatRange(0, 100),
+    default=1.0,
+    show_default=True,
+    help="Percent of malformed lines above which nothing is committed (exit 1).",
+)
+@click.option("--keep-bad", is_flag=True, help="Commit even above --max-bad.")
+@click.option(
     "--no-monitor",
     is_flag=True,
     help="Do not check the accounts against this import nor apply the finding policy now.",
@@ -48,6 +56,8 @@ def corpus_import(
     date: dt.datetime | None,
     fmt: str,
     as_json: bool,
+    max_bad: float,
+    keep_bad: bool,
     no_monitor: bool,
 ) -> None:
     """Import a breach file (FILE may be .gz/.bz2/.xz, `-` for stdin, or a folder of
@@ -57,6 +67,7 @@ def corpus_import(
     with handle_errors():
         source = importer.Source(file)
         bar = progress_bar(source.total_bytes())
+        refusal: str | None = None
         try:
             with registry.db.session() as session:
                 report = importer.Importer(
@@ -68,12 +79,19 @@ def corpus_import(
                     date=date.date() if date else None,
                     fmt=None if fmt == "auto" else Format(fmt),
                 )
+                refusal = _refusal(report, max_bad=max_bad, keep_bad=keep_bad)
+                if refusal is not None:
+                    raise _RollBack
+        except _RollBack:
+            pass
         finally:
             if bar is not None:
                 bar.close()
-        checked = None if no_monitor else cli_monitor.after_import(registry, report.breach)
+        monitor = not no_monitor and refusal is None
+        checked = cli_monitor.after_import(registry, report.breach) if monitor else None
     if as_json:
-        click.echo(json.dumps(report.as_dict() | {"monitor": checked}, indent=2))
+        committed = {"committed": refusal is None, "monitor": checked}
+        click.echo(json.dumps(report.as_dict() | committed, indent=2))
     else:
         click.echo(
             f"breach {report.breach!r} ({report.kind}, {report.format}): {report.lines} lines, "
@@ -91,6 +109,29 @@ def corpus_import(
             )
         if checked is not None:
             cli_monitor.echo_after_import(checked)
+    if refusal is not None:
+        click.echo(f"nothing committed: {refusal}", err=True)
+        ctx.exit(1)
+
+
+class _RollBack(Exception):
+    """Leaves the import's transaction without committing it."""
+
+
+def _refusal(report: importer.ImportReport, *, max_bad: float, keep_bad: bool) -> str | None:
+    """Why an import must not be committed, or None: a file with nothing but malformed
+    lines never is; one above --max-bad percent of malformed lines is not, unless
+    --keep-bad."""
+    lines = report.lines - report.blank
+    if report.bad and report.bad == lines:
+        return "every line is malformed (is it the right --type and --format?)"
+    share = 100 * report.bad / lines if lines else 0.0
+    if share > max_bad and not keep_bad:
+        return (
+            f"{share:.1f}% of the lines are malformed, more than --max-bad {max_bad:g}%: "
+            "fix the file, or pass --keep-bad to import the rest"
+        )
+    return None
 
 
 @corpus.command("stats")
