@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Request, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -78,6 +78,16 @@ class StrictProvider(DefaultJSONProvider):
         return loads(s)
 
 
+class StrictRequest(Request):
+    """A body loads() refused raises its MalformedJSON, whose message says why, rather than
+    Flask's generic BadRequest."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if isinstance(e, MalformedJSON):
+            raise e
+        return super().on_json_loading_failed(e)
+
+
 def _error(status: int, message: str, *, field: str | None = None) -> Response:
     """The API's error body: {"error": ...}, and the field at fault when there is one."""
     response = jsonify({"error": message} | ({"field": field} if field else {}))
@@ -88,15 +98,15 @@ def _error(status: int, message: str, *, field: str | None = None) -> Response:
 def init_app(app: Flask) -> None:
     """Strict bodies and JSON errors under PREFIX; the rest of the site is left alone."""
     app.json = StrictProvider(app)
+    app.request_class = StrictRequest
 
     @app.before_request
     def parse_body() -> Response | None:
         if not request.path.startswith(PREFIX) or not request.is_json:
             return None
-        body = request.get_data(cache=True)
-        if body:
+        if request.get_data(cache=True):
             try:
-                loads(body)  # the view's get_json() reads it again, through StrictProvider
+                request.get_json()  # parsed once: the view's get_json() has it cached
             except MalformedJSON as exc:
                 return _error(400, f"malformed JSON body: {exc}", field="body")
         return None

@@ -137,5 +137,5 @@ def authenticate_verify() -> Response:
         status = 429 if result.status is verify.CheckStatus.LOCKED else 400
         return _error(status, result.message)
     next_url = web_session.safe_next(session.get("next")) or url_for("account.security")
-    web_session.start(account, "webauthn", mfa=True)
+    web_session.open_session(account, mfa=True, method="webauthn")
     return jsonify({"ok": True, "redirect": next_url})

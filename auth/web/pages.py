@@ -67,7 +67,7 @@ def login_post() -> Any:
     if verdict.decision is Decision.MFA_REQUIRED:
         web_session.open_pending(account, next_url)
         return redirect(url_for("pages.login_mfa"))
-    web_session.start(account, "password")
+    web_session.open_session(account, method="password")
     if verdict.decision is Decision.ENROLL_REQUIRED:
         flash("Your account must be protected by a second factor: add one now.")
         return redirect(url_for("account.security"))

@@ -141,7 +141,7 @@ def reset_post(token: str) -> Any:
         web_session.close()
         flash(WITH_FACTOR)
         return redirect(url_for("pages.login"))
-    web_session.start(account, "reset")
+    web_session.open_session(account, method="reset")
     flash(NO_FACTOR)
     return redirect(url_for("account.security"))
 

@@ -69,11 +69,6 @@ def open_session(account: Account, *, mfa: bool = False, method: str | None = No
     g.pop(_CURRENT, None)
 
 
-def start(account: Account, method: str, *, mfa: bool = False) -> None:
-    """Open the full session and record the sign-in."""
-    open_session(account, mfa=mfa, method=method)
-
-
 def started(account: Account, method: str) -> audit.Event:
     """The audit event of a sign-in: who, how, and from where."""
     return audit.Event(
