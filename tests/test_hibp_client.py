@@ -284,6 +284,38 @@ def test_lf_only_bodies_and_a_trailing_newline_are_accepted(
     assert make_client().password_range(PASSWORD_PREFIX) == {OTHER_SUFFIX: 2, PASSWORD_SUFFIX: 5}
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8, as a server writing through .NET's UTF-8 encoder sends
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"], ids=["crlf", "lf"])
+def test_a_password_body_that_begins_with_a_bom_keeps_its_first_line(
+    hibp: FakeHibp, make_client: _ClientFactory, newline: str
+) -> None:
+    hibp.answer(Canned(body=BOM + f"{PASSWORD_SUFFIX}:9{newline}{OTHER_SUFFIX}:2".encode()))
+
+    assert make_client().password_range(PASSWORD_PREFIX) == {PASSWORD_SUFFIX: 9, OTHER_SUFFIX: 2}
+
+
+def test_a_bom_anywhere_but_the_start_of_a_password_body_is_an_error(
+    hibp: FakeHibp, make_client: _ClientFactory
+) -> None:
+    hibp.answer(
+        Canned(body=f"{OTHER_SUFFIX}:2\r\n".encode() + BOM + f"{PASSWORD_SUFFIX}:9".encode())
+    )
+
+    with pytest.raises(BreachSourceError, match="non-ASCII"):
+        make_client().password_range(PASSWORD_PREFIX)
+
+
+def test_a_bom_alone_is_an_empty_password_body_not_an_empty_answer(
+    hibp: FakeHibp, make_client: _ClientFactory
+) -> None:
+    hibp.answer(Canned(body=BOM))
+
+    with pytest.raises(BreachSourceError, match="empty body"):
+        make_client().password_range(PASSWORD_PREFIX)
+
+
 def test_suffixes_are_returned_upper_case(hibp: FakeHibp, make_client: _ClientFactory) -> None:
     hibp.answer(Canned(body=f"{OTHER_SUFFIX.lower()}:7"))
 
@@ -368,6 +400,14 @@ def test_email_suffixes_are_returned_upper_case(
     hibp: FakeHibp, make_client: _ClientFactory
 ) -> None:
     hibp.answer(Canned(body=email_body((EMAIL_SUFFIX.lower(), ["Adobe"]))))
+
+    assert make_client().email_range(EMAIL_PREFIX) == {EMAIL_SUFFIX: ("Adobe",)}
+
+
+def test_an_email_body_that_begins_with_a_bom_is_read(
+    hibp: FakeHibp, make_client: _ClientFactory
+) -> None:
+    hibp.answer(Canned(body=BOM + email_body((EMAIL_SUFFIX, ["Adobe"])).encode()))
 
     assert make_client().email_range(EMAIL_PREFIX) == {EMAIL_SUFFIX: ("Adobe",)}
 

@@ -16,6 +16,9 @@ PASSWORD_PREFIX_RE = re.compile(r"[0-9A-Fa-f]{5}")
 EMAIL_PREFIX_RE = re.compile(r"[0-9A-Fa-f]{6}")
 _PASSWORD_LINE_RE = re.compile(r"([0-9A-Fa-f]{35}):([0-9]{1,20})")
 _EMAIL_SUFFIX_RE = re.compile(r"[0-9A-Fa-f]{34}")
+# A server that writes through .NET's default UTF-8 encoder (as HIBP's own tools do) starts
+# the body with a byte order mark; it says nothing about the data.
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def checked_prefix(prefix: str, pattern: re.Pattern[str], what: str, length: int) -> str:
@@ -54,7 +57,7 @@ def password_body(body: bytes, url: str) -> dict[str, int]:
     or truncated answer) and must not be mistaken for "not breached".
     """
     try:
-        text = body.decode("ascii")
+        text = body.removeprefix(_UTF8_BOM).decode("ascii")
     except UnicodeDecodeError as exc:
         raise BreachSourceError(f"HIBP password range {url} sent a non-ASCII body") from exc
     result: dict[str, int] = {}
@@ -80,7 +83,7 @@ def password_body(body: bytes, url: str) -> dict[str, int]:
 def email_body(body: bytes, url: str) -> dict[str, tuple[str, ...]]:
     """Parse ``[{"hashSuffix": ..., "websites": [...]}, ...]``; anything else is an error."""
     try:
-        data: object = json.loads(body)
+        data: object = json.loads(body.removeprefix(_UTF8_BOM))
     except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
         raise BreachSourceError(f"HIBP e-mail range {url} sent a body that is not JSON") from exc
     if not isinstance(data, list):
