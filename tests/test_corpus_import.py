@@ -390,7 +390,7 @@ def test_a_digest_count_is_the_sum_over_breaches(
 
     assert count(registry, "password") == 103
     assert count(registry, "only-first") == 1
-    rng = dict(store.password_range(registry.db, hexsha1("password")[:5]))
+    rng = dict(store.password_range(registry.db, hexsha1("password")[:5]).rows)
     assert rng[sha1("password")] == 103
 
 

@@ -347,3 +347,154 @@ def test_ntlm_mode_is_refused_with_a_clear_message(corpus: Services, client: Fla
     response = client.get(f"/range/{PASSWORD[:5]}?mode=ntlm")
     assert response.status_code == 400 and b"SHA-1" in response.data
     assert client.get(f"/range/{PASSWORD[:5]}?mode=sha1").status_code == 200
+
+
+# -- caching, compression and browsers ---------------------------------------------------------
+
+
+def test_a_range_is_plain_text_with_a_validator_and_a_date(
+    corpus: Services, client: FlaskClient
+) -> None:
+    response = client.get(f"/range/{PASSWORD[:5]}")
+
+    assert response.headers["Content-Type"].split(";")[0] == "text/plain"
+    assert response.headers["ETag"].startswith('"')  # strong: the same bytes every time
+    assert response.last_modified is not None
+    assert client.get(f"/range/{PASSWORD[:5]}").headers["ETag"] == response.headers["ETag"]
+
+
+def test_a_client_whose_copy_is_current_gets_304(corpus: Services, client: FlaskClient) -> None:
+    first = client.get(f"/range/{PASSWORD[:5]}")
+
+    by_tag = client.get(f"/range/{PASSWORD[:5]}", headers={"If-None-Match": first.headers["ETag"]})
+    by_date = client.get(
+        f"/range/{PASSWORD[:5]}", headers={"If-Modified-Since": first.headers["Last-Modified"]}
+    )
+
+    assert by_tag.status_code == by_date.status_code == 304
+    assert by_tag.data == by_date.data == b""
+    stale = client.get(f"/range/{PASSWORD[:5]}", headers={"If-None-Match": '"not-this-one"'})
+    assert stale.status_code == 200 and stale.data == first.data
+
+
+def test_tag_and_date_change_when_the_corpus_changes(
+    corpus: Services, client: FlaskClient, tmp_path: Path
+) -> None:
+    before = client.get(f"/range/{PASSWORD[:5]}")
+
+    seed_passwords(corpus, tmp_path, {PASSWORD: 1}, "Later")
+    after = client.get(
+        f"/range/{PASSWORD[:5]}",
+        headers={
+            "If-None-Match": before.headers["ETag"],
+            "If-Modified-Since": before.headers["Last-Modified"],
+        },
+    )
+
+    assert after.status_code == 200
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert after.last_modified is not None and before.last_modified is not None
+    assert after.last_modified >= before.last_modified
+    assert f"{PASSWORD[5:]}:10434011".encode() in after.data
+
+
+def test_an_empty_range_is_the_same_answer_every_time(
+    corpus: Services, client: FlaskClient
+) -> None:
+    first, second = client.get("/range/12345"), client.get("/range/12345")
+    assert first.data == second.data and first.headers["ETag"] == second.headers["ETag"]
+    assert client.get("/range/12346").data != first.data
+
+
+def test_a_padded_answer_has_a_weak_validator_and_revalidates(
+    corpus: Services, client: FlaskClient
+) -> None:
+    padded = {"Add-Padding": "true"}
+    first = client.get(f"/range/{PASSWORD[:5]}", headers=padded)
+
+    assert first.headers["ETag"].startswith('W/"')  # the padding differs on every call
+    again = client.get(
+        f"/range/{PASSWORD[:5]}", headers=padded | {"If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    assert "Add-Padding" in first.headers["Vary"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_a_range_is_compressed_when_asked(
+    corpus: Services, client: FlaskClient, encoding: str
+) -> None:
+    import gzip
+
+    import brotli
+
+    plain = client.get(f"/range/{PASSWORD[:5]}", headers={"Add-Padding": "true"})
+    packed = client.get(
+        f"/range/{PASSWORD[:5]}", headers={"Add-Padding": "true", "Accept-Encoding": encoding}
+    )
+
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == encoding
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    raw = gzip.decompress(packed.data) if encoding == "gzip" else brotli.decompress(packed.data)
+    assert len(packed.data) < len(raw) / 1.5
+    got = dict(line.split(":") for line in lines(raw))
+    assert got[PASSWORD[5:]] == "10434010" and 800 <= len(got) <= 1002
+
+
+def test_pages_are_never_compressed(client: FlaskClient) -> None:
+    """A page holds its CSRF token: compressed beside attacker-chosen text, its size would
+    leak the token (BREACH)."""
+    response = client.get("/login", headers={"Accept-Encoding": "gzip, br"})
+    assert response.status_code == 200 and "Content-Encoding" not in response.headers
+
+
+def test_any_browser_origin_may_read_a_range_with_padding(
+    corpus: Services, client: FlaskClient
+) -> None:
+    preflight = client.options(
+        f"/range/{PASSWORD[:5]}",
+        headers={
+            "Origin": "https://pharmacy.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "add-padding",
+        },
+    )
+    assert preflight.status_code in (200, 204)
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "add-padding" in preflight.headers["Access-Control-Allow-Headers"].lower()
+
+    got = client.get(
+        f"/range/{PASSWORD[:5]}",
+        headers={"Origin": "https://pharmacy.example", "Add-Padding": "true"},
+    )
+    assert got.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_no_browser_origin_may_read_the_email_range(emails: Services, client: FlaskClient) -> None:
+    preflight = client.options(
+        "/api/v3/breachedaccount/range/ABCDEF",
+        headers={
+            "Origin": "https://pharmacy.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "hibp-api-key",
+        },
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    assert "Access-Control-Allow-Headers" not in preflight.headers
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v3/breachedaccount/range/", "/api/v3/breachedaccount/range/ABCDEF/more", "/api/v3/x"],
+)
+def test_email_range_404s_are_json_never_html(
+    emails: Services, client: FlaskClient, now: dt.datetime, path: str
+) -> None:
+    key = make_key(emails, "security", now)
+    response = client.get(path, headers={"hibp-api-key": key.token})
+
+    assert response.status_code == 404
+    assert response.mimetype == "application/json"
+    assert b"<html" not in response.data.lower()

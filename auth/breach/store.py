@@ -9,6 +9,7 @@ else into a temp table and one INSERT..SELECT.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import struct
 from collections.abc import Iterable, Mapping
@@ -26,23 +27,42 @@ _PASSWORD_RANGE = (
     "GROUP BY sha1 ORDER BY sha1"
 )
 _PASSWORD_RANGE_PG = _PASSWORD_RANGE.replace("?", "%s")
+_CORPUS_CHANGED = "SELECT MAX(imported_at) FROM breaches"
 
 
-def password_range(db: Database, prefix: str) -> list[tuple[bytes, int]]:
-    """(digest, times seen over all breaches) for every digest under a 5-hex prefix, sorted:
-    one statement that stands alone (GET /range/ asks nothing else of the database)."""
+@dataclass(frozen=True)
+class PasswordRange:
+    rows: list[tuple[bytes, int]]  # (digest, times seen over all breaches), sorted
+    changed: dt.datetime | None  # when the corpus last changed (None: nothing imported)
+
+
+def password_range(db: Database, prefix: str) -> PasswordRange:
+    """Every digest under a 5-hex prefix, and when the corpus last changed: two statements
+    that stand alone (GET /range/ asks nothing else of the database). The time is read
+    first, so a corpus changed in between makes it older than the rows, never newer."""
     lo, hi = prefix_bounds(prefix)
     with db.standalone() as conn:
-        # GET /range/ is the public hot path: its one fixed statement goes straight to the
+        # GET /range/ is the public hot path: its fixed statements go straight to the
         # driver, spared SQLAlchemy's per-statement work (about half the call's CPU).
         sql = _PASSWORD_RANGE if conn.dialect.paramstyle == "qmark" else _PASSWORD_RANGE_PG
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
+            cur.execute(_CORPUS_CHANGED)
+            (changed,) = cur.fetchone()
             cur.execute(sql, (lo, hi))
             rows = cur.fetchall()
         finally:
             cur.close()
-    return [(bytes(digest), int(seen)) for digest, seen in rows]
+    return PasswordRange([(bytes(d), int(seen)) for d, seen in rows], _utc(changed))
+
+
+def _utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A timestamp as the driver hands it back (SQLite: naive ISO text) -> aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def email_range(conn: Connection, prefix: str) -> dict[bytes, list[str]]:

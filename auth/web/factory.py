@@ -29,7 +29,7 @@ from auth.web import (
 )
 from auth.web import range as range_views
 from auth.web.context import EXTENSION, LIMITER
-from auth.web.keys import presented_token
+from auth.web.keys import holds_a_valid_key, presented_token
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -62,7 +62,11 @@ def _limit_key() -> str:
     return "ip:" + get_remote_address()
 
 
-def create_app(settings: Settings | None = None, registry: Services | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, registry: Services | None = None, *, processes: int = 1
+) -> Flask:
+    """processes: how many processes serve the same address (gunicorn's workers). Without
+    Redis each counts its own limits, so each enforces its share of every budget."""
     settings = settings or (registry.settings if registry else load_settings())
     registry = registry or build(settings)
     app = Flask(
@@ -100,53 +104,58 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
         storage_options=REDIS_TIMEOUTS if settings.redis_url else {},
     )
     app.extensions[LIMITER] = limiter
-    limiter.limit(settings.api_rate_limit)(api.bp)
-    # A wrong key is a guess at a secret: guesses cost from a small budget per address.
-    limiter.limit(
-        settings.secret_rate_limit,
-        key_func=lambda: "ip:" + get_remote_address(),
-        deduct_when=lambda r: r.status_code == 401,
-    )(api.bp)
-    for guarded in (range_views.accounts_bp, hook_api.bp, metrics_view.bp, hibp_notify.bp):
+    budget = limit_storage.Budgets.per_process(
+        settings, processes=1 if settings.redis_url else processes
+    )
+    # Each valid key has its own budget; requests without one are counted per address.
+    limiter.limit(budget.api)(api.bp)
+    # A wrong key is a guess at a secret: guesses cost from a small budget per address,
+    # which a request holding a valid key neither spends nor is refused by.
+    for guarded in (
+        api.bp,
+        range_views.accounts_bp,
+        hook_api.bp,
+        metrics_view.bp,
+        hibp_notify.bp,
+    ):
         limiter.limit(
-            settings.secret_rate_limit,
-            key_func=lambda: "ip:" + get_remote_address(),
+            budget.secret,
+            key_func=_by_address,
             deduct_when=lambda r: r.status_code == 401,
+            exempt_when=holds_a_valid_key,
         )(guarded)
     # The hook: the portal's key has a large budget (it speaks for everyone); each person's
     # address (the `ip` in the body) has the same budget as on breachguard's own pages, per
     # route. A blueprint limit, so that all of them are counted in one pass of the limiter
     # (route decorators would make a second pass on every sign-in).
-    limiter.limit(settings.hook_rate_limit)(hook_api.bp)
+    limiter.limit(budget.hook)(hook_api.bp)
     per_person = {
-        "hook_api.login": settings.login_rate_limit,
-        "hook_api.mfa": settings.mfa_ip_rate_limit,
-        "hook_api.webauthn_options": settings.mfa_ip_rate_limit,
+        "hook_api.login": budget.login,
+        "hook_api.mfa": budget.mfa_ip,
+        "hook_api.webauthn_options": budget.mfa_ip,
     }
     limiter.limit(
-        lambda: per_person.get(request.endpoint or "", settings.mfa_ip_rate_limit),
+        lambda: per_person.get(request.endpoint or "", budget.mfa_ip),
         key_func=hook_api.limit_key,
     )(hook_api.bp)
 
     # Sign-in and second-factor checks take secrets: a budget per address (failures per
     # account are counted in the database as well, see auth/mfa/throttle.py).
-    limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=_by_address)(pages.bp)
-    limiter.limit(settings.mfa_ip_rate_limit, methods=["POST"], key_func=_by_address)(mfa_api.bp)
+    limiter.limit(budget.login, methods=["POST"], key_func=_by_address)(pages.bp)
+    limiter.limit(budget.mfa_ip, methods=["POST"], key_func=_by_address)(mfa_api.bp)
     # Reset links: asking for one sends an e-mail and revokes the previous link, so it is
     # limited per network address and per e-mail address; using one takes a password.
-    limiter.limit(settings.forgot_rate_limit, methods=["POST"], key_func=_by_address)(
+    limiter.limit(budget.forgot, methods=["POST"], key_func=_by_address)(reset_pages.forgot_bp)
+    limiter.limit(budget.forgot, methods=["POST"], key_func=reset_pages.forgot_email_key)(
         reset_pages.forgot_bp
     )
-    limiter.limit(
-        settings.forgot_rate_limit, methods=["POST"], key_func=reset_pages.forgot_email_key
-    )(reset_pages.forgot_bp)
-    limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=_by_address)(
-        reset_pages.reset_bp
-    )
+    limiter.limit(budget.login, methods=["POST"], key_func=_by_address)(reset_pages.reset_bp)
 
     # /api/: strict JSON bodies, checked after the rate limits and before any view;
     # errors in JSON.
     json_api.init_app(app)
+    app.config.update(COMPRESS_REGISTER=False, COMPRESS_ALGORITHM=["br", "gzip"])
+    range_views.compress.init_app(app)  # the range answers only (see range.py)
     outage.init_app(app)  # the database down: 503 and Retry-After, one log line a minute
 
     csrf = CSRFProtect(app)
@@ -191,6 +200,17 @@ def create_app(settings: Settings | None = None, registry: Services | None = Non
             return render_template(
                 "login.html", error="Too many attempts from your network: wait a minute."
             ), 429
+        if request.path.startswith("/api/v3/"):  # HIBP's own API: its body and Retry-After
+            wait = limit_storage.seconds_to_wait(limiter.current_limit)
+            response = jsonify(
+                {
+                    "statusCode": 429,
+                    "message": f"Rate limit is exceeded. Try again in {wait} seconds.",
+                }
+            )
+            response.status_code = 429
+            response.headers["Retry-After"] = str(wait)
+            return response
         response = jsonify({"error": f"too many requests: {getattr(exc, 'description', '')}"})
         response.status_code = 429
         return response

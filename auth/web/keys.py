@@ -36,6 +36,23 @@ def current_key() -> apikeys.Caller | None:
     return key
 
 
+def presented_key() -> apikeys.Caller | None:
+    """The active key this request presents, or None: checked once per request (the rate
+    limiter asks before the view does)."""
+    if "presented_key" not in g:
+        token = presented_token()
+        db = services().db
+        g.presented_key = None if token is None else apikeys.authenticate(db, token, now=utcnow())
+    key: apikeys.Caller | None = g.presented_key
+    return key
+
+
+def holds_a_valid_key() -> bool:
+    """Exempts a request from its address's budget of wrong keys: anyone's bad guesses
+    from a shared address (a NAT, the portal itself) must not shut out a valid key."""
+    return presented_key() is not None
+
+
 def _refusal(key: apikeys.Caller | None, scope: str) -> Response | None:
     if key is None:
         return _deny(401, "Access denied: the API key is invalid or revoked.")
@@ -51,12 +68,11 @@ def require(scope: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = presented_token()
-            if token is None:
+            if presented_token() is None:
                 return _deny(
                     401, "Access denied: an API key is required (Authorization: Bearer …)."
                 )
-            key = apikeys.authenticate(services().db, token, now=utcnow())
+            key = presented_key()
             refusal = _refusal(key, scope)
             if refusal is not None:
                 return refusal

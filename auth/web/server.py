@@ -33,7 +33,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_app()
+        return create_app(processes=self.options["workers"])
 
 
 _RESET_LINK = re.compile(r"/reset/[^/?#\s\"]+")
