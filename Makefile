@@ -3,6 +3,9 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
+# npm `hibp` for tests/test_third_party_hibp_clients.py, installed when npm is there.
+JS_STAMP := tests/js/node_modules/.installed-stamp
+JS_DEPS  := $(if $(shell command -v npm 2>/dev/null),$(JS_STAMP))
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
@@ -13,6 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 ## Serve on http://$(HOST):$(PORT) with the embedded defaults (SQLite in instance/, demo data).
 run: $(STAMP)
 	$(BIN)/breachguard init
@@ -21,7 +28,7 @@ run: $(STAMP)
 
 ## Lint, type-check, then the suite on SQLite; again on PostgreSQL + Redis when
 ## TEST_DATABASE_URL (and TEST_REDIS_URL) are set, as .ci/run does.
-test: $(STAMP) lint
+test: $(STAMP) $(JS_DEPS) lint
 	TEST_DATABASE_URL= TEST_REDIS_URL= $(BIN)/python -m pytest -q -p no:cacheprovider
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "--- again on PostgreSQL ($${TEST_DATABASE_URL##*@}) and Redis ($${TEST_REDIS_URL:-none})"; \
@@ -34,4 +41,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache tests/js/node_modules
