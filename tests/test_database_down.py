@@ -92,7 +92,8 @@ def test_postgresql_cut_then_back(
     assert int(page.headers["Retry-After"]) >= outage.RETRY_AFTER
     assert float(database_up(web)) == 0
     ready = web.test_client().get("/readyz")
-    assert ready.status_code == 503 and ready.json["database"] == "down"
+    redis = "up" if settings.redis_url else "not used"
+    assert ready.status_code == 503 and ready.json == {"database": "down", "redis": redis}
     lines = [r for r in caplog.records if UNAVAILABLE in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert lines[0].exc_info is None  # one line, no traceback
@@ -100,7 +101,8 @@ def test_postgresql_cut_then_back(
 
     relay.restore()
     assert float(database_up(web)) == 1  # the first scrape after the recovery
-    assert web.test_client().get("/readyz").status_code == 200
+    ready = web.test_client().get("/readyz")
+    assert ready.status_code == 200 and ready.json == {"database": "up", "redis": redis}
     assert hook_login(web, key)[0] == 200
     registry.close()
 

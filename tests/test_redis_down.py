@@ -1,7 +1,7 @@
 """Redis down: sign-ins and hook calls go on with the same limits counted in memory, one
-warning per outage (no traceback per request), /metrics says so, and the limiter goes
-back to Redis once it answers again. Redis here is a real redis-server on a loopback
-port that the test starts and stops."""
+warning per outage (no traceback per request), /metrics says so, /readyz answers 503
+naming Redis, and the limiter goes back to Redis once it answers again. Redis here is a
+real redis-server on a loopback port that the test starts and stops."""
 
 from __future__ import annotations
 
@@ -127,14 +127,31 @@ def test_metrics_say_whether_redis_answers_and_the_limiter_goes_back_to_it(
     assert "breachguard_redis_up 0.0" in client.get("/metrics").get_data(as_text=True)
     assert wrong_sign_ins(web, 1) == [401]  # counted in memory
 
-    ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json == {"database": "up", "redis": "down"}
-
     redis_server.start()
     assert "breachguard_redis_up 1.0" in client.get("/metrics").get_data(as_text=True)
-    assert client.get("/readyz").json == {"database": "up", "redis": "up"}
     time.sleep(1.1)  # the limiter tries Redis again after a second, then less often
     wrong_sign_ins(web, 1)
     assert any("storage recovered" in r.getMessage() for r in caplog.records)
     keys = redis.Redis(port=redis_server.port).keys("*")
     assert keys, "the limits are counted in Redis again"
+
+
+def test_readyz_is_503_naming_redis_while_the_configured_redis_is_down(
+    web: Flask, redis_server: RedisServer
+) -> None:
+    """Each instance would count the limits alone: a load balancer should send the traffic
+    to one whose Redis answers. /healthz (liveness) does not change."""
+    client = web.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json == {"database": "up", "redis": "down"}
+    assert ready.headers["Cache-Control"] == "no-store"
+    assert client.get("/healthz").status_code == 200
+
+    redis_server.start()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json == {"database": "up", "redis": "up"}
+
+    redis_server.stop()  # a Redis that goes away after answering
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200

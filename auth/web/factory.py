@@ -237,9 +237,10 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Response:
-        """Whether this instance can serve (200) or not (503): the database must answer.
-        Redis, when it holds the rate limits, is reported; down, it costs no 503, since the
-        limits then hold per process."""
+        """Whether this instance can serve (200) or not (503): the database must answer,
+        and Redis too when REDIS_URL is set. Without its Redis an instance still serves
+        (the limits fall back to its own memory), but every instance then counts alone:
+        a load balancer should prefer one whose Redis answers. The body names what is down."""
         try:
             registry.db.run(text("SELECT 1"))
             database = "up"
@@ -249,7 +250,7 @@ def create_app(
         if settings.redis_url:
             redis = "up" if limiter.storage.check() else "down"
         response = jsonify({"database": database, "redis": redis})
-        response.status_code = 200 if database == "up" else 503
+        response.status_code = 503 if "down" in (database, redis) else 200
         response.headers["Cache-Control"] = "no-store"
         return response
 
