@@ -6,6 +6,7 @@ The environment variable names are a contract (see README): renaming one breaks 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -38,6 +39,19 @@ class Argon2Params:
     time_cost: int = 2
     memory_cost: int = 19 * 1024
     parallelism: int = 1
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class TrustedProxies:
+    """Who may tell the service a client's address (auth/web/proxy.py): the `count` proxies
+    nearest to it, or the proxies whose address lies in one of `networks`. Neither (the
+    default) trusts nobody: forwarding headers are ignored."""
+
+    count: int = 0
+    networks: tuple[Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,7 @@ class Settings:
     hibp_kanon_url: str | None = None
     hibp_kanon_api_key: str | None = field(default=None, repr=False)
     log_format: str = "json"  # structured logs; "text" for a person at a terminal
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
 
     @property
     def outbox_path(self) -> Path:
@@ -152,6 +167,30 @@ def _public_url(raw: str) -> str:
             f"got {raw!r}"
         )
     return raw.strip().rstrip("/")
+
+
+def _trusted_proxies(raw: str) -> TrustedProxies:
+    """TRUSTED_PROXIES: how many proxies stand in front (`1`), or their networks
+    (`127.0.0.1/32,10.0.0.0/8`; a bare address is one host)."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if len(items) == 1 and items[0].isdigit():
+        return TrustedProxies(count=int(items[0]))
+    networks = []
+    for item in items:
+        try:
+            network = ipaddress.ip_network(item)
+        except ValueError:
+            raise InvalidInput(
+                f"TRUSTED_PROXIES must be a number of proxies (e.g. 1) or their networks "
+                f"(e.g. 127.0.0.1/32,10.0.0.0/8); {item!r} is neither (a network has no host "
+                "bits set: 10.0.0.0/8, not 10.0.0.7/8)"
+            ) from None
+        if network.prefixlen == 0:  # a client could then name any address it likes
+            raise InvalidInput(
+                f"TRUSTED_PROXIES: {item} trusts every address; name the proxies' networks"
+            )
+        networks.append(network)
+    return TrustedProxies(networks=tuple(networks))
 
 
 def _finding_policy(raw: str) -> dict[str, str]:
@@ -271,6 +310,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hibp_kanon_url=(env.get("HIBP_KANON_URL") or "").rstrip("/") or None,
         hibp_kanon_api_key=env.get("HIBP_KANON_API_KEY") or None,
         log_format=_choices(env, "LOG_FORMAT", Settings.log_format, LOG_FORMATS),
+        trusted_proxies=_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
         webauthn_rp_id=env.get("WEBAUTHN_RP_ID") or Settings.webauthn_rp_id,
         webauthn_rp_name=env.get("WEBAUTHN_RP_NAME") or Settings.webauthn_rp_name,
         webauthn_origins=tuple(

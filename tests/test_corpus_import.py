@@ -149,7 +149,6 @@ def test_a_folder_of_per_prefix_files_is_one_breach(
     a, b = hexsha1("password"), hexsha1("letmein")
     (folder / f"{a[:5]}.txt").write_text(f"{a[5:]}:7\r\n")
     (folder / f"{b[:5].lower()}.txt").write_text(f"{b[5:]}:5\r\n")
-    (folder / "README.md").write_text("not a prefix file: 5BAA61E4C9B93F3F0682250B6CF8331B7EE:1\n")
 
     result = run_import(runner, folder, "--type", "passwords", "--format", "prefix", "--json")
     report = report_json(result)
@@ -423,7 +422,7 @@ def test_reimporting_a_breach_replaces_its_counts(
 
     corpus.write_text("password\npassword\npassword\npassword\n")
     report = report_json(
-        run_import(runner, corpus, "--type", "passwords", "--breach", "Leak", "--json")
+        run_import(runner, corpus, "--type", "passwords", "--breach", "Leak", "--replace", "--json")
     )
 
     assert count(registry, "password") == 5  # 1 from `other` + 4, not 1 + 2 + 4
@@ -441,7 +440,7 @@ def test_reimporting_an_email_list_replaces_its_addresses(
     corpus.write_text("kept@example.org\ngone@example.org\n")
     ok(run_import(runner, corpus, "--type", "emails", "--breach", "List"))
     corpus.write_text("kept@example.org\n")
-    ok(run_import(runner, corpus, "--type", "emails", "--breach", "List"))
+    ok(run_import(runner, corpus, "--type", "emails", "--breach", "List", "--replace"))
 
     assert email_breaches(registry, "kept@example.org") == ["List"]
     assert email_breaches(registry, "gone@example.org") == []
@@ -484,13 +483,17 @@ def test_malformed_and_undecodable_lines_are_counted_with_line_numbers_never_fat
     assert (record.lines_read, record.lines_bad) == (7, 3)
 
 
-def test_an_undecodable_plain_password_is_a_bad_line_not_a_guess(
+def test_a_password_not_in_the_encoding_given_is_a_bad_line_not_a_guess(
     runner: CliRunner, registry: Services, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes(b"fine\nd\xe9j\xe0vu\n\nfine\n")
 
-    report = report_json(run_import(runner, corpus, "--type", "passwords", "--json", "--keep-bad"))
+    report = report_json(
+        run_import(
+            runner, corpus, "--type", "passwords", "--encoding", "utf-8", "--json", "--keep-bad"
+        )
+    )
 
     assert report["lines"] == 4
     assert report["blank"] == 1
@@ -505,7 +508,8 @@ def test_bad_email_and_combo_lines_are_reported_by_number(
     runner: CliRunner, registry: Services, tmp_path: Path
 ) -> None:
     emails = tmp_path / "emails.txt"
-    emails.write_bytes(b"good@example.org\nnot-an-address\n   \n\xffbad@example.org\n")
+    # 0x81 is neither UTF-8 nor cp1252 (one of the five bytes cp1252 leaves undefined)
+    emails.write_bytes(b"good@example.org\nnot-an-address\n   \n\x81bad@example.org\n")
     combos = tmp_path / "combos.txt"
     combos.write_bytes(b"no separator here\nuser@example.org:\nok@example.org:pw\n\r\n")
 
@@ -572,7 +576,7 @@ def test_a_corrupt_compressed_file_fails_and_leaves_the_database_as_it_was(
     packed = gzip.compress(lines)
     broken.write_bytes(packed[: len(packed) // 2])  # ends mid-stream
 
-    result = run_import(runner, broken, "--type", "passwords", "--breach", "Leak")
+    result = run_import(runner, broken, "--type", "passwords", "--breach", "Leak", "--replace")
 
     assert result.exit_code == 2
     assert "could not read the file" in result.output and "nothing was imported" in result.output
@@ -590,7 +594,8 @@ def test_a_failure_after_batches_were_written_rolls_everything_back(
     (folder / f"{a[:5]}.txt").write_text(
         "".join(f"{i:035X}:1\n" for i in range(50)) + f"{a[5:]}:9\n"
     )
-    (folder / "FFFFF.txt").mkdir()  # a name that fits, but nothing that can be read
+    # a name that fits, but a gzip stream cut short: found only after batches were written
+    (folder / "FFFFF.txt.gz").write_bytes(gzip.compress(b"0" * 35 + b":1\n" * 5000)[:40])
     before = dump(registry)
 
     with pytest.raises(InvalidInput, match=r"FFFFF\.txt"), registry.db.session() as session:
@@ -651,7 +656,7 @@ def test_a_leaked_password_that_still_verifies_is_a_valid_credential_finding_onc
         run_import(runner, corpus, "--type", "combos", "--breach", "Webmail", "--json")
     )
     again = report_json(
-        run_import(runner, corpus, "--type", "combos", "--breach", "Webmail", "--json")
+        run_import(runner, corpus, "--type", "combos", "--breach", "Webmail", "--replace", "--json")
     )
 
     assert first["valid_credentials"] == 1

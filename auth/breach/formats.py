@@ -1,20 +1,23 @@
 """Line formats of breach corpora, parsed as pure functions of one line.
 
-Each parser takes the raw bytes of a line (without its line ending) and returns a value,
-or raises LineError whose message says what is wrong with it. Plaintext passwords exist
-only between a parse and the SHA-1 that follows it.
+Each parser takes one line (without its line ending) and returns a value, or raises
+LineError whose message says what is wrong with it. Hash lines are parsed as bytes; plain
+passwords, e-mails and combos become text through a Decoding first. Plaintext passwords
+exist only between a parse and the SHA-1 that follows it.
 """
 
 from __future__ import annotations
 
 import binascii
+import codecs
 import enum
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from auth.breach.hashing import email_sha1, normalise_email
-from auth.errors import InvalidEmail
+from auth.errors import InvalidEmail, InvalidInput
 
 
 class LineError(ValueError):
@@ -39,11 +42,64 @@ _COMBO_SEPARATORS = re.compile(r"[:;\t]")
 MAX_COUNT = 2**31 - 1
 
 
-def decode(raw: bytes) -> str:
+@dataclass(frozen=True)
+class Decoding:
+    """How the bytes of a plain-password, e-mail or combo line become text.
+
+    By default a line is UTF-8, and one that is not is read as cp1252 (the Windows code
+    page most leaked lists were written in) rather than dropped; the caller counts those.
+    Hash lines are ASCII and never go through here.
+    """
+
+    encoding: str = "utf-8"
+    fallback: str | None = "cp1252"
+    name: str = "UTF-8"  # what the lines are, in messages
+    transcoded: bool = False  # lines re-encoded from UTF-16/32: a byte offset means nothing
+
+    def text(self, raw: bytes) -> tuple[str, bool]:
+        """(the line's text, whether it was read with the fallback)."""
+        try:
+            return raw.decode(self.encoding), False
+        except UnicodeDecodeError as exc:
+            if self.fallback is None:
+                where = "" if self.transcoded else f" (byte {exc.start + 1})"
+                raise LineError(f"not valid {self.name}{where}") from None
+        try:
+            return raw.decode(self.fallback), True
+        except UnicodeDecodeError as exc:
+            raise LineError(f"neither UTF-8 nor {self.fallback} (byte {exc.start + 1})") from None
+
+    @property
+    def is_utf8(self) -> bool:
+        return self.encoding == "utf-8"
+
+
+UTF8_OR_CP1252 = Decoding()
+
+
+def decoding_for(name: str) -> tuple[Decoding, str | None]:
+    """`--encoding NAME` -> (how each line is decoded, the codec the whole stream must be
+    transcoded from first, or None when the encoding keeps ASCII bytes as they are)."""
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LineError(f"not valid UTF-8 (byte {exc.start + 1})") from None
+        codec = codecs.lookup(name).name
+        "A".encode(codec)  # LookupError for codecs that are not text encodings (base64)
+    except LookupError:
+        raise InvalidInput(
+            f"--encoding {name}: not a text encoding Python knows (try utf-8, cp1252, latin-1)"
+        ) from None
+    if ascii_compatible(codec):
+        return Decoding(codec, None, name.upper()), None
+    return Decoding("utf-8", None, name.upper(), transcoded=True), codec
+
+
+def ascii_compatible(codec: str) -> bool:
+    """Whether every ASCII byte means its ASCII character: then a line can be split on
+    b"\\n" and decoded alone, and an ASCII line is its own UTF-8."""
+    ascii = bytes(range(128))
+    try:
+        return ascii.decode(codec) == ascii.decode("ascii")
+    except UnicodeDecodeError:
+        return False
 
 
 def sha1_count(raw: bytes) -> tuple[bytes, int]:
@@ -78,27 +134,28 @@ def _count(raw: bytes) -> int:
     return count
 
 
-def password_digest(raw: bytes) -> bytes:
-    """SHA-1 of a plain-password line, as hashing.password_sha1(decode(raw)) computes it.
+def password_digest(raw: bytes, decoding: Decoding = UTF8_OR_CP1252) -> tuple[bytes, bool]:
+    """(SHA-1 of a plain-password line's UTF-8 text, whether it was read with the fallback).
 
-    Valid UTF-8 is its own UTF-8 encoding, so the bytes are hashed as they are once checked
-    (an ASCII line needs no check): this saves a decode and an encode per line.
+    An ASCII line, and valid UTF-8, is its own UTF-8 encoding: those bytes are hashed as
+    they are, which saves a decode and an encode per line.
     """
     if not raw.isascii():
-        decode(raw)
-    return hashlib.sha1(raw, usedforsecurity=False).digest()
+        text, fell_back = decoding.text(raw)
+        if fell_back or not decoding.is_utf8:
+            return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).digest(), fell_back
+    return hashlib.sha1(raw, usedforsecurity=False).digest(), False
 
 
-def email_digest(raw: bytes) -> bytes:
+def email_digest(text: str) -> bytes:
     try:
-        return email_sha1(normalise_email(decode(raw)))
+        return email_sha1(normalise_email(text))
     except InvalidEmail as exc:
         raise LineError(str(exc)) from None
 
 
-def combo(raw: bytes) -> tuple[str, str]:
+def combo(text: str) -> tuple[str, str]:
     """Split `email<sep>password` at the first separator; the password is kept verbatim."""
-    text = decode(raw)
     m = _COMBO_SEPARATORS.search(text)
     if m is None:
         raise LineError("expected email:password (or ; or tab as separator)")
@@ -112,27 +169,32 @@ def combo(raw: bytes) -> tuple[str, str]:
     return email, password
 
 
-def sniff(first_lines: Sequence[bytes], filename: str | None) -> Format:
-    """Guess a password file's format from its first lines (and name, for per-prefix files).
+def sniff(first_lines: Sequence[bytes]) -> Format | None:
+    """Guess a password file's format from its first non-blank lines (None: there are none).
 
     Any hash-shaped line among them decides, so a header line is reported as malformed
-    instead of turning a hash file into a list of "passwords".
+    instead of turning a hash file into a list of "passwords". The content decides alone:
+    a per-prefix file is PREFIX whatever its name, so one that lost its name is refused
+    (its prefix is unknown) instead of being read as passwords.
     """
     for line in first_lines:
         if _SHA1_LINE.match(line):
             return Format.SHA1
-        if _SUFFIX_LINE.match(line) and prefix_from_name(filename) is not None:
+        if _SUFFIX_LINE.match(line):
             return Format.PREFIX
         if _NTLM_LINE.match(line) or _NTLM_SUFFIX_LINE.match(line):
             return Format.NTLM
-    return Format.PLAIN
+    return Format.PLAIN if first_lines else None
+
+
+_PREFIX_NAME = re.compile(r"[0-9A-Fa-f]{5}")
 
 
 def prefix_from_name(filename: str | None) -> bytes | None:
-    """`ABCDE.txt` (the downloader's naming) -> b'ABCDE'."""
+    """`ABCDE.txt`, `abcde`, `ABCDE.txt.gz` (the downloader's naming) -> b'ABCDE'."""
     if not filename:
         return None
     stem = filename.rsplit("/", 1)[-1].split(".", 1)[0]
-    if re.fullmatch(r"[0-9A-Fa-f]{5}", stem):
+    if _PREFIX_NAME.fullmatch(stem):
         return stem.upper().encode("ascii")
     return None

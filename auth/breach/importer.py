@@ -1,106 +1,48 @@
-"""`corpus import`: stream a breach file into the local corpus, in constant memory.
+"""`corpus import`: breach files into one breach of the local corpus, in constant memory.
 
-One transaction per file: a failed import leaves the corpus as it was. Lines are read as
-bytes, parsed one by one, summed per batch in a dict (bounded by the batch size) and
-written set-based. Malformed lines are counted and their numbers kept (the first few),
-never fatal. Combo lists are also checked against account password hashes at import time.
+One transaction per import, however many files it reads: a failed import leaves the
+corpus as it was. Every folder is walked before anything is written (sources), then the
+files are read in turn (loader): lines parsed one by one, summed in batches and written
+set-based. Malformed lines are counted and the first few named by file and line, never
+fatal. A breach already imported is replaced, added to, or (ImportMode.NEW) refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import lzma
-import sys
+import enum
 import time
-import zlib
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from itertools import chain, islice
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth import audit
-from auth.breach import findings, formats, reading
-from auth.breach.formats import Format, LineError
-from auth.breach.hashing import password_sha1
+from auth.breach import formats
+from auth.breach.formats import Format
+from auth.breach.import_report import ImportReport, SourceReport
+from auth.breach.loader import Loader, Progress
+from auth.breach.sources import CorpusFile, Source
 from auth.breach.store import CorpusWriter
 from auth.errors import InvalidInput
-from auth.models import Account, Breach, BreachKind, FindingKind, utcnow
+from auth.models import Breach, BreachKind, utcnow
 from auth.passwords import Hasher
 
+__all__ = ["BreachExists", "ImportMode", "ImportReport", "Importer", "Progress", "Source"]
+
 BATCH = 100_000
-SNIFF_LINES = 5  # a header line or two must not turn a hash file into a password list
-SAMPLES = 10
-COMBO_BATCH = 20_000
 
 
-@dataclass
-class ImportReport:
-    breach: str
-    kind: str
-    format: str = ""
-    lines: int = 0
-    blank: int = 0
-    bad: int = 0
-    bad_samples: list[tuple[int, str]] = field(default_factory=list)
-    password_entries: int = 0
-    email_entries: int = 0
-    valid_credentials: int = 0
-    seconds: float = 0.0
-
-    def bad_line(self, line: int, message: str) -> None:
-        self.bad += 1
-        if len(self.bad_samples) < SAMPLES:
-            self.bad_samples.append((line, message))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "breach": self.breach,
-            "kind": self.kind,
-            "format": self.format,
-            "lines": self.lines,
-            "blank": self.blank,
-            "bad": self.bad,
-            "bad_samples": [{"line": n, "error": m} for n, m in self.bad_samples],
-            "password_entries": self.password_entries,
-            "email_entries": self.email_entries,
-            "valid_credentials": self.valid_credentials,
-            "seconds": round(self.seconds, 3),
-        }
+class ImportMode(enum.StrEnum):
+    NEW = "new"  # the breach must not exist yet
+    REPLACE = "replace"  # the breach's earlier import is replaced
+    ADD = "add"  # added to the breach's earlier import
 
 
-class Source:
-    """A corpus file (plain, .gz, .bz2, .xz), stdin (`-`), or a folder of per-prefix files."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.name = "-" if path == "-" else Path(path).name
-        if path != "-" and not Path(path).exists():
-            raise InvalidInput(f"{path}: no such file or folder")
-
-    @property
-    def is_dir(self) -> bool:
-        return self.path != "-" and Path(self.path).is_dir()
-
-    def files(self) -> list[Path]:
-        if not self.is_dir:
-            return [Path(self.path)]
-        found = sorted(p for p in Path(self.path).iterdir() if formats.prefix_from_name(p.name))
-        if not found:
-            raise InvalidInput(f"{self.path}: no per-prefix files (named like ABCDE.txt) inside")
-        return found
-
-    def total_bytes(self) -> int | None:
-        if self.path == "-":
-            return None
-        return sum(p.stat().st_size for p in self.files())
-
-
-Progress = Callable[[int], None]  # called with bytes consumed since the last call
+class BreachExists(InvalidInput):
+    """A second import under a breach's name, without saying to replace or add."""
 
 
 @dataclass
@@ -113,257 +55,139 @@ class Importer:
 
     def run(
         self,
-        source: Source,
+        sources: Source | Sequence[Source],
         kind: BreachKind,
         *,
         breach: str | None = None,
         date: dt.date | None = None,
         fmt: Format | None = None,
+        encoding: str | None = None,
+        mode: ImportMode = ImportMode.REPLACE,
         now: dt.datetime | None = None,
     ) -> ImportReport:
+        """Read every file of `sources` into one breach, in the caller's transaction.
+
+        `encoding` (a codec name) is how plain passwords, e-mails and combos are decoded;
+        by default UTF-8, and cp1252 for a line that is not UTF-8. `mode` says what
+        becomes of an earlier import under that name: REPLACE by default, as in-process
+        callers (the demo) re-import on purpose; the CLI asks for NEW unless told.
+        """
         started = time.perf_counter()
         now = now or utcnow()
-        name = (breach or "").strip() or _default_name(source)
-        report = ImportReport(breach=name, kind=kind)
-        record = self._breach(name, kind, date, now)
-        writer = CorpusWriter(self.session.connection(), record.id)
-        writer.clear(
-            passwords=kind in (BreachKind.PASSWORDS, BreachKind.COMBOS),
-            emails=kind in (BreachKind.EMAILS, BreachKind.COMBOS),
+        sources = [sources] if isinstance(sources, Source) else list(sources)
+        name = _breach_name(sources, breach)
+        decoding, codec = (
+            formats.decoding_for(encoding) if encoding else (formats.UTF8_OR_CP1252, None)
         )
-        for path in source.files():
-            self._file(str(path) if source.path != "-" else "-", kind, fmt, writer, report, now)
+        plan = [(source, source.files()) for source in sources]  # every folder walked first
+        _refuse_repeats([f for _, files in plan for f in files])
+        record, mode = self._breach(name, kind, date, now, mode)
+        report = ImportReport(breach=name, kind=kind, mode=mode)
+        writer = CorpusWriter(self.session.connection(), record.id)
+        if mode is not ImportMode.ADD:
+            writer.clear(
+                passwords=kind in (BreachKind.PASSWORDS, BreachKind.COMBOS),
+                emails=kind in (BreachKind.EMAILS, BreachKind.COMBOS),
+            )
+        loader = Loader(
+            self.session,
+            self.hasher,
+            self.actor,
+            writer,
+            report,
+            kind=kind,
+            fmt=fmt,
+            decoding=decoding,
+            codec=codec,
+            now=now,
+            batch=self.batch,
+            progress=self.progress,
+        )
+        for source, files in plan:
+            report.sources.append(SourceReport(path=source.path, files=len(files)))
+            for file in files:
+                loader.file(file, report.sources[-1])
+        loader.flush()
         # Counted once, at the end: each count is a scan over the breach's rows.
         report.password_entries, report.email_entries = writer.entries()
-        record.kind = kind
-        record.lines_read, record.lines_bad = report.lines, report.bad
-        record.password_entries = report.password_entries
-        record.email_entries = report.email_entries
-        record.imported_at = now
+        self._record(record, kind, report, now)
         report.seconds = time.perf_counter() - started
-        audit.append(
-            self.session,
-            [
-                audit.Event(
-                    self.actor,
-                    audit.Action.CORPUS_IMPORTED,
-                    f"breach:{name}",
-                    {
-                        k: v
-                        for k, v in report.as_dict().items()
-                        if k not in ("bad_samples", "seconds")
-                    },
-                )
-            ],
-            now=now,
-        )
+        self._audit(report, now)
         return report
 
-    def _breach(self, name: str, kind: str, date: dt.date | None, now: dt.datetime) -> Breach:
+    def _audit(self, report: ImportReport, now: dt.datetime) -> None:
+        hidden = ("bad_samples", "cp1252_samples", "seconds")
+        details = {k: v for k, v in report.as_dict().items() if k not in hidden}
+        event = audit.Event(
+            self.actor, audit.Action.CORPUS_IMPORTED, f"breach:{report.breach}", details
+        )
+        audit.append(self.session, [event], now=now)
+
+    def _breach(
+        self, name: str, kind: str, date: dt.date | None, now: dt.datetime, mode: ImportMode
+    ) -> tuple[Breach, ImportMode]:
+        """The breach's row, and what this import does to it (NEW when there was none)."""
         record = self.session.execute(
             select(Breach).where(Breach.name == name)
         ).scalar_one_or_none()
         if record is None:
-            record = Breach(name=name, kind=kind, imported_at=now)
+            if mode is ImportMode.ADD:
+                raise InvalidInput(
+                    f"there is no breach {name!r} to add to; import without --add to create it"
+                )
+            record, mode = Breach(name=name, kind=kind, imported_at=now), ImportMode.NEW
             self.session.add(record)
+        elif mode is ImportMode.NEW:
+            raise BreachExists(
+                f"breach {name!r} already exists ({record.kind}, imported "
+                f"{record.imported_at:%Y-%m-%d}, {record.lines_read} lines): pass --replace "
+                "to replace that import, or --add to add these files to it; nothing was changed"
+            )
+        elif mode is ImportMode.ADD and record.kind != kind:
+            raise InvalidInput(
+                f"breach {name!r} holds {record.kind}, not {kind}: --add keeps one kind per "
+                "breach; import under another --breach name"
+            )
         if date is not None:
             record.breach_date = date
         self.session.flush()
-        return record
+        return record, mode
 
-    def _file(
-        self,
-        path: str,
-        kind: BreachKind,
-        fmt: Format | None,
-        writer: CorpusWriter,
-        report: ImportReport,
-        now: dt.datetime,
-    ) -> None:
-        try:
-            stream, raw = reading.open_binary(path)
-        except OSError as exc:
-            raise InvalidInput(f"{path}: could not open the file: {exc.strerror}") from exc
-        try:
-            position = [0]
+    @staticmethod
+    def _record(record: Breach, kind: BreachKind, report: ImportReport, now: dt.datetime) -> None:
+        record.kind = kind
+        if report.mode == ImportMode.ADD:
+            record.lines_read += report.lines
+            record.lines_bad += report.bad
+        else:
+            record.lines_read, record.lines_bad = report.lines, report.bad
+        record.password_entries = report.password_entries
+        record.email_entries = report.email_entries
+        record.imported_at = now
 
-            def tick() -> None:
-                if self.progress is not None and raw is not sys.stdin.buffer:
-                    here = raw.tell()
-                    self.progress(here - position[0])
-                    position[0] = here
 
-            lines = reading.lines(stream)
-            if kind is BreachKind.EMAILS:
-                report.format = Format.EMAILS
-                self._emails(lines, writer, report, tick)
-            elif kind is BreachKind.COMBOS:
-                report.format = Format.COMBOS
-                self._combos(lines, writer, report, tick, now)
-            else:
-                self._passwords(lines, path, fmt, writer, report, tick)
-            tick()
-        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-            # A truncated archive or an unreadable file: the caller's transaction rolls back.
+def _breach_name(sources: Sequence[Source], breach: str | None) -> str:
+    if not sources:
+        raise InvalidInput("no file to import")
+    if any(s.path == "-" for s in sources) and len(sources) > 1:
+        raise InvalidInput("`-` (stdin) must be the only FILE of an import")
+    name = (breach or "").strip()
+    if name:
+        return name
+    if len(sources) > 1:
+        raise InvalidInput("several FILEs make one breach: name it with --breach NAME")
+    return sources[0].default_breach_name()
+
+
+def _refuse_repeats(files: Sequence[CorpusFile]) -> None:
+    """A file given twice (itself and in its folder, or twice by name) would count twice."""
+    seen: dict[str, str] = {}
+    for f in files:
+        if f.path == "-":
+            continue
+        real = str(Path(f.path).resolve())
+        if real in seen:
             raise InvalidInput(
-                f"{path}: could not read the file: {exc}; nothing was imported"
-            ) from exc
-        finally:
-            if stream is not raw:
-                stream.close()
-            if raw is not sys.stdin.buffer:
-                raw.close()
-
-    def _passwords(
-        self,
-        lines: Iterator[tuple[int, bytes]],
-        path: str,
-        fmt: Format | None,
-        writer: CorpusWriter,
-        report: ImportReport,
-        tick: Callable[[], None],
-    ) -> None:
-        # This loop runs once per line of files of up to a billion lines, so it keeps to
-        # locals: a plain dict with a bound .get (not Counter's __missing__ machinery), the
-        # line count taken from the line number once at the end instead of per line.
-        counts: dict[bytes, int] = {}
-        get = counts.get
-        batch = self.batch
-        head = list(islice(lines, SNIFF_LINES))
-        chosen = fmt or formats.sniff([line for _, line in head if line], path)
-        report.format = report.format or chosen
-        parse = _password_parser(chosen, path)
-        number = 0
-        for number, line in chain(head, lines):
-            if not line:
-                report.blank += 1
-                continue
-            try:
-                digest, count = parse(line)
-            except LineError as exc:
-                report.bad_line(number, str(exc))
-                continue
-            counts[digest] = get(digest, 0) + count
-            if len(counts) >= batch:
-                writer.add_passwords(counts)
-                counts.clear()
-                tick()
-        report.lines += number
-        writer.add_passwords(counts)
-
-    def _emails(
-        self,
-        lines: Iterator[tuple[int, bytes]],
-        writer: CorpusWriter,
-        report: ImportReport,
-        tick: Callable[[], None],
-    ) -> None:
-        digests: set[bytes] = set()
-        for number, line in lines:
-            report.lines += 1
-            if not line.strip():
-                report.blank += 1
-                continue
-            try:
-                digests.add(formats.email_digest(line))
-            except LineError as exc:
-                report.bad_line(number, str(exc))
-                continue
-            if len(digests) >= self.batch:
-                writer.add_emails(digests)
-                digests.clear()
-                tick()
-        writer.add_emails(digests)
-
-    def _combos(
-        self,
-        lines: Iterator[tuple[int, bytes]],
-        writer: CorpusWriter,
-        report: ImportReport,
-        tick: Callable[[], None],
-        now: dt.datetime,
-    ) -> None:
-        pairs: dict[str, set[str]] = {}
-        size = 0
-        for number, line in lines:
-            report.lines += 1
-            if not line.strip():
-                report.blank += 1
-                continue
-            try:
-                email, password = formats.combo(line)
-            except LineError as exc:
-                report.bad_line(number, str(exc))
-                continue
-            pairs.setdefault(email, set()).add(password)
-            size += 1
-            if size >= min(self.batch, COMBO_BATCH):
-                self._combo_batch(pairs, writer, report, now)
-                pairs, size = {}, 0
-                tick()
-        self._combo_batch(pairs, writer, report, now)
-
-    def _combo_batch(
-        self,
-        pairs: dict[str, set[str]],
-        writer: CorpusWriter,
-        report: ImportReport,
-        now: dt.datetime,
-    ) -> None:
-        """Store the digests, then try each leaked password on the account it names, if any."""
-        from auth.breach.hashing import email_sha1
-
-        if not pairs:
-            return
-        counts: Counter[bytes] = Counter()
-        for passwords in pairs.values():
-            counts.update(password_sha1(p) for p in passwords)
-        writer.add_passwords(counts)
-        writer.add_emails(email_sha1(e) for e in pairs)
-        accounts = self.session.execute(
-            select(Account.id, Account.email, Account.password_hash).where(
-                Account.email.in_(list(pairs)), Account.password_hash.is_not(None)
+                f"{f.path} is read twice (also as {seen[real]}): its lines would count twice"
             )
-        ).all()
-        hits = [
-            account_id
-            for account_id, email, stored in accounts
-            if any(self.hasher.verify(stored, p).ok for p in pairs[email])
-        ]
-        if hits:
-            report.valid_credentials += findings.record(
-                self.session,
-                [(a, FindingKind.VALID_CREDENTIAL, "local", report.breach) for a in hits],
-                actor=self.actor,
-                now=now,
-            )
-
-
-def _password_parser(fmt: Format, path: str) -> Callable[[bytes], tuple[bytes, int]]:
-    if fmt is Format.NTLM:
-        raise InvalidInput(
-            f"{path}: these are NTLM hashes (HASH:COUNT, 32 hexadecimal digits, as the "
-            "downloader's -n writes them); breachguard stores SHA-1: download the SHA-1 "
-            "corpus instead"
-        )
-    if fmt is Format.SHA1:
-        return formats.sha1_count
-    if fmt is Format.PREFIX:
-        prefix = formats.prefix_from_name(path)
-        if prefix is None:
-            raise InvalidInput(
-                f"{path}: per-prefix files must be named after their prefix (ABCDE.txt)"
-            )
-        return lambda line: formats.suffix_count(line, prefix)
-    if fmt is Format.PLAIN:
-        return lambda line: (formats.password_digest(line), 1)
-    raise InvalidInput(f"format {fmt} is not a password format")
-
-
-def _default_name(source: Source) -> str:
-    if source.path == "-":
-        raise InvalidInput("--breach NAME is required when reading from stdin")
-    name = source.name
-    for ext in (".gz", ".bz2", ".xz", ".txt", ".csv"):
-        name = name.removesuffix(ext)
-    return name
+        seen[real] = f.path

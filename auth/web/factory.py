@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, Response, jsonify, render_template, request, session
+from flask import Flask, Response, has_request_context, jsonify, render_template, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -25,6 +26,7 @@ from auth.web import (
     mfa_api,
     outage,
     pages,
+    proxy,
     reset_pages,
 )
 from auth.web import range as range_views
@@ -45,6 +47,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+# Over HTTPS only (a browser ignores it over http): a year, the portal's subdomains too.
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 REDIS_TIMEOUTS: dict[str, str | int] = {"socket_connect_timeout": 1, "socket_timeout": 1}
@@ -60,6 +64,15 @@ def _limit_key() -> str:
     if token and token.count("_") >= 2:
         return "key:" + token.split("_", 2)[1]
     return "ip:" + get_remote_address()
+
+
+class _SessionCookie(SecureCookieSessionInterface):
+    """The session cookie is Secure when PUBLIC_URL is https (SESSION_COOKIE_SECURE), and
+    whenever the request came over HTTPS (directly, or as a trusted proxy says)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        configured = bool(super().get_cookie_secure(app))
+        return configured or (has_request_context() and request.is_secure)
 
 
 def create_app(
@@ -81,14 +94,19 @@ def create_app(
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         # Secure follows the configured address people use, never the Host a client sends:
-        # plain http only for a development PUBLIC_URL (the default http://localhost:5000).
+        # plain http only for a development PUBLIC_URL (the default http://localhost:5000),
+        # and then only for requests that did not come over HTTPS (_SessionCookie).
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="bg_session",
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session cookie
     )
+    app.session_interface = _SessionCookie()
     app.extensions[EXTENSION] = registry
     logs.init_app(app, log_format=settings.log_format, level=settings.log_level)
+    # Outermost: the client's address and scheme are settled before anything reads them.
+    behind = proxy.ProxyHeaders(app.wsgi_app, settings.trusted_proxies)
+    app.wsgi_app = behind  # type: ignore[method-assign]
 
     limiter = Limiter(
         _limit_key,
@@ -222,6 +240,8 @@ def create_app(
         if response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("Cache-Control", "no-store")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
     @app.get("/")
