@@ -220,7 +220,7 @@ def test_the_session_settings_come_from_the_environment(tmp_path: Path) -> None:
     ("public_url", "host", "secure"),
     [
         ("http://localhost:5000", "http://localhost", False),
-        ("http://localhost:5000", "https://portal.example.fr", False),
+        ("http://localhost:5000", "http://portal.example.fr", False),  # HTTPS: test_proxy.py
         ("https://portal.example.fr", "http://localhost", True),
         ("https://portal.example.fr", "http://127.0.0.1", True),
     ],
