@@ -24,7 +24,7 @@ from auth.notify.queue import (
     retry_delay,
     status,
 )
-from auth.notify.worker import start_background
+from auth.notify.worker import BackgroundDrain, start_background
 
 __all__ = [
     "FIRST_RETRY",
@@ -33,6 +33,7 @@ __all__ = [
     "MAX_RETRY",
     "SUPERSEDED",
     "TEMPLATES",
+    "BackgroundDrain",
     "DrainReport",
     "MailError",
     "Mailer",

@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 from auth.config import Settings
@@ -18,15 +17,33 @@ from auth.notify.queue import drain
 log = logging.getLogger("auth.notify")
 
 
+class BackgroundDrain:
+    """The drain's thread, and the way to stop it."""
+
+    def __init__(self, thread: threading.Thread, stopping: threading.Event) -> None:
+        self.thread = thread
+        self._stopping = stopping
+
+    def stop(self, *, timeout: float) -> bool:
+        """Claim no more notices and let the ones in hand finish: each is sent and marked,
+        so no lease is left held and nothing goes twice. False when they outlast `timeout`:
+        those keep their leases, and go again (same Message-ID) once the leases expire."""
+        self._stopping.set()
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
 def start_background(
     settings: Settings,
     *,
     interval: float = 10.0,
     idle: Callable[[Database], object] | None = None,
-) -> threading.Thread:
+) -> BackgroundDrain:
     """Drain every `interval` seconds (at once, too) in a daemon thread that never raises:
     a mail or database outage is logged and retried, the server it lives in carries on.
     `idle` runs when the queue is empty (other housekeeping, under the same fork guard).
+    The server stops it before it exits (BackgroundDrain.stop): a daemon thread is
+    otherwise cut wherever it stands, which may be between a claim and its sending.
 
     The thread lives in gunicorn's master, which forks workers. A fork in the middle of a
     database call would give the child a C-level lock (SQLite's) that nobody will release,
@@ -47,8 +64,10 @@ def start_background(
         before=guard.acquire, after_in_parent=guard.release, after_in_child=in_child
     )
 
+    stopping = threading.Event()
+
     def loop() -> None:
-        while True:
+        while not stopping.is_set():
             handled = 0
             try:
                 with guard:
@@ -66,8 +85,9 @@ def start_background(
             except Exception:
                 log.exception("notice drain failed; trying again in %s s", interval)
             # A short pause even when busy: a fork waiting for the guard gets it first.
-            time.sleep(0.01 if handled else interval)
+            stopping.wait(0.01 if handled else interval)
+        mailer.close()
 
     thread = threading.Thread(target=loop, name="notice-drain", daemon=True)
     thread.start()
-    return thread
+    return BackgroundDrain(thread, stopping)

