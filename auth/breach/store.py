@@ -22,12 +22,14 @@ from auth.breach.formats import MAX_COUNT
 from auth.breach.hashing import prefix_bounds
 from auth.db import Database
 
+# One round trip: a row without a digest holds when the corpus last changed (NULL when
+# nothing was imported); the others are the range's digests, counts summed over breaches.
 _PASSWORD_RANGE = (
-    "SELECT sha1, SUM(count) FROM pwned_passwords WHERE sha1 >= ? AND sha1 < ? "
-    "GROUP BY sha1 ORDER BY sha1"
+    "SELECT NULL, NULL, MAX(imported_at) FROM breaches UNION ALL "
+    "SELECT sha1, SUM(count), NULL FROM pwned_passwords WHERE sha1 >= ? AND sha1 < ? "
+    "GROUP BY sha1"
 )
 _PASSWORD_RANGE_PG = _PASSWORD_RANGE.replace("?", "%s")
-_CORPUS_CHANGED = "SELECT MAX(imported_at) FROM breaches"
 
 
 @dataclass(frozen=True)
@@ -37,23 +39,22 @@ class PasswordRange:
 
 
 def password_range(db: Database, prefix: str) -> PasswordRange:
-    """Every digest under a 5-hex prefix, and when the corpus last changed: two statements
-    that stand alone (GET /range/ asks nothing else of the database). The time is read
-    first, so a corpus changed in between makes it older than the rows, never newer."""
+    """Every digest under a 5-hex prefix, and when the corpus last changed: one statement
+    that stands alone (GET /range/ asks nothing else of the database)."""
     lo, hi = prefix_bounds(prefix)
     with db.standalone() as conn:
-        # GET /range/ is the public hot path: its fixed statements go straight to the
+        # GET /range/ is the public hot path: its one fixed statement goes straight to the
         # driver, spared SQLAlchemy's per-statement work (about half the call's CPU).
         sql = _PASSWORD_RANGE if conn.dialect.paramstyle == "qmark" else _PASSWORD_RANGE_PG
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cur.execute(_CORPUS_CHANGED)
-            (changed,) = cur.fetchone()
             cur.execute(sql, (lo, hi))
             rows = cur.fetchall()
         finally:
             cur.close()
-    return PasswordRange([(bytes(d), int(seen)) for d, seen in rows], _utc(changed))
+    [changed] = [when for digest, _, when in rows if digest is None]
+    found = sorted((bytes(d), int(seen)) for d, seen, _ in rows if d is not None)
+    return PasswordRange(found, _utc(changed))
 
 
 def _utc(value: dt.datetime | str | None) -> dt.datetime | None:
