@@ -16,24 +16,41 @@ import pytest
 from click.testing import CliRunner
 
 from auth.services import Services
-from tests.test_corpus_import import count, dump, hexsha1, run_import
+from tests.test_corpus_import import count, count_of_digest, dump, hexsha1, run_import
 
 BOM = b"\xef\xbb\xbf"
 PASSWORDS = {"correct horse": 7, "tr0ub4dor": 3, "hunter2": 11, "letmein-please": 2}
+
+
+def blocks() -> dict[str, list[str]]:
+    """prefix -> its sorted `SHA1:COUNT` lines."""
+    out: dict[str, list[str]] = {}
+    for password, n in PASSWORDS.items():
+        digest = hexsha1(password)
+        out.setdefault(digest[:5], []).append(f"{digest}:{n}")
+    return {prefix: sorted(lines) for prefix, lines in sorted(out.items())}
 
 
 def downloader_file(path: Path, *, crlf: bool = False) -> Path:
     """One file, one block per prefix, each block behind its own BOM (the downloader writes
     every block through a fresh UTF-8 writer)."""
     end = b"\r\n" if crlf else b"\n"
-    blocks: dict[str, list[str]] = {}
-    for password, n in PASSWORDS.items():
-        digest = hexsha1(password)
-        blocks.setdefault(digest[:5], []).append(f"{digest}:{n}")
     with path.open("wb") as fh:
-        for prefix in sorted(blocks):
-            fh.write(BOM + end.join(line.encode() for line in sorted(blocks[prefix])) + end)
+        for lines in blocks().values():
+            fh.write(BOM + end.join(line.encode() for line in lines) + end)
     return path
+
+
+def downloader_ranges(folder: Path) -> Path:
+    """`haveibeenpwned-downloader pwnedpasswords -s false`: a file `ABCDE.txt` per prefix
+    holding the API's answer as it came, `SUFFIX:COUNT` lines, CRLF between them and none
+    after the last."""
+    folder.mkdir()
+    for prefix, lines in blocks().items():
+        # neighbours, so that every file has several lines, as real ranges do
+        suffixes = sorted([f"{'0' * 35}:1", *(line[5:] for line in lines), f"{'F' * 35}:2"])
+        (folder / f"{prefix}.txt").write_bytes("\r\n".join(suffixes).encode())
+    return folder
 
 
 @pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
@@ -47,6 +64,35 @@ def test_a_bom_before_every_block_loses_no_hash(
 
     assert result.exit_code == 0, result.output
     assert {p: count(registry, p) for p in PASSWORDS} == PASSWORDS
+
+
+def test_the_downloaders_per_prefix_files_lose_no_hash(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    folder = downloader_ranges(tmp_path / "pwnedpasswords")
+    for path in folder.iterdir():
+        body = path.read_bytes()
+        assert body.count(b"\r\n") == body.count(b"\n") >= 2 and not body.endswith(b"\n")
+    lines = len(PASSWORDS) + 2 * len(blocks())
+
+    result = run_import(runner, folder, "--type", "passwords", "--no-monitor")
+
+    assert result.exit_code == 0, result.output
+    assert f"(passwords, prefix, new breach): {lines} lines, {lines} password" in result.stdout
+    assert "0 malformed, 0 blank" in result.stdout
+    assert {p: count(registry, p) for p in PASSWORDS} == PASSWORDS
+    assert count_of_digest(registry, hexsha1("hunter2")[:5] + "F" * 35) == 2
+
+
+def test_one_per_prefix_file_of_the_downloader_is_read_alone(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    folder = downloader_ranges(tmp_path / "pwnedpasswords")
+    prefix = hexsha1("hunter2")[:5]
+    result = run_import(runner, folder / f"{prefix}.txt", "--type", "passwords", "--no-monitor")
+    assert result.exit_code == 0, result.output
+    assert count(registry, "hunter2") == PASSWORDS["hunter2"]
+    assert all(count(registry, p) == 0 for p in PASSWORDS if hexsha1(p)[:5] != prefix)
 
 
 def ntlm_lines() -> bytes:
