@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from auth import accounts, apikeys, audit, migrate
 from auth.audit import GENESIS
 from auth.breach import scan as scanning
-from auth.breach.checker import Checker, HibpSource, LocalSource
+from auth.breach.checker import BreachStatus, Checker, HibpSource, LocalSource
 from auth.breach.hibp import HibpClient, HibpSettings
 from auth.breach.importer import Importer, Source
 from auth.cli import main
@@ -248,6 +248,13 @@ def test_the_checker_combines_the_local_corpus_and_hibp(
     assert doctor.breaches == ("RemoteLeak",)
     assert nobody.breaches == () and not nobody.exposed
     assert fresh.count == 0 and not fresh.exposed
+    assert [c.status for c in (pw, nurse, doctor, nobody, fresh)] == [
+        BreachStatus.EXPOSED,
+        BreachStatus.EXPOSED,
+        BreachStatus.EXPOSED,
+        BreachStatus.NOT_FOUND,
+        BreachStatus.NOT_FOUND,
+    ]
 
 
 def _down_client(api_key: str | None = "bg_x_y") -> HibpClient:
@@ -265,7 +272,9 @@ def _down_client(api_key: str | None = "bg_x_y") -> HibpClient:
     )
 
 
-def test_fail_open_goes_on_when_hibp_is_down_and_lists_the_error(local_corpus: Services) -> None:
+def test_fail_open_lets_decisions_go_on_when_hibp_is_down_and_lists_the_error(
+    local_corpus: Services,
+) -> None:
     client = _down_client()
     checker = Checker([LocalSource(local_corpus.db), HibpSource(client)], fail_closed=False)
 
@@ -275,7 +284,8 @@ def test_fail_open_goes_on_when_hibp_is_down_and_lists_the_error(local_corpus: S
     elapsed = time.monotonic() - started
     client.close()
 
-    assert not pw.failed and not email.failed
+    assert not pw.failed and not email.failed  # a sign-in or a new password goes on
+    assert pw.status is email.status is BreachStatus.EXPOSED  # the local corpus saw both
     assert pw.count == 5
     assert email.breaches == ("LocalLeak",)
     assert len(pw.errors) == 1 and pw.errors[0].startswith("hibp: ")
@@ -283,11 +293,12 @@ def test_fail_open_goes_on_when_hibp_is_down_and_lists_the_error(local_corpus: S
     assert elapsed < 5
 
 
-def test_fail_closed_reports_the_check_as_failed_when_hibp_is_down(
-    local_corpus: Services,
+@pytest.mark.parametrize("fail_closed", [False, True])
+def test_a_check_nobody_saw_is_failed_when_hibp_is_down_under_either_policy(
+    local_corpus: Services, fail_closed: bool
 ) -> None:
     client = _down_client()
-    checker = Checker([LocalSource(local_corpus.db), HibpSource(client)], fail_closed=True)
+    checker = Checker([LocalSource(local_corpus.db), HibpSource(client)], fail_closed=fail_closed)
 
     started = time.monotonic()
     pw = checker.check_password("a password nobody has leaked")
@@ -295,7 +306,8 @@ def test_fail_closed_reports_the_check_as_failed_when_hibp_is_down(
     elapsed = time.monotonic() - started
     client.close()
 
-    assert pw.failed and email.failed
+    assert pw.status is email.status is BreachStatus.FAILED
+    assert pw.failed is email.failed is fail_closed  # the policy: refuse a decision, or not
     assert pw.errors and email.errors
     assert elapsed < 5
 
@@ -520,9 +532,14 @@ def test_a_hook_key_checks_passwords_but_not_emails(
 
     status, body = post(client, "password", hook, json={"password": "password"})
     assert status == 200
-    assert (body["pwned"], body["count"], body["failed"]) == (True, 5, False)
+    assert (body["status"], body["pwned"], body["count"], body["failed"]) == (
+        "exposed",
+        True,
+        5,
+        False,
+    )
     status, body = post(client, "password", hook, json={"password": "unleaked one"})
-    assert (status, body["pwned"], body["count"]) == (200, False, 0)
+    assert (status, body["status"], body["pwned"], body["count"]) == (200, "not_found", False, 0)
 
     status, body = post(client, "email", hook, json={"email": "nurse@example.org"})
     assert status == 403

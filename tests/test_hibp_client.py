@@ -53,6 +53,7 @@ class Canned:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before anything is sent
     trickle: float = 0.0  # seconds between body bytes (a slow-loris server)
+    hang_up: bool = False  # close the connection without answering
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ class FakeHibp:
                 )
                 canned = fake._next(received)
                 body = canned.body.encode() if isinstance(canned.body, str) else canned.body
+                if canned.hang_up:
+                    self.close_connection = True
+                    return
                 try:
                     if canned.delay and fake.stopping.wait(canned.delay):
                         return
@@ -618,6 +622,18 @@ def test_connection_refused_is_a_breach_source_error(
     client.close()
 
     assert time.monotonic() - started < 3.0
+    assert sleeps.calls == [0.5, 1.0]
+
+
+def test_a_server_that_hangs_up_without_answering_is_retried_then_a_breach_source_error(
+    hibp: FakeHibp, make_client: _ClientFactory, sleeps: SleepRecorder
+) -> None:
+    hibp.always(Canned(hang_up=True))
+
+    with pytest.raises(BreachSourceError, match="connection failed"):
+        make_client(retries=2, backoff=0.5).password_range(PASSWORD_PREFIX)
+
+    assert len(hibp.received) == 3
     assert sleeps.calls == [0.5, 1.0]
 
 

@@ -1,13 +1,18 @@
 """One checker over the configured breach sources (local corpus, HIBP).
 
 Sources are asked by digest; the HIBP source sends only the k-anonymity prefix and
-matches the suffix here. A source that fails is handled by policy: `fail_open` logs and
-treats it as "not seen" (sign-ins go on when HIBP is down), `fail_closed` reports the
-check as failed so the caller can refuse.
+matches the suffix here. Every answer has a status: `exposed` (a source has seen it),
+`not_found` (every source answered, none has seen it) or `failed` (no source has seen
+it and at least one could not answer). A check that a person or a tool asked for reports
+that status whatever the policy: a source that failed is never "not found".
+`BREACH_FAILURE_POLICY` governs only the decisions that must go on without an answer
+(a sign-in, a new password): `fail_open` lets them go on when a source is down,
+`fail_closed` refuses them.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,10 +45,18 @@ class BreachResult:
     error: str | None = None
 
 
+class BreachStatus(enum.StrEnum):
+    """What a check says about one input, once every source has been asked."""
+
+    EXPOSED = "exposed"  # at least one source has seen it
+    NOT_FOUND = "not_found"  # every source answered and none has seen it
+    FAILED = "failed"  # none has seen it, and at least one could not answer
+
+
 @dataclass(frozen=True)
 class Check:
     results: tuple[BreachResult, ...]
-    failed: bool  # a source failed and the policy is fail_closed
+    fail_closed: bool = False  # BREACH_FAILURE_POLICY, for the decisions it governs
 
     @property
     def count(self) -> int:
@@ -61,6 +74,27 @@ class Check:
     @property
     def errors(self) -> tuple[str, ...]:
         return tuple(f"{r.source}: {r.error}" for r in self.results if r.error)
+
+    @property
+    def failed_sources(self) -> tuple[str, ...]:
+        return tuple(r.source for r in self.results if r.error)
+
+    @property
+    def status(self) -> BreachStatus:
+        """What to report. A sighting by one source stands even if another failed (its
+        error is still listed); without one, a failed source makes the check failed."""
+        if self.exposed:
+            return BreachStatus.EXPOSED
+        if self.failed_sources:
+            return BreachStatus.FAILED
+        return BreachStatus.NOT_FOUND
+
+    @property
+    def failed(self) -> bool:
+        """The policy applied, for a decision that must go on without an answer (a new
+        password at reset): a source failed and BREACH_FAILURE_POLICY is fail_closed.
+        What a check reports is `status`, which says `failed` under either policy."""
+        return self.fail_closed and bool(self.failed_sources)
 
 
 class BreachSource(Protocol):
@@ -132,8 +166,7 @@ class Checker:
             except (BreachSourceError, BreachguardError) as exc:
                 log.warning("breach source %s failed: %s", source.name, exc)
                 results.append(BreachResult(source.name, error=str(exc)))
-        failed = self.fail_closed and any(r.error for r in results)
-        return Check(tuple(results), failed)
+        return Check(tuple(results), fail_closed=self.fail_closed)
 
 
 class _Ask(Protocol):

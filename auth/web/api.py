@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from auth import audit
-from auth.breach.checker import Check
+from auth.breach.checker import BreachStatus, Check
 from auth.errors import InvalidEmail, InvalidInput
 from auth.models import AuditEvent, FindingKind
 from auth.web.context import services
@@ -47,10 +47,15 @@ def _sources(check: Check) -> list[dict[str, Any]]:
 
 
 def _answer(check: Check, body: dict[str, Any]) -> Response:
+    """200 with the status `exposed` or `not_found`; 503 with `failed` when no source saw
+    the input and one could not answer, whatever BREACH_FAILURE_POLICY is: a client that
+    reads only the HTTP status must not take an unanswered check for "not found"."""
+    status = check.status
+    body["status"] = status.value
     body["sources"] = _sources(check)
-    body["failed"] = check.failed
+    body["failed"] = status is BreachStatus.FAILED
     response = jsonify(body)
-    if check.failed:  # fail_closed and a source could not answer
+    if status is BreachStatus.FAILED:
         response.status_code = 503
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -48,14 +48,39 @@ LIMITED = json_response(
 )
 
 
-def check_path(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]:
+def check_result(answer: dict[str, Any], *, failed: bool) -> dict[str, Any]:
+    """A check's answer: its own fields, then the status every check has. A check that a
+    source could not complete is `failed` (503), whatever BREACH_FAILURE_POLICY is."""
+    statuses = ["failed"] if failed else ["exposed", "not_found"]
+    return {
+        "type": "object",
+        "properties": {
+            **answer,
+            "status": {"type": "string", "enum": statuses},
+            "sources": SOURCES,
+            "failed": {
+                "type": "boolean",
+                "enum": [failed],
+                "description": "`status` is `failed`: a source could not answer, none saw it",
+            },
+        },
+        "required": [*answer, "status", "sources", "failed"],
+    }
+
+
+def check_path(field: str, answer: dict[str, Any], scope: str) -> dict[str, Any]:
     value: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 1024}
     if field == "email":
         value["format"] = "email"  # the code's own check decides: a 400 if it disagrees
     return {
         "post": {
             "summary": f"Check a {field} against every configured breach source",
-            "description": f"Needs an API key whose role grants `{scope}`.",
+            "description": (
+                f"Needs an API key whose role grants `{scope}`. `status` is `exposed` "
+                "(a source saw it; a source that failed is still listed in `sources`), "
+                "`not_found` (every source answered) or `failed` (none saw it and a source "
+                "could not answer: 503, under either BREACH_FAILURE_POLICY)."
+            ),
             "security": [{"bearer": []}],
             "requestBody": json_body(
                 {
@@ -65,12 +90,17 @@ def check_path(field: str, result: dict[str, Any], scope: str) -> dict[str, Any]
                 }
             ),
             "responses": {
-                "200": json_response(result, "The check's answer"),
+                "200": json_response(
+                    check_result(answer, failed=False), "Every source answered, or one saw it"
+                ),
                 "400": json_response(ERROR, "The body is not what was expected; `field` names it"),
                 "401": json_response(DENIED, "No key, or an invalid or revoked one"),
                 "403": json_response(DENIED, "The key's role does not grant this call"),
                 "429": LIMITED,
-                "503": json_response(result, "A source failed and the policy is fail_closed"),
+                "503": json_response(
+                    check_result(answer, failed=True),
+                    "No source saw it and one could not answer (its error is in `sources`)",
+                ),
             },
         }
     }
