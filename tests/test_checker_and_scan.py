@@ -468,6 +468,7 @@ def test_a_hibp_scan_with_hibp_down_reports_errors_not_findings(
 
     assert len(report.errors) == 1
     assert report.new_findings == 0
+    assert report.failed_accounts == 1  # not checked, so not known to be clean
 
 
 # -- check CLI ---------------------------------------------------------------------------------

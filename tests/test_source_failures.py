@@ -20,13 +20,15 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 
-from auth import apikeys, audit
+from auth import accounts, apikeys, audit
+from auth.breach import scan as scanning
 from auth.breach.checker import (
     BreachResult,
     BreachStatus,
@@ -35,6 +37,7 @@ from auth.breach.checker import (
     HibpSource,
     LocalSource,
 )
+from auth.breach.hashing import email_sha1
 from auth.breach.hibp import HibpClient, HibpSettings
 from auth.breach.importer import Importer, Source
 from auth.cli import main
@@ -334,7 +337,7 @@ def api_for(settings: Settings, url: str, policy: str, now: dt.datetime) -> tupl
     return app.test_client(), token
 
 
-def ask(client: FlaskClient, token: str, what: str, value: str) -> tuple[int, dict]:
+def ask(client: FlaskClient, token: str, what: str, value: str) -> tuple[int, dict[str, Any]]:
     response = client.post(
         f"/api/v1/check/{what}", json={what: value}, headers={"Authorization": f"Bearer {token}"}
     )
@@ -398,3 +401,100 @@ def test_the_api_says_not_found_with_a_200_when_every_source_answered(
         False,
         False,
     )
+
+
+# -- scan and monitor: an account a source could not check is not clean ------------------------
+
+
+def add_accounts(registry: Services, emails: list[str], now: dt.datetime) -> None:
+    with registry.db.session() as session:
+        for email in emails:
+            accounts.create(
+                session, email=email, password=None, hasher=registry.hasher, actor=ACTOR, now=now
+            )
+
+
+EMAILS = sorted(
+    ["pro0@example.fr", "pro1@example.fr", "pro2@example.fr"],
+    key=lambda e: email_sha1(e),  # the order scan and monitor ask prefixes in
+)
+PREFIXES = [sha1_hex(e)[:6] for e in EMAILS]
+assert len(set(PREFIXES)) == len(EMAILS), "the tests need one account per prefix"
+
+
+def test_scan_counts_the_accounts_a_failed_prefix_left_unchecked(
+    registry: Services, fake: FakeHibp, now: dt.datetime
+) -> None:
+    add_accounts(registry, EMAILS, now)
+    fake.answer(Canned(404), RATE_LIMITED, Canned(404))
+    client = HibpClient(
+        HibpSettings(passwords_url=fake.url, api_url=f"{fake.url}/api/v3", api_key=KEY)
+    )
+
+    with registry.db.session() as session:
+        report = scanning.scan(session, sources=("hibp",), hibp=client, actor=ACTOR, now=now)
+    client.close()
+
+    assert (report.accounts, report.prefixes_asked, report.failed_accounts) == (3, 3, 1)
+    assert len(report.errors) == 1 and report.errors[0].startswith(f"hibp {PREFIXES[1]}: ")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_scan_cli_with_a_failed_source_says_so_and_exits_1(
+    registry: Services, cli_env: dict[str, str], fake: FakeHibp, now: dt.datetime, fmt: str
+) -> None:
+    add_accounts(registry, EMAILS, now)
+    fake.answer(Canned(404), RATE_LIMITED, Canned(404))
+    env = {**hibp_env(cli_env, fake.url, "fail_open"), "BREACH_SOURCES": "hibp"}
+
+    result = CliRunner(env=env).invoke(main, ["scan", "--format", fmt])
+
+    assert result.exit_code == 1, result.output
+    assert "3 accounts scanned" in result.stderr
+    assert "1 account(s) not checked: a source failed" in result.stderr
+    assert f"error: hibp {PREFIXES[1]}:" in result.stderr
+    if fmt == "table":
+        assert result.stdout == "no open findings, but the scan is incomplete: a source failed\n"
+    else:
+        assert json.loads(result.stdout) == []
+
+
+def test_scan_cli_when_every_prefix_answers_exits_0(
+    registry: Services, cli_env: dict[str, str], fake: FakeHibp, now: dt.datetime
+) -> None:
+    add_accounts(registry, EMAILS, now)
+    fake.always(Canned(404))
+    env = {**hibp_env(cli_env, fake.url, "fail_open"), "BREACH_SOURCES": "hibp"}
+
+    result = CliRunner(env=env).invoke(main, ["scan"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "no open findings\n"
+    assert "not checked" not in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_monitor_names_the_failed_prefix_and_its_unchecked_accounts_and_exits_1(
+    registry: Services, cli_env: dict[str, str], fake: FakeHibp, now: dt.datetime, fmt: str
+) -> None:
+    add_accounts(registry, EMAILS, now)
+    fake.answer(Canned(404), RATE_LIMITED)
+    env = {**hibp_env(cli_env, fake.url, "fail_open"), "BREACH_SOURCES": "hibp"}
+
+    result = CliRunner(env=env).invoke(main, ["monitor", "--format", fmt])
+
+    assert result.exit_code == 1, result.output
+    assert f"error: hibp {PREFIXES[1]}:" in result.stderr
+    if fmt == "text":
+        assert (
+            f"HIBP: 1 prefix(es) asked, 0 new finding(s), stopped at {PREFIXES[1]}: "
+            "HIBP failed, its 1 account(s) not checked"
+        ) in result.stdout
+    else:
+        hibp = json.loads(result.stdout)["hibp"]
+        assert (hibp["prefixes"], hibp["failed_prefix"], hibp["failed_accounts"]) == (
+            1,
+            PREFIXES[1],
+            1,
+        )
+        assert not hibp["pass_finished"]

@@ -152,6 +152,8 @@ class HibpSlice:
     pass_finished: bool = False
     stopped_by_budget: bool = False
     cursor: str = ""
+    failed_prefix: str | None = None  # the prefix HIBP could not answer: the slice stops
+    failed_accounts: int = 0  # its accounts, not known to be clean
     errors: list[str] = field(default_factory=list)
 
 
@@ -208,6 +210,7 @@ def hibp_slice(
             answer = client.email_range(prefix)
         except BreachSourceError as exc:
             result.errors.append(f"hibp {prefix}: {exc}")
+            result.failed_prefix, result.failed_accounts = prefix, len(members)
             result.cursor = after
             return result
         keys = [
@@ -257,6 +260,8 @@ class MonitorReport:
                 "pass_finished": hibp.pass_finished,
                 "stopped_by_budget": hibp.stopped_by_budget,
                 "cursor": hibp.cursor,
+                "failed_prefix": hibp.failed_prefix,
+                "failed_accounts": hibp.failed_accounts,
             },
             "new_findings": self.new_findings,
             "policy": self.policy.as_dict(),

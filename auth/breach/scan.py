@@ -86,6 +86,8 @@ class ScanReport:
     accounts: int = 0
     new_findings: int = 0
     prefixes_asked: int = 0
+    # Accounts a source could not be asked about: not known to be clean, whatever the policy.
+    failed_accounts: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -120,6 +122,7 @@ def scan_hibp(
             found = client.email_range(prefix)
         except BreachSourceError as exc:
             report.errors.append(f"hibp {prefix}: {exc}")
+            report.failed_accounts += len(members)
             continue
         finally:
             if on_prefix:
@@ -158,6 +161,7 @@ def scan(
                     "new_findings": report.new_findings,
                     "sources": list(sources),
                     "errors": len(report.errors),
+                    "failed_accounts": report.failed_accounts,
                 },
             )
         ],

@@ -81,12 +81,17 @@ def _print_text(report: monitoring.MonitorReport) -> None:
     )
     if report.hibp is not None:
         h = report.hibp
-        state = (
-            "pass finished"
-            if h.pass_finished
-            else f"stopped after {h.cursor or 'the start'}"
-            + (" (budget)" if h.stopped_by_budget else "")
-        )
+        if h.failed_prefix is not None:
+            state = (
+                f"stopped at {h.failed_prefix}: HIBP failed, its {h.failed_accounts} "
+                "account(s) not checked (asked again first next run)"
+            )
+        elif h.pass_finished:
+            state = "pass finished"
+        else:
+            state = f"stopped after {h.cursor or 'the start'}" + (
+                " (budget)" if h.stopped_by_budget else ""
+            )
         click.echo(f"HIBP: {h.prefixes} prefix(es) asked, {h.new_findings} new finding(s), {state}")
     p = report.policy
     click.echo(

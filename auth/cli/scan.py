@@ -24,7 +24,10 @@ from auth.models import utcnow
 )
 @click.pass_context
 def scan(ctx: click.Context, fmt: str) -> None:
-    """Check every account against every source; list open findings (exit 1 if any)."""
+    """Check every account against every source; list open findings.
+
+    Exit 1 if there are open findings, or if a source failed: the accounts it could not
+    be asked about are counted as not checked, never as clean."""
     registry = services(ctx)
     with registry.db.session() as session:
         report = scanning.scan(
@@ -37,17 +40,22 @@ def scan(ctx: click.Context, fmt: str) -> None:
         rows = findings.open_findings(session)
     for err in report.errors:
         click.echo(f"error: {err}", err=True)
-    _print_findings(rows, fmt)
+    _print_findings(rows, fmt, incomplete=bool(report.failed_accounts))
     click.echo(
         f"{report.accounts} accounts scanned, {report.new_findings} new finding(s), "
-        f"{len({r.account_id for r in rows})} account(s) with open findings",
+        f"{len({r.account_id for r in rows})} account(s) with open findings"
+        + (
+            f"; {report.failed_accounts} account(s) not checked: a source failed"
+            if report.failed_accounts
+            else ""
+        ),
         err=True,
     )
     if rows or report.errors:
         ctx.exit(1)
 
 
-def _print_findings(rows: list[findings.FindingRow], fmt: str) -> None:
+def _print_findings(rows: list[findings.FindingRow], fmt: str, *, incomplete: bool) -> None:
     fields = ("email", "kind", "source", "breach", "first_seen", "last_seen")
     records = [
         {
@@ -73,5 +81,7 @@ def _print_findings(rows: list[findings.FindingRow], fmt: str) -> None:
         click.echo("  ".join(f.upper().ljust(widths[f]) for f in fields))
         for rec in records:
             click.echo("  ".join(rec[f].ljust(widths[f]) for f in fields).rstrip())
+    elif incomplete:
+        click.echo("no open findings, but the scan is incomplete: a source failed")
     else:
         click.echo("no open findings")
