@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# migrations/ in the repository, auth/migrations in the wheel: the package maps one to the
+# other (pyproject.toml), so this finds it in a checkout and once installed alike.
+MIGRATIONS = Path(str(resources.files("auth.migrations")))
 
 
 def alembic_config(url: str) -> Config:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from flask import Flask, Response, has_request_context, jsonify, render_template, request, session
@@ -33,7 +34,8 @@ from auth.web import range as range_views
 from auth.web.context import EXTENSION, LIMITER
 from auth.web.keys import holds_a_valid_key, presented_token
 
-STATIC = Path(__file__).resolve().parents[2] / "static"
+# static/ in a checkout (pyproject.toml); the folder's name is also its URL's, /static/.
+STATIC = Path(str(resources.files("auth.static")))
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
