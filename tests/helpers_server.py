@@ -105,14 +105,25 @@ CLI = Path(sys.executable).parent / "breachguard"
 
 
 class ServeProcess:
-    """`breachguard serve` on a port, in its own process group, its output in `log`."""
+    """`breachguard serve` on a port, in its own process group, its output in `log`: the
+    project's own command unless `cli` names another (an installed wheel's), run in `cwd`
+    when given."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path, *args: str) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        *args: str,
+        cli: Path = CLI,
+        cwd: Path | None = None,
+    ) -> None:
         self.port, self.base, self.log = port, f"http://127.0.0.1:{port}", log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(CLI), "serve", "--port", str(port), *args],
+                [str(cli), "serve", "--port", str(port), *args],
                 env=env,
+                cwd=cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
