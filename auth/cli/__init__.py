@@ -15,6 +15,7 @@ from auth.cli import (
     check,
     common,
     corpus,
+    doctor,
     mfa,
     monitor,
     notices,
@@ -58,5 +59,6 @@ for command in (
     monitor.monitor,
     audit.audit_group,
     audit.report_group,
+    doctor.doctor_command,
 ):
     main.add_command(command)
