@@ -183,6 +183,9 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             # gunicorn 27's control socket: unused here, and one path
             # (~/.gunicorn/gunicorn.ctl) for every instance on the host.
             "control_socket_disable": True,
+            # gunicorn trusts X-Forwarded-Proto from 127.0.0.1 unless told otherwise; proxies
+            # are trusted by TRUSTED_PROXIES alone (auth/web/proxy.py).
+            "forwarded_allow_ips": "",
             "when_ready": _start_notice_drain,
             "post_fork": _post_fork,
             "post_worker_init": _post_worker_init,
