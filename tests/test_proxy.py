@@ -359,6 +359,25 @@ def test_https_claimed_by_an_untrusted_peer_is_not_believed(
     assert "Strict-Transport-Security" not in claimed.headers
 
 
+def test_a_form_posted_over_https_needs_its_token_and_no_referer(
+    behind: tuple[Flask, Services],
+) -> None:
+    # Pages send no Referer (Referrer-Policy: no-referrer): over HTTPS the token decides.
+    web, _ = behind
+    https = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"}
+    person = web.test_client()
+    page = person.get("/login", headers=https, environ_base=NGINX).get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert token
+    form = {"email": EMAIL, "password": PASSWORD}
+    refused = person.post("/login", data=form, headers=https, environ_base=NGINX)
+    assert refused.status_code == 400
+    form["csrf_token"] = token.group(1)
+    signed_in = person.post("/login", data=form, headers=https, environ_base=NGINX)
+    assert signed_in.status_code == 302
+    assert "; Secure" in signed_in.headers["Set-Cookie"]
+
+
 def test_hsts_is_sent_over_https_and_never_over_plain_http(app: Flask) -> None:
     assert "Strict-Transport-Security" not in app.test_client().get("/healthz").headers
     direct = app.test_client().get("/healthz", base_url="https://localhost")

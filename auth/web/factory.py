@@ -102,6 +102,11 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="bg_session",
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session cookie
+        # Over HTTPS Flask-WTF also wants a Referer from this host, which pages never send
+        # (Referrer-Policy: no-referrer keeps reset links out of logs and other sites): every
+        # form would fail. The token stays mandatory; Secure cookies, SameSite=Lax and HSTS
+        # stand against the planted cookie that check guards against.
+        WTF_CSRF_SSL_STRICT=False,
     )
     app.session_interface = _SessionCookie()
     app.extensions[EXTENSION] = registry
