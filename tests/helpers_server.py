@@ -2,12 +2,15 @@
 
 `Served` runs werkzeug's threaded server in a thread and records every request path (a WSGI
 middleware in front of the app), so tests can count what a client (HibpClient) really asked
-for. `ServeProcess` runs the real `breachguard serve` (gunicorn) as a child process.
+for. `ServeProcess` runs the real `breachguard serve` (gunicorn) as a child process, and
+`Nginx` runs Debian's nginx in front of it.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -150,3 +153,57 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=20)
+
+
+NGINX_BIN = shutil.which("nginx", path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+class Nginx:
+    """Debian's nginx in the foreground, everything it writes under `folder` (its config,
+    pid, logs, temp files), serving `sites` (nginx `server` blocks, as text) on loopback."""
+
+    def __init__(self, folder: Path, *sites: str) -> None:
+        assert NGINX_BIN, "nginx is not installed"
+        self.folder = folder
+        self.error_log = folder / "error.log"
+        included = []
+        for n, site in enumerate(sites):
+            (folder / f"site-{n}.conf").write_text(site)
+            included.append(f"    include {folder}/site-{n}.conf;")
+        temps = "\n".join(
+            f"    {kind}_temp_path {folder}/{kind}_temp;"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        user = pwd.getpwuid(os.getuid()).pw_name  # as root, workers stay this user too
+        (folder / "nginx.conf").write_text(
+            f"user {user};\nworker_processes 1;\npid {folder}/nginx.pid;\n"
+            f"error_log {self.error_log} info;\nevents {{ worker_connections 128; }}\n"
+            f"http {{\n    access_log {folder}/access.log;\n{temps}\n"
+            + "\n".join(included)
+            + "\n}\n"
+        )
+        self.proc = subprocess.Popen(
+            [NGINX_BIN, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_up(self, *ports: int, seconds: float = 10) -> None:
+        """Until every port accepts connections; fails with nginx's error log if not."""
+        deadline = time.monotonic() + seconds
+        waiting = list(ports)
+        while waiting and self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=1).close()
+                waiting.pop(0)
+            except OSError:
+                time.sleep(0.05)
+        if waiting:
+            log = self.error_log.read_text() if self.error_log.exists() else "(no error log)"
+            raise AssertionError(f"nginx is not listening on {waiting}:\n{log}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)

@@ -190,6 +190,32 @@ class Person:
     def factor_row(self, kind: str) -> Any:
         return self.page.locator(f"#factors tbody tr[data-kind={kind}]")
 
+    def virtual_authenticator(self) -> tuple[Any, str]:
+        """A CDP virtual authenticator on this page, in place of the person's key: the
+        session to ask it what it stores, and its id."""
+        cdp = self.context.new_cdp_session(self.page)
+        cdp.send("WebAuthn.enable")
+        added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_AUTHENTICATOR})
+        return cdp, added["authenticatorId"]
+
+    def register_passkey(self, name: str) -> None:
+        """On /account/security: name a key, register it, and wait for the page's answer."""
+        self.page.fill("#key-name", name)
+        self.page.click("#webauthn-register")
+        error = self.page.locator("#webauthn-error")
+        outcome = self.page.locator("#new-recovery-codes:visible, #webauthn-error:visible")
+        expect(outcome).to_have_count(1, timeout=10_000)  # one or the other, once the key answers
+        assert error.is_hidden(), f"registration failed in the page: {error.inner_text()}"
+
+    def sign_in_with_passkey(self) -> None:
+        """At the second step, the key's button: lands on /account/security."""
+        self.page.click("#webauthn-signin")
+        try:
+            expect(self.page).to_have_url(SECURITY)
+        except AssertionError:
+            error = self.page.locator("#webauthn-error").inner_text()
+            raise AssertionError(f"passkey sign-in failed in the page: {error}") from None
+
 
 @pytest.fixture
 def person(browser: Any, site: Site) -> Iterator[Person]:
@@ -318,21 +344,12 @@ def test_pages_carry_a_csp_and_the_session_cookie_is_httponly_and_samesite_lax(
 
 def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person) -> None:
     page = person.page
-    cdp = person.context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    authenticator = cdp.send(
-        "WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_AUTHENTICATOR}
-    )["authenticatorId"]
+    cdp, authenticator = person.virtual_authenticator()
     email = person.site.add_account("dora@clinic.example")
 
     person.sign_in(email)
     expect(page).to_have_url(SECURITY)
-    page.fill("#key-name", "Laptop passkey")
-    page.click("#webauthn-register")
-    error = page.locator("#webauthn-error")
-    outcome = page.locator("#new-recovery-codes:visible, #webauthn-error:visible")
-    expect(outcome).to_have_count(1, timeout=10_000)  # one or the other, once the key answers
-    assert error.is_hidden(), f"registration failed in the page: {error.inner_text()}"
+    person.register_passkey("Laptop passkey")
     expect(page.locator("#new-codes-list li")).to_have_count(10)  # the first factor
     stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert len(stored["credentials"]) == 1
@@ -350,13 +367,7 @@ def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person
     person.sign_in(email)
     expect(page).to_have_url(LOGIN_MFA)
     assert not person.signed_in()  # the password alone opened no session
-    page.click("#webauthn-signin")
-    try:
-        expect(page).to_have_url(SECURITY)
-    except AssertionError:
-        raise AssertionError(
-            f"passkey sign-in failed in the page: {page.locator('#webauthn-error').inner_text()}"
-        ) from None
+    person.sign_in_with_passkey()
     expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
     assert person.signed_in()
     expect(row.locator("td").nth(3)).not_to_have_text("never")
