@@ -11,6 +11,7 @@ from auth.cli import (
     accounts,
     apikeys,
     audit,
+    backup,
     bans,
     check,
     common,
@@ -60,5 +61,6 @@ for command in (
     audit.audit_group,
     audit.report_group,
     doctor.doctor_command,
+    backup.backup_command,
 ):
     main.add_command(command)
