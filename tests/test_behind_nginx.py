@@ -46,7 +46,8 @@ if NGINX_BIN is None:
     pytest.skip("nginx is not installed: apt-get install -y nginx", allow_module_level=True)
 
 browser = e2e.browser  # Debian's Chromium, as the browser tests drive it
-SITE = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "breachguard.conf"
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+SITE = DEPLOY / "nginx" / "breachguard.conf"
 PASSWORD = "Stethoscope-in-the-drawer-8"
 FORGED = "198.51.100.66"
 CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
@@ -407,3 +408,49 @@ def test_a_passkey_registers_and_signs_in_at_the_proxys_https_origin(
         assert person.csp_reports == []
     finally:
         context.close()
+
+
+# --- the systemd units --------------------------------------------------------------------
+
+
+def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed: apt-get install -y systemd")
+    # A root holding the units, the system's own units, and a stand-in for the installed
+    # command (verify checks that ExecStart names an executable).
+    command = tmp_path / "opt" / "breachguard" / "bin" / "breachguard"
+    command.parent.mkdir(parents=True)
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o755)
+    system = tmp_path / "usr" / "lib" / "systemd" / "system"
+    shutil.copytree("/usr/lib/systemd/system", system, symlinks=True)
+    units = sorted((DEPLOY / "systemd").iterdir())
+    assert [u.name for u in units] == [
+        "breachguard-monitor.service",
+        "breachguard-monitor.timer",
+        "breachguard.service",
+    ]
+    installed = tmp_path / "etc" / "systemd" / "system"
+    installed.mkdir(parents=True)
+    for unit in units:
+        shutil.copy(unit, installed)
+    verified = subprocess.run(
+        [analyze, "verify", f"--root={tmp_path}", *(u.name for u in units)],
+        capture_output=True,
+        text=True,
+    )
+    # verify exits 0 on unknown keys and bad values too: every complaint is on stderr.
+    assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+    hardening = [_hardening(DEPLOY / "systemd" / n) for n in SERVICES]
+    assert hardening[0] == hardening[1]  # the server and the monitor: one sandbox
+
+
+SERVICES = ("breachguard.service", "breachguard-monitor.service")
+
+
+def _hardening(unit: Path) -> list[str]:
+    """The sandbox lines of a unit: from StateDirectory= to the end of [Service]."""
+    lines = unit.read_text().split("[Service]", 1)[1].split("[Install]")[0].splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("StateDirectory="))
+    return [line for line in lines[start:] if line.strip()]
