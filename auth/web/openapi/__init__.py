@@ -176,9 +176,11 @@ SPEC: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {
-                        "description": "SUFFIX:COUNT lines joined by CRLF",
+                        "description": "SUFFIX:COUNT lines joined by CRLF (ETag, "
+                        "Last-Modified; gzip or brotli when asked)",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
+                    "304": {"description": "Not modified (If-None-Match, If-Modified-Since)"},
                     "400": {"description": "The prefix is not 5 hexadecimal characters"},
                 },
             }
@@ -214,7 +216,11 @@ SPEC: dict[str, Any] = {
                     "401": json_response(DENIED, "No key, or an invalid one"),
                     "403": json_response(DENIED, "The key's role does not grant range:email"),
                     "404": {"description": "No breached e-mail under this prefix"},
-                    "429": json_response(ERROR, "Too many bad keys from this address"),
+                    "429": json_response(
+                        DENIED,
+                        "Too many bad keys from this address, as HIBP answers it (and "
+                        "Retry-After)",
+                    ),
                 },
             }
         },
