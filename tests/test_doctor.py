@@ -381,7 +381,7 @@ def test_warnings_alone_exit_0(database_url: str, smtp_url: str, tmp_path: Path)
     env = doctor_env(database_url, smtp_url, SMTP_URL=None, BREACHGUARD_INSTANCE=str(tmp_path))
     result = CliRunner(env=env).invoke(main, ["doctor", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # stdout alone: a log line may reach stderr
     assert (report["ok"], report["errors"], report["warnings"]) == (True, 0, 1)
     assert [f["code"] for f in report["findings"]] == ["smtp_not_set"]
 
@@ -401,7 +401,7 @@ def test_errors_exit_1_and_the_json_names_each_variable_without_a_secret(
     result = CliRunner(env=env).invoke(main, ["doctor", "--json"])
 
     assert result.exit_code == 1, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # stdout alone: a log line may reach stderr
     found = {f["code"]: f for f in report["findings"]}
     assert {"public_url_not_https", "smtp_unreachable"} <= found.keys()
     assert ("secret_key_in_instance" in found) is bool(PG_URL)  # several hosts on PostgreSQL
