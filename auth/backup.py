@@ -71,7 +71,7 @@ def backup_sqlite(source: Path, target: Path, *, force: bool = False) -> Backup:
 
 
 def _copy(source: Path, target: Path) -> None:
-    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    reader = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         writer = sqlite3.connect(target)
         try:

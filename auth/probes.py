@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import smtplib
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -66,8 +67,8 @@ def probe_database(url: str, *, timeout: int = PROBE_SECONDS) -> Probe:
         if not Path(path).is_file():
             return Probe(Service.DATABASE, path or "(in memory)", "no database file", init)
         target = path
-        # Read-only: the doctor changes nothing.
-        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+        read_only = f"{Path(path).resolve().as_uri()}?mode=ro"  # the doctor changes nothing
+        engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(read_only, uri=True))
     else:
         target = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database}"
         engine = create_engine(url, connect_args={"connect_timeout": max(2, timeout)})
