@@ -1,13 +1,22 @@
 """`accounts import`: streaming, idempotent, every bad row named, nothing committed on error."""
 
+import datetime as dt
+import io
+import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from auth import accounts, audit
 from auth.cli import main
+from auth.errors import ImportAborted
 from auth.models import Account, AuditEvent
 from auth.services import Services
+
+ACTOR = audit.Actor.cli("test")
+NOW = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
 
 GOOD = (
     "email,name,professional_id\n"
@@ -136,3 +145,33 @@ def test_create_one_account_from_the_cli(registry: Services, runner: CliRunner) 
     assert registry.hasher.verify(account.password_hash, "Correct-Horse-42").ok
     twice = runner.invoke(main, ["accounts", "create", "amina@chu.fr"])
     assert twice.exit_code == 2 and "already exists" in twice.output
+
+
+def test_an_address_repeated_in_a_later_batch_names_its_first_line(registry: Services) -> None:
+    rows = "a@example.org,A,\nb@example.org,B,\nc@example.org,C,\nA@Example.org,Again,\n"
+    first = re.escape("line 4: email: a@example.org already on line 1")
+    with pytest.raises(ImportAborted, match=first), registry.db.session() as s:
+        accounts.import_csv(s, io.BytesIO(rows.encode()), actor=ACTOR, now=NOW, batch=2)
+    with registry.db.session() as s:
+        report = accounts.import_csv(
+            s, io.BytesIO(rows.encode()), actor=ACTOR, now=NOW, batch=2, skip_bad=True
+        )
+    assert (report.created, report.bad) == (3, [(4, "email: a@example.org already on line 1")])
+    assert _accounts(registry)["a@example.org"].name == "A"
+
+
+def test_an_aborted_import_can_be_run_again(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    bad = runner.invoke(main, ["accounts", "import", _write(tmp_path, GOOD + "nope,X,\n")])
+    assert bad.exit_code == 2
+    again = runner.invoke(main, ["accounts", "import", _write(tmp_path, GOOD)])
+    assert again.exit_code == 0 and "created 2" in again.output, again.output
+
+
+def test_bad_rows_are_listed_in_line_order(runner: CliRunner, tmp_path: Path) -> None:
+    rows = "".join(f"user{i}@example.org,U,\n" for i in range(1500))
+    rows += "user3@example.org,Again,\nnot-an-address,X,\n"
+    result = runner.invoke(main, ["accounts", "import", _write(tmp_path, rows)])
+    assert result.exit_code == 2
+    assert result.output.index("line 1501:") < result.output.index("line 1502:")
