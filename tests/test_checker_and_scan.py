@@ -243,7 +243,7 @@ def test_the_checker_combines_the_local_corpus_and_hibp(
     fresh = checker.check_password("a password nobody has leaked")
 
     assert [(r.source, r.count) for r in pw.results] == [("local", 5), ("hibp", 100)]
-    assert pw.count == 100 and not pw.failed and pw.errors == ()
+    assert pw.count == 100 and not pw.refused_by_policy and pw.errors == ()
     assert nurse.breaches == ("LocalLeak", "RemoteLeak")
     assert doctor.breaches == ("RemoteLeak",)
     assert nobody.breaches == () and not nobody.exposed
@@ -284,7 +284,9 @@ def test_fail_open_lets_decisions_go_on_when_hibp_is_down_and_lists_the_error(
     elapsed = time.monotonic() - started
     client.close()
 
-    assert not pw.failed and not email.failed  # a sign-in or a new password goes on
+    assert (
+        not pw.refused_by_policy and not email.refused_by_policy
+    )  # a sign-in or a new password goes on
     assert pw.status is email.status is BreachStatus.EXPOSED  # the local corpus saw both
     assert pw.count == 5
     assert email.breaches == ("LocalLeak",)
@@ -307,7 +309,9 @@ def test_a_check_nobody_saw_is_failed_when_hibp_is_down_under_either_policy(
     client.close()
 
     assert pw.status is email.status is BreachStatus.FAILED
-    assert pw.failed is email.failed is fail_closed  # the policy: refuse a decision, or not
+    assert (
+        pw.refused_by_policy is email.refused_by_policy is fail_closed
+    )  # the policy: refuse a decision, or not
     assert pw.errors and email.errors
     assert elapsed < 5
 

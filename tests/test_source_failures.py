@@ -152,10 +152,10 @@ def test_the_policy_decides_only_whether_a_decision_refuses_on_a_failed_source(
     failed = Check((BreachResult("local"), BreachResult("hibp", error="HTTP 500")), fail_closed)
     answered = Check((BreachResult("local"), BreachResult("hibp")), fail_closed)
 
-    assert failed.failed is fail_closed  # what a new password at reset obeys
+    assert failed.refused_by_policy is fail_closed  # what a new password at reset obeys
     assert failed.status is BreachStatus.FAILED  # what every report says
     assert failed.failed_sources == ("hibp",)
-    assert not answered.failed
+    assert not answered.refused_by_policy
 
 
 # -- the checker against failing servers -------------------------------------------------------

@@ -90,10 +90,10 @@ class Check:
         return BreachStatus.NOT_FOUND
 
     @property
-    def failed(self) -> bool:
-        """The policy applied, for a decision that must go on without an answer (a new
-        password at reset): a source failed and BREACH_FAILURE_POLICY is fail_closed.
-        What a check reports is `status`, which says `failed` under either policy."""
+    def refused_by_policy(self) -> bool:
+        """For a decision that must go on without an answer (a new password at reset): a
+        source failed and BREACH_FAILURE_POLICY is fail_closed. What a check reports is
+        `status`, which says `failed` under either policy."""
         return self.fail_closed and bool(self.failed_sources)
 
 

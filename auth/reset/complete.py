@@ -69,7 +69,7 @@ class _Check(Protocol):
     def count(self) -> int: ...
 
     @property
-    def failed(self) -> bool: ...
+    def refused_by_policy(self) -> bool: ...
 
 
 class PasswordChecker(Protocol):
@@ -102,7 +102,7 @@ def check_new_password(
         return (
             f"This password appears {_times(check.count)} in known data breaches: choose another."
         )
-    if check.failed:
+    if check.refused_by_policy:
         return "We could not check this password right now, try again in a few minutes."
     return None
 
