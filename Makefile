@@ -9,7 +9,7 @@ JS_DEPS  := $(if $(shell command -v npm 2>/dev/null),$(JS_STAMP))
 HOST    ?= 127.0.0.1
 PORT    ?= 5000
 
-.PHONY: run test lint bench-help clean
+.PHONY: run test lint bench-help clean translations
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,3 +42,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache tests/js/node_modules
+
+## Languages (README: Languages): gather the strings marked in auth/ and merge them into
+## the catalogs; then translate what is new or fuzzy in auth/translations/fr/.../messages.po.
+translations: $(STAMP)
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output -o build/messages.pot .
+	$(BIN)/pybabel update -i build/messages.pot -d auth/translations --ignore-obsolete

@@ -30,6 +30,19 @@ TEST_MFA_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdC0"  # 32 bytes, tests 
 CHEAP_ARGON2 = Argon2Params(time_cost=1, memory_cost=1024, parallelism=1)
 
 
+class EnglishClient(FlaskClient):
+    """Every test client reads the pages in English unless its test asks for another
+    language (Accept-Language in the request, or the language cookie): the pages speak
+    French by default, and most tests were written against the English text."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+
+
+Flask.test_client_class = EnglishClient
+
+
 def pytest_report_header() -> list[str]:
     return [
         f"database: {'PostgreSQL ' + PG_URL.split('@')[-1] if PG_URL else 'SQLite'}",

@@ -21,6 +21,7 @@ from auth.web import (
     api,
     hibp_notify,
     hook_api,
+    i18n,
     json_api,
     limit_storage,
     metrics_view,
@@ -204,6 +205,7 @@ def create_app(
     app.register_blueprint(mfa_api.bp)
     app.register_blueprint(reset_pages.forgot_bp)
     app.register_blueprint(reset_pages.reset_bp)
+    i18n.init_app(app, settings)  # the language of each page, and /language to switch it
 
     @app.context_processor
     def signed_in() -> dict[str, bool]:

@@ -19,6 +19,7 @@ from auth.errors import InvalidInput
 from auth.mfa import factors
 from auth.models import Account, utcnow
 from auth.reset import complete
+from auth.web import i18n
 from auth.web import session as web_session
 from auth.web.context import services
 
@@ -113,6 +114,8 @@ def reset(token: str) -> Any:
 
 @reset_bp.post("/reset/<token>")
 def reset_post(token: str) -> Any:
+    if "language" in request.form:  # the language switch (base.html: switch_posts_back)
+        return i18n.switched(request.form["language"], request.path)
     registry = services()
     try:
         with registry.db.session() as db:
