@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from auth.breach.formats import LineError, suffix_count
 from auth.services import Services
 from tests.test_corpus_import import count, dump, hexsha1, run_import
 
@@ -197,3 +198,33 @@ def test_a_folder_of_plain_lists_is_one_breach(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["sources"][0]["files"] == 2
     assert count(registry, "hunter2") == 3 and count(registry, "letmein-please") == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            b"0018A45C4D1DEF81644B54AB7F969B88D65:12",
+            ("ABCDE0018A45C4D1DEF81644B54AB7F969B88D65", 12),
+        ),
+        (b"0018a45c4d1def81644b54ab7f969b88d65:7", ("ABCDE0018A45C4D1DEF81644B54AB7F969B88D65", 7)),
+        (
+            b"0018A45C4D1DEF81644B54AB7F969B88D65:3 ",
+            ("ABCDE0018A45C4D1DEF81644B54AB7F969B88D65", 3),
+        ),
+        (b"0018A45C4D1DEF81644B54AB7F969B88D6G:1", None),  # not hex
+        (b"0018A45C4D1DEF81644B54AB7F969B88D65:\xd9\xa1", None),  # an Arabic-Indic one
+        (b"0018A45C4D1DEF81644B54AB7F969B88D65:1234567890123", None),  # 13 digits
+        (b"0018A45C4D1DEF81644B54AB7F969B88D65:3000000000", None),  # beyond the column
+        (b"0018A45C4D1DEF81644B54AB7F969B88D6:1", None),  # 34 digits
+    ],
+)
+def test_a_suffix_line_is_read_whole_or_refused(
+    line: bytes, expected: tuple[str, int] | None
+) -> None:
+    if expected is None:
+        with pytest.raises(LineError):
+            suffix_count(line, b"ABCDE")
+    else:
+        digest, n = suffix_count(line, b"ABCDE")
+        assert (digest.hex().upper(), n) == expected

@@ -121,6 +121,15 @@ def sha1_count(raw: bytes) -> tuple[bytes, int]:
 
 
 def suffix_count(raw: bytes, prefix: bytes) -> tuple[bytes, int]:
+    # The same fast path as sha1_count's, for `35HEX:DIGITS` (every line of a range file);
+    # `prefix` comes from a file name already checked to be 5 hex digits.
+    if len(raw) > 36 and raw[35] == 58:  # b":"
+        tail = raw[36:]
+        if len(tail) <= 12 and tail.isdigit():
+            try:
+                return binascii.unhexlify(prefix + raw[:35]), _count(tail)
+            except binascii.Error:
+                pass
     m = _SUFFIX_LINE.match(raw)
     if m is None:
         raise LineError("expected SUFFIX:COUNT (35 hexadecimal characters, a colon, a number)")
