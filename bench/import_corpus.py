@@ -7,7 +7,9 @@ Baselines, run the same way on the same file:
            roughly the floor of any pure-Python importer;
   load   - that loop feeding the backend's fastest plain load into the same table, in one
            transaction (SQLite executemany of a plain INSERT; PostgreSQL binary COPY).
-A plain-password list (default 1e6 lines) is imported once per database as well.
+A plain-password list (default 1e6 lines) is imported once per database as well, and
+with --prefix-files the same SHA1:COUNT lines as a folder of per-prefix files, as the
+downloader's `-s false` writes them (ABCDE.txt, CRLF, no final newline, 1,000 lines each).
 
     .venv/bin/python bench/import_corpus.py                      # 1e6 and 1e7, both databases
     .venv/bin/python bench/import_corpus.py --sizes 1e6 --db sqlite --plain 0
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import binascii
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,8 +35,10 @@ from _common import (
     bench_db,
     bulk_load,
     cli_env,
+    hibp_counts,
     human,
     parse_size,
+    random_digests,
     run_child,
     table,
     verdict,
@@ -43,6 +48,7 @@ from _common import (
 )
 
 FLOOR_RATE = 200_000
+PER_FILE = 1_000  # lines per per-prefix file: real ranges hold one to two thousand
 THIS = str(Path(__file__).resolve())
 
 
@@ -104,10 +110,23 @@ def import_cli(db: BenchDB, work: Path, path: Path, fmt: str) -> tuple[float, fl
         env=cli_env(db, work / "instance"),
     )
     report = json.loads(run.stdout)
-    # `--format` is left to auto-detection: the CLI's click.Choice over Format members
-    # currently rejects the lower-case values it documents ("sha1" -> "SHA1" expected).
+    # `--format auto`, as a user would run it: the report says what was detected.
     assert report["format"] == fmt, report
     return run.seconds, float(report["seconds"]), run.max_rss_mib, report
+
+
+def write_prefix_folder(folder: Path, n: int, seed: int) -> None:
+    """n `SUFFIX:COUNT` lines as the downloader's per-prefix files: `ABCDE.txt`, sorted
+    (as HIBP answers a range), CRLF between lines and none after the last, PER_FILE lines
+    a file (so n / PER_FILE prefixes, from 00000 up)."""
+    digests = random_digests(n, seed)
+    counts = hibp_counts(n, seed + 1)
+    folder.mkdir()
+    for start in range(0, n, PER_FILE):
+        stop = start + PER_FILE
+        lines = zip(digests[start:stop], counts[start:stop], strict=True)
+        body = "\r\n".join(sorted(f"{d.hex().upper()[5:]}:{c}" for d, c in lines))
+        (folder / f"{start // PER_FILE:05X}.txt").write_bytes(body.encode("ascii"))
 
 
 def baseline_load(db: BenchDB, path: Path) -> tuple[float, float]:
@@ -142,6 +161,11 @@ def main() -> None:
         help="lines of the plain-password list (0: skip)",
     )
     ap.add_argument("--no-load-baseline", action="store_true", help="skip the raw-load baseline")
+    ap.add_argument(
+        "--prefix-files",
+        action="store_true",
+        help="also import each size as a folder of per-prefix files (downloader's -s false)",
+    )
     ap.add_argument("--seed", type=int, default=20240601)
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
@@ -214,6 +238,26 @@ def main() -> None:
                     file=sys.stderr,
                 )
             path.unlink()
+            if args.prefix_files:
+                folder = work / f"ranges-{n}"
+                write_prefix_folder(folder, n, args.seed)
+                for kind in args.db:
+                    with bench_db(kind, work, f"pre{n}") as db:
+                        wall, secs, mib, report = import_cli(db, work, folder, "prefix")
+                    assert report["password_entries"] == n and report["bad"] == 0, report
+                    rows.append(
+                        [
+                            f"{human(n)} prefix files",
+                            kind,
+                            "corpus import",
+                            secs,
+                            n / secs,
+                            mib,
+                            n / secs / parse_rate,
+                            "-",
+                        ]
+                    )
+                shutil.rmtree(folder)
         if args.plain:
             path = work / "plain.txt"
             write_plain_file(path, args.plain, args.seed + 7)
