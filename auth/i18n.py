@@ -83,6 +83,11 @@ def format_date(value: dt.date | dt.datetime, language: str, *, length: str = "m
     return dates.format_date(value, length, locale=language)
 
 
+def format_time(value: dt.datetime, language: str) -> str:
+    """A time of day in Paris: `14:05` in French, `2:05 PM` in English."""
+    return dates.format_time(_aware(value), "short", tzinfo=TIMEZONE, locale=language)
+
+
 def format_number(value: float, language: str) -> str:
     """`12 345` (a narrow no-break space) in French, `12,345` in English."""
     return numbers.format_decimal(value, locale=language)

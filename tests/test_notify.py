@@ -274,7 +274,7 @@ def test_notices_are_in_french_by_default_and_in_english_for_an_english_account(
     by_to = {m["To"].addresses[0].addr_spec: m for m in smtp.messages}
     for address in ("fr@example.org", "de@example.org"):
         text, html = parts(by_to[address])
-        assert by_to[address]["Subject"] == "Action requise : changez votre mot de passe"
+        assert by_to[address]["Subject"] == "Action requise\u00a0: changez votre mot de passe"
         assert "Nous ne vous demanderons jamais votre mot de passe" in text
         assert '<html lang="fr">' in html
         assert REASON in text
@@ -314,7 +314,7 @@ def test_the_forced_notice_says_why_how_long_and_how_to_protect_the_account() ->
         "name": "",
         "reason": "<b>leak</b>",
         "link": "http://localhost:5000/reset/abc",
-        "minutes": "30",
+        "minutes": 30,
         "security_url": "http://localhost:5000/account/security",
         "forgot_url": "http://localhost:5000/forgot",
     }
@@ -326,7 +326,7 @@ def test_the_forced_notice_says_why_how_long_and_how_to_protect_the_account() ->
     _, text, _ = notify.render("reset_requested", language="fr", context=context)
     assert "ignorez cet e-mail" in text and "30 minutes" in text
     with pytest.raises(Exception, match="link"):  # StrictUndefined: a missing value fails
-        notify.render("reset_requested", language="en", context={"name": "", "minutes": "30"})
+        notify.render("reset_requested", language="en", context={"name": "", "minutes": 30})
 
 
 def test_a_resent_notice_keeps_its_message_id(registry: Services, now: dt.datetime) -> None:

@@ -170,7 +170,7 @@ def test_a_recovery_code_signs_in_once_and_says_how_many_remain(browser: FlaskCl
     sign_in(browser)
     ok = post(browser, "/login/mfa", {"code": codes[0].upper()}, "/login/mfa")
     assert ok.headers["Location"] == "/account/security"  # type: ignore[attr-defined]
-    assert b"9 recovery code(s) left" in browser.get("/account/security").data
+    assert b"9 recovery codes left" in browser.get("/account/security").data
     post(browser, "/logout", {}, "/account/security")
     sign_in(browser)
     again = post(browser, "/login/mfa", {"code": codes[0]}, "/login/mfa")

@@ -98,6 +98,7 @@ def test_a_forced_reset_does_everything_to_one_account_at_once(
         acct = s.get(Account, account.id)
         assert acct is not None
         assert acct.status == "reset_required" and acct.reset_reason == "leaked in Webmail2022"
+        assert acct.reset_reason_code == "security_team"  # an operator's words: a note
         assert acct.session_epoch == 1 and acct.mfa_required
         assert s.get(ApiKey, "k1").revoked_at is not None  # type: ignore[union-attr]
         token = s.execute(select(ResetToken)).scalar_one()
@@ -110,10 +111,9 @@ def test_a_forced_reset_does_everything_to_one_account_at_once(
     assert notice.idempotency_key == f"reset:{account.id}:{reset.reset_key}"
     assert notice.token_id == token.id
     assert notice.status == "queued" and notice.kind == "reset_forced"
-    assert (
-        event.actor.startswith("cli:")
-        and json.loads(event.details)["reason"] == "leaked in Webmail2022"
-    )
+    details = json.loads(event.details)
+    assert event.actor.startswith("cli:") and details["reason"] == "security_team"
+    assert details["note"] == "leaked in Webmail2022"
     # The password no longer signs in: the page refuses a reset_required account.
     assert not registry.hasher.verify(None, "Soleil2019!xx").ok
 
@@ -271,7 +271,13 @@ def test_each_row_of_a_jobs_batch_holds_what_a_forced_reset_stores(registry: Ser
         assert sorted(e.target for e in events) == sorted(f"account:{a}" for a in reset_ids)
         assert {e.actor for e in events} == {str(ALICE)}
         assert [json_module.loads(e.details) for e in events] == [
-            {"findings": [], "job": report.job_id, "reason": "leak", "reset_key": key}
+            {
+                "findings": [],
+                "job": report.job_id,
+                "reason": "security_team",
+                "note": "leak",
+                "reset_key": key,
+            }
         ] * 4
         assert audit.verify(s).ok
 

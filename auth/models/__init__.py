@@ -26,7 +26,15 @@ from auth.models.mfa import (
     RecoveryCode,
     WebauthnChallenge,
 )
-from auth.models.reset import JobStatus, Notice, NoticeStatus, Reset, ResetJob, ResetToken
+from auth.models.reset import (
+    JobStatus,
+    Notice,
+    NoticeStatus,
+    Reset,
+    ResetJob,
+    ResetReason,
+    ResetToken,
+)
 from auth.models.signin import IpBan, IpFailure, LoginContinuation, WebSession
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "RecoveryCode",
     "Reset",
     "ResetJob",
+    "ResetReason",
     "ResetToken",
     "Role",
     "UTCDateTime",

@@ -45,8 +45,11 @@ class Account(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     # Set by policy (a forced reset, a finding): the last second factor cannot be removed.
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    language: Mapped[str | None] = mapped_column(String(8))  # notices; None: the default
-    reset_reason: Mapped[str | None] = mapped_column(Text)  # why a reset is required
+    # Chosen with the pages' language switch; pages and e-mails use it. None: the default.
+    language: Mapped[str | None] = mapped_column(String(8))
+    # While a reset is required: why (a ResetReason code), and a person's note, if any.
+    reset_reason_code: Mapped[str | None] = mapped_column(String(32))
+    reset_reason: Mapped[str | None] = mapped_column(Text)
     # Consecutive wrong passwords (auth/signin/lockout.py): backoff after a few, a lock after more.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_failed_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -17,6 +17,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from auth.models.base import Base, UTCDateTime, utcnow
 
 
+class ResetReason(enum.StrEnum):
+    """Why a reset was forced, stored as a code and worded in the reader's language
+    (auth/reset/reasons.py). A person's own words, when they gave some, are kept beside it
+    as a note and quoted as such."""
+
+    PASSWORD_BREACHED = "password_breached"  # the password is in a breach corpus
+    POSSIBLE_EXPOSURE = "possible_exposure"  # a leak may have exposed it
+    SECURITY_TEAM = "security_team"  # a person of the security team asked, with a note
+
+
 class JobStatus(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"
@@ -54,7 +64,10 @@ class Reset(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("reset_jobs.id"), index=True)
     finding_id: Mapped[int | None] = mapped_column(ForeignKey("findings.id", ondelete="SET NULL"))
     reset_key: Mapped[str] = mapped_column(String(64))  # finding:<id> or job:<id>
-    reason: Mapped[str] = mapped_column(Text)
+    reason_code: Mapped[str] = mapped_column(
+        String(32), default=ResetReason.POSSIBLE_EXPOSURE, server_default="possible_exposure"
+    )
+    reason: Mapped[str] = mapped_column(Text)  # the note: a person's own words, or ""
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # new password set
@@ -100,7 +113,10 @@ class Notice(Base):
     kind: Mapped[str] = mapped_column(String(32))  # reset_forced | reset_requested
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     token_id: Mapped[str | None] = mapped_column(ForeignKey("reset_tokens.id", ondelete="SET NULL"))
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason_code: Mapped[str] = mapped_column(
+        String(32), default=ResetReason.POSSIBLE_EXPOSURE, server_default="possible_exposure"
+    )
+    reason: Mapped[str] = mapped_column(Text, default="")  # the note, quoted in the e-mail
     status: Mapped[str] = mapped_column(String(16), default=NoticeStatus.QUEUED, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,5 @@
-"""Notices as e-mails: templates rendered per language, headers that cannot be injected.
+"""Notices as e-mails: one template per message, in the reader's language (gettext),
+headers that cannot be injected.
 
 Pure: the caller supplies the notice, the account, the link and the time.
 """
@@ -6,7 +7,9 @@ Pure: the caller supplies the notice, the account, the link and the time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import textwrap
 from collections.abc import Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -14,39 +17,58 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
+from auth import i18n
 from auth.config import LANGUAGES, Settings
 from auth.errors import InvalidInput
 from auth.models import Account, Notice, utcnow
+from auth.reset import reasons
 
 KINDS = ("reset_forced", "reset_requested")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
-
-_html = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
-_text = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=False,  # noqa: S701 - plain text, never parsed as HTML
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
+WIDTH = 72  # plain-text lines; links and addresses are never cut
 
 
-def render(kind: str, *, language: str, context: Mapping[str, str]) -> tuple[str, str, str]:
-    """(subject, text, html). The text template's first line is `Subject: …`, so a
-    translation keeps its subject and body together; the HTML gets it as `subject`."""
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
+
+
+def _link(url: str) -> Markup:
+    return Markup('<a href="{0}" style="color:#0b5cad;">{0}</a>').format(escape(url))
+
+
+@functools.cache
+def _environment(language: str, *, html: bool) -> jinja2.Environment:
+    """One environment per language and format, its catalog installed once: notices are
+    sent from several threads at once, so nothing is switched per message."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=html,  # noqa: S701 - the text parts are plain text, never parsed as HTML
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=not html,
+        trim_blocks=not html,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(paragraph=_paragraph, urlize_one=_link)
+    return env
+
+
+def render(kind: str, *, language: str, context: Mapping[str, object]) -> tuple[str, str, str]:
+    """(subject, text, html) in `language`. The text template's first line is
+    `Subject: …`, so subject and body come from one place; the HTML gets it as `subject`."""
     if kind not in KINDS or language not in LANGUAGES:
         raise InvalidInput(f"no e-mail template for kind {kind!r} in language {language!r}")
-    text = _text.get_template(f"{kind}.{language}.txt").render(context)
+    values = {"note": "", **context, "language": language}
+    text = _environment(language, html=False).get_template(f"{kind}.txt").render(values)
     first, _, body = text.partition("\n")
     if not first.startswith("Subject: "):
-        raise InvalidInput(f"{kind}.{language}.txt must start with a `Subject: ` line")
+        raise InvalidInput(f"{kind}.txt must start with a `Subject: ` line")
     subject = first.removeprefix("Subject: ").strip()
-    html = _html.get_template(f"{kind}.{language}.html").render({**context, "subject": subject})
-    return subject, body.lstrip("\n"), html
+    html = _environment(language, html=True).get_template(f"{kind}.html")
+    return subject, body.lstrip("\n"), html.render({**values, "subject": subject})
 
 
 def message_id(idempotency_key: str, mail_from: str) -> str:
@@ -67,14 +89,16 @@ def build_message(
     """The notice as an e-mail. Nothing from the person goes into a header but their name and
     address (both encoded by the e-mail library), so no header can be injected."""
     language = account.language if account.language in LANGUAGES else settings.default_language
+    why = reasons.sentence(notice.reason_code)
     subject, text, html = render(
         notice.kind,
         language=language,
         context={
             "name": account.name,
-            "reason": notice.reason or account.reset_reason or "",
+            "reason": i18n.translations(language).gettext(why),
+            "note": notice.reason,
             "link": link,
-            "minutes": str(settings.reset_token_minutes),
+            "minutes": settings.reset_token_minutes,
             "security_url": f"{settings.public_url}/account/security",
             "forgot_url": f"{settings.public_url}/forgot",
         },

@@ -9,6 +9,7 @@ epoch), and the findings that were about that password.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from auth import audit
 from auth.breach.hashing import normalise_email
 from auth.errors import BreachguardError, InvalidInput
+from auth.i18n import N_
 from auth.models import (
     Account,
     AccountStatus,
@@ -43,7 +45,11 @@ NOTICE_KIND = "reset_requested"
 
 
 class PasswordRefused(InvalidInput):
-    """The new password cannot be accepted; the message says why, for the person."""
+    """The new password cannot be accepted; `problem` says why, for the person."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
 
 
 class TokenInvalid(BreachguardError):
@@ -76,8 +82,33 @@ class PasswordChecker(Protocol):
     def check_password(self, password: str) -> _Check: ...
 
 
-def _times(count: int) -> str:
-    return "once" if count == 1 else f"{count:,} times"
+@dataclass(frozen=True)
+class Problem:
+    """Why a new password is refused, for the person: `message` is the English text and
+    the gettext msgid (pages show it translated), `%(count)s` in it stands for `count`."""
+
+    message: str
+    count: int = 0
+
+    def __str__(self) -> str:
+        return self.message % {"count": f"{self.count:,}"}
+
+
+MISMATCH = Problem(N_("The two passwords are not the same: type the new password twice."))
+TOO_SHORT = Problem(
+    N_("This password is too short: use at least %(count)s characters."), MIN_LENGTH
+)
+TOO_LONG = Problem(N_("This password is too long: use at most %(count)s characters."), MAX_LENGTH)
+OLD = Problem(N_("This is your old password: choose a new one."))
+UNCHECKED = Problem(N_("We could not check this password right now, try again in a few minutes."))
+
+
+def _seen(count: int) -> Problem:
+    # English and French agree on the one count that takes the singular here (1; never 0).
+    if count == 1:
+        return Problem(N_("This password appears once in known data breaches: choose another."))
+    message = N_("This password appears %(count)s times in known data breaches: choose another.")
+    return Problem(message, count)
 
 
 def check_new_password(
@@ -87,23 +118,21 @@ def check_new_password(
     old_hash: str | None,
     hasher: PasswordHasher,
     checker: PasswordChecker,
-) -> str | None:
-    """The first problem with a new password, in plain words; None when it can be used."""
+) -> Problem | None:
+    """The first problem with a new password; None when it can be used."""
     if new != repeat:
-        return "The two passwords are not the same: type the new password twice."
+        return MISMATCH
     if len(new) < MIN_LENGTH:
-        return f"This password is too short: use at least {MIN_LENGTH} characters."
+        return TOO_SHORT
     if len(new) > MAX_LENGTH:
-        return f"This password is too long: use at most {MAX_LENGTH} characters."
+        return TOO_LONG
     if old_hash is not None and hasher.verify(old_hash, new).ok:
-        return "This is your old password: choose a new one."
+        return OLD
     check = checker.check_password(new)
     if check.count > 0:
-        return (
-            f"This password appears {_times(check.count)} in known data breaches: choose another."
-        )
+        return _seen(check.count)
     if check.refused_by_policy:
-        return "We could not check this password right now, try again in a few minutes."
+        return UNCHECKED
     return None
 
 
@@ -210,7 +239,7 @@ def complete_reset(
 
     account.password_hash = hasher.hash(new_password)
     account.status = AccountStatus.ACTIVE
-    account.reset_reason = None
+    account.reset_reason_code, account.reset_reason = None, None
     account.failed_logins, account.last_failed_login_at = 0, None  # and unlocked
     account.session_epoch = account.session_epoch + 1  # every open session ends
     account.updated_at = now

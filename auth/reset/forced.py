@@ -33,9 +33,8 @@ from auth.models import (
     Reset,
     table,
 )
-from auth.reset import tokens
+from auth.reset import reasons, tokens
 
-DEFAULT_REASON = "password may have been exposed in a data leak (default wording)"
 _ACCOUNTS, _RESETS, _KEYS = table(Account), table(Reset), table(ApiKey)
 _NOTICES, _FINDINGS = table(Notice), table(Finding)
 
@@ -57,7 +56,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Plan:
-    reason: str
+    reason: str  # a person's words, or a policy's own wording: see reasons.decide
     reset_key: str  # "job:<id>", or "" for the first finding's: "finding:<id>"
     job_id: int | None
     require_mfa: bool
@@ -127,6 +126,7 @@ def apply(
     )
     if not todo:
         return result
+    code, note = reasons.decide(plan.actor, plan.reason)
     keys = {t.account_id: key_for(t, plan) for t in todo}
     insert_rows(
         session,
@@ -140,7 +140,8 @@ def apply(
             for t in todo
         ],
         job_id=plan.job_id,
-        reason=plan.reason,
+        reason_code=code.value,
+        reason=note,
         actor=str(plan.actor),
         created_at=now,
     )
@@ -158,7 +159,8 @@ def apply(
             for a in result.reset
         ],
         kind="reset_forced",
-        reason=plan.reason,
+        reason_code=code.value,
+        reason=note,
         status=NoticeStatus.QUEUED.value,
         attempts=0,
         next_attempt_at=now,
@@ -173,7 +175,8 @@ def apply(
                 audit.Action.ACCOUNT_RESET_FORCED,
                 f"account:{t.account_id}",
                 {
-                    "reason": plan.reason or DEFAULT_REASON,
+                    "reason": code.value,
+                    **({"note": note} if note else {}),
                     "reset_key": keys[t.account_id],
                     "job": plan.job_id,
                     "findings": list(t.finding_ids),
@@ -204,6 +207,7 @@ def _not_reset_by(session: Session, ids: list[int], reset_key: str) -> list[int]
 
 def _mark(plan: Plan, ids: list[int], now: dt.datetime) -> ReturningUpdate[Any]:
     """The UPDATE that puts the accounts in `reset_required`; it returns the ids it changed."""
+    code, note = reasons.decide(plan.actor, plan.reason)
     return (
         update(_ACCOUNTS)
         .where(
@@ -212,7 +216,8 @@ def _mark(plan: Plan, ids: list[int], now: dt.datetime) -> ReturningUpdate[Any]:
         )
         .values(
             status=AccountStatus.RESET_REQUIRED.value,
-            reset_reason=plan.reason,
+            reset_reason_code=code.value,
+            reset_reason=note or None,
             session_epoch=_ACCOUNTS.c.session_epoch + 1,
             updated_at=now,
             **({"mfa_required": True} if plan.require_mfa else {}),

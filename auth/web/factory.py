@@ -33,6 +33,7 @@ from auth.web import (
 )
 from auth.web import range as range_views
 from auth.web.context import EXTENSION, LIMITER
+from auth.web.i18n import gettext
 from auth.web.keys import holds_a_valid_key, presented_token
 
 # static/ in a checkout (pyproject.toml); the folder's name is also its URL's, /static/.
@@ -214,19 +215,18 @@ def create_app(
     @app.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError) -> Response | tuple[str, int]:
         if request.blueprint == mfa_api.bp.name:  # JSON for the browser's WebAuthn calls
-            response = jsonify({"error": f"CSRF check failed: {exc.description}"})
+            message = gettext("CSRF check failed: reload the page and try again.")
+            response = jsonify({"error": message, "detail": str(exc.description)})
             response.status_code = 403  # refused, as a request without its credentials
             return response
-        return render_template(
-            "base.html", error="This form has expired: go back, reload the page and try again."
-        ), 400
+        error = gettext("This form has expired: go back, reload the page and try again.")
+        return render_template("base.html", error=error), 400
 
     @app.errorhandler(429)
     def too_many(exc: Exception) -> Response | tuple[str, int]:
         if request.blueprint == "pages":
-            return render_template(
-                "login.html", error="Too many attempts from your network: wait a minute."
-            ), 429
+            error = gettext("Too many attempts from your network: wait a minute.")
+            return render_template("login.html", error=error), 429
         if request.path.startswith("/api/v3/"):  # HIBP's own API: its body and Retry-After
             wait = limit_storage.seconds_to_wait(limiter.current_limit)
             response = jsonify(

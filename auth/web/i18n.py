@@ -91,6 +91,7 @@ def _select() -> str | None:
 
 def init_app(app: Flask, settings: Settings) -> None:
     _Babel(app, locale_selector=_select, default_locale=settings.default_language)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them
     app.jinja_env.filters.update(when=_when, day=_day, number=_number)
     app.jinja_env.globals.update(
         current_language=current_language, languages=LANGUAGES, language_name=i18n.language_name

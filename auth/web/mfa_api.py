@@ -16,14 +16,27 @@ from auth.mfa import webauthn as wa
 from auth.models import FactorKind, utcnow
 from auth.web import session as web_session
 from auth.web.context import services
+from auth.web.i18n import gettext
+from auth.web.pages import factor_message
 
 bp = Blueprint("mfa_api", __name__, url_prefix="/api/v1/mfa")
 
 
-def _error(status: int, message: str) -> Response:
-    response = jsonify({"error": message})
+def _error(status: int, message: str, detail: str = "") -> Response:
+    """`error` is shown to the person (static/webauthn.js), in their language; `detail`,
+    when there is one, is the ceremony's own English account of it, for whoever debugs."""
+    response = jsonify({"error": message, **({"detail": detail} if detail else {})})
     response.status_code = status
     return response
+
+
+def _refused(exc: wa.WebauthnError) -> str:
+    """A refused registration, in the person's words."""
+    if isinstance(exc, wa.InvalidName):
+        return gettext("A name has at most 100 characters, on one line.")
+    if isinstance(exc, wa.ChallengeError):
+        return gettext("This request has expired: start again.")
+    return gettext("Your security key's answer was refused: try again.")
 
 
 def _options(options_json: str) -> Response:
@@ -44,7 +57,7 @@ def _credential() -> dict[str, Any] | None:
 def register_options() -> Response:
     account = web_session.current_account()
     if account is None:
-        return _error(401, "sign in first")
+        return _error(401, gettext("Sign in first."))
     registry = services()
     challenge_id, options = wa.begin_registration(
         registry.db,
@@ -60,13 +73,15 @@ def register_options() -> Response:
 def register_verify() -> Response:
     account = web_session.current_account()
     if account is None:
-        return _error(401, "sign in first")
+        return _error(401, gettext("Sign in first."))
     credential = _credential()
     challenge_id = session.pop("wa_register", None)
     if credential is None:
-        return _error(400, "credential: expected the PublicKeyCredential as JSON")
+        return _error(
+            400, gettext("Your browser's answer could not be read: reload the page and try again.")
+        )
     if not isinstance(challenge_id, str):
-        return _error(400, "no registration in progress: start again")
+        return _error(400, gettext("No security key is being added: start again."))
     body = request.get_json(silent=True) or {}
     registry = services()
     now = utcnow()
@@ -79,13 +94,13 @@ def register_verify() -> Response:
             account=account,
             challenge_id=challenge_id,
             credential=credential,
-            name=str(body.get("name") or "Security key"),
+            name=str(body.get("name") or gettext("Security key")),
             rp=wa.RelyingParty.from_settings(registry.settings),
             now=now,
             actor=actor,
         )
     except wa.WebauthnError as exc:
-        return _error(400, str(exc))
+        return _error(400, _refused(exc), str(exc))
     codes: list[str] = []
     if first:
         with registry.db.session() as db:
@@ -97,11 +112,11 @@ def register_verify() -> Response:
 def authenticate_options() -> Response:
     account = web_session.pending_account()
     if account is None:
-        return _error(401, "sign in with your password first")
+        return _error(401, gettext("Sign in with your password first."))
     registry = services()
     with registry.db.session() as db:
         if FactorKind.WEBAUTHN not in factors.kinds(db, account.id):
-            return _error(400, "this account has no security key or passkey")
+            return _error(400, gettext("This account has no security key or passkey."))
     challenge_id, options = wa.begin_authentication(
         registry.db,
         account=account,
@@ -116,13 +131,15 @@ def authenticate_options() -> Response:
 def authenticate_verify() -> Response:
     account = web_session.pending_account()
     if account is None:
-        return _error(401, "your sign-in took too long: start again")
+        return _error(401, gettext("Your sign-in took too long: please start again."))
     credential = _credential()
     challenge_id = session.pop("wa_authenticate", None)
     if credential is None:
-        return _error(400, "credential: expected the PublicKeyCredential as JSON")
+        return _error(
+            400, gettext("Your browser's answer could not be read: reload the page and try again.")
+        )
     if not isinstance(challenge_id, str):
-        return _error(400, "no sign-in in progress: start again")
+        return _error(400, gettext("No sign-in is in progress: start again."))
     registry = services()
     result = verify.verify_webauthn(
         registry.db,
@@ -135,7 +152,7 @@ def authenticate_verify() -> Response:
     )
     if not result.ok:
         status = 429 if result.status is verify.CheckStatus.LOCKED else 400
-        return _error(status, result.message)
+        return _error(status, factor_message(result), result.message)
     next_url = web_session.safe_next(session.get("next")) or url_for("account.security")
     web_session.open_session(account, mfa=True, method="webauthn")
     return jsonify({"ok": True, "redirect": next_url})

@@ -10,18 +10,23 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from auth import audit
+from auth import audit, i18n
 from auth.errors import InvalidInput, NotFound
 from auth.mfa import factors, qr, recovery, totp, verify
 from auth.models import Account, utcnow
 from auth.signin.rules import Decision, Reason
 from auth.web import session as web_session
 from auth.web.context import services, signin
+from auth.web.i18n import current_language, gettext, ngettext
+
+# Domain errors say in English what went wrong; pages say it in the reader's language.
+BAD_NAME = i18n.N_("A name has at most 100 characters, on one line.")
+GONE = i18n.N_("This factor is no longer on your account.")
 
 bp = Blueprint("pages", __name__)  # signing in: rate-limited per address
 account_bp = Blueprint("account", __name__)  # /account/security, for a signed-in person
 
-WRONG = "The e-mail address or the password is not right."
+WRONG = i18n.N_("The e-mail address or the password is not right.")
 
 
 @bp.get("/login")
@@ -32,10 +37,14 @@ def login() -> Any:
 
 
 REFUSED = {
-    Reason.PASSWORD_BREACHED.value: "Your password appears in a data leak, so it no longer "
-    "signs in. We have sent you an e-mail with a link to choose a new one.",
-    Reason.RESET_PENDING.value: "Your password must be changed before you can sign in: "
-    "use the link in the e-mail we sent you.",
+    Reason.PASSWORD_BREACHED.value: i18n.N_(
+        "Your password appears in a leak of stolen passwords, so it no longer signs in. "
+        "We have sent you an e-mail with a link to choose a new one."
+    ),
+    Reason.RESET_PENDING.value: i18n.N_(
+        "Your password must be changed before you can sign in: use the link in the e-mail "
+        "we sent you."
+    ),
 }
 
 
@@ -54,12 +63,12 @@ def login_post() -> Any:
     )
     verdict = answer.verdict
     if verdict.decision is Decision.DENY:
-        error = WRONG
+        error = gettext(WRONG)
         if Reason.BREACH_CHECK_FAILED in verdict.reasons:
-            error = "We cannot check passwords right now: try again in a few minutes."
+            error = gettext("We cannot check passwords right now: try again in a few minutes.")
         return render_template("login.html", error=error, email=email, next=next_url or ""), 401
     if verdict.decision is Decision.RESET_REQUIRED:
-        message = REFUSED[verdict.public_reasons[0]]
+        message = gettext(REFUSED[verdict.public_reasons[0]])
         return render_template("login.html", error=message, email=email, next=next_url or ""), 403
     assert answer.account_id is not None and answer.session_epoch is not None
     account = Account(id=answer.account_id, session_epoch=answer.session_epoch)
@@ -68,10 +77,11 @@ def login_post() -> Any:
         return redirect(url_for("pages.login_mfa"))
     web_session.open_session(account, method="password")
     if verdict.decision is Decision.ENROLL_REQUIRED:
-        flash("Your account must be protected by a second factor: add one now.")
+        flash(gettext("Your account must be protected by a second factor: add one now."))
         return redirect(url_for("account.security"))
     if verdict.enroll_by is not None:
-        flash(f"Add a second factor before {verdict.enroll_by:%d %B %Y}: it will be required.")
+        day = i18n.format_date(verdict.enroll_by, current_language(), length="long")
+        flash(gettext("Add a second factor before %(day)s: it will be required.", day=day))
     return redirect(next_url or url_for("account.security"))
 
 
@@ -90,7 +100,7 @@ def login_mfa() -> Any:
 def login_mfa_post() -> Any:
     account = web_session.pending_account()
     if account is None:
-        flash("Your sign-in took too long: please start again.")
+        flash(gettext("Your sign-in took too long: please start again."))
         return redirect(url_for("pages.login"))
     registry = services()
     code, now = request.form.get("code", ""), utcnow()
@@ -111,8 +121,32 @@ def login_mfa_post() -> Any:
         with registry.db.session() as db:
             kinds = factors.kinds(db, account.id)
         status = 429 if result.status is verify.CheckStatus.LOCKED else 401
-        return render_template("login_mfa.html", kinds=kinds, error=result.message), status
+        error = factor_message(result)
+        return render_template("login_mfa.html", kinds=kinds, error=error), status
     return _finish_mfa(account, result)
+
+
+def factor_message(result: verify.FactorCheck) -> str:
+    """What a second-factor check says to the person, in their language, from its status
+    (the check's own `message` is English, for logs and the hook)."""
+    if result.status is verify.CheckStatus.LOCKED and result.locked_until is not None:
+        until = i18n.format_time(result.locked_until, current_language())
+        return gettext("Too many failed attempts: try again after %(time)s.", time=until)
+    if result.status is verify.CheckStatus.REPLAYED:
+        return gettext("This code was already used: wait for the next one in your app.")
+    if result.ok and result.recovery_left is not None:
+        return ngettext(
+            "Recovery code accepted. %(num)d recovery code left.",
+            "Recovery code accepted. %(num)d recovery codes left.",
+            result.recovery_left,
+        )
+    if result.ok:
+        return ""
+    if result.kind == "webauthn":
+        return gettext(
+            "Your security key or passkey was not accepted: try again, or use another factor."
+        )
+    return gettext("That code is not right.")
 
 
 def _finish_mfa(account: Account, result: verify.FactorCheck) -> Any:
@@ -120,15 +154,16 @@ def _finish_mfa(account: Account, result: verify.FactorCheck) -> Any:
 
     next_url = web_session.safe_next(session.get("next"))
     web_session.open_session(account, mfa=True)  # the sign-in was recorded with the check
-    if result.message:
-        flash(result.message)
+    message = factor_message(result)
+    if message:
+        flash(message)
     return redirect(next_url or url_for("account.security"))
 
 
 @bp.post("/logout")
 def logout() -> Any:
     web_session.close()
-    flash("You are signed out.")
+    flash(gettext("You are signed out."))
     return redirect(url_for("pages.login"))
 
 
@@ -138,7 +173,7 @@ def sign_out_everywhere() -> Any:
     account = web_session.current_account()
     assert account is not None
     web_session.close_everywhere(account)
-    flash("You are signed out on every device.")
+    flash(gettext("You are signed out on every device."))
     return redirect(url_for("pages.login"))
 
 
@@ -180,14 +215,14 @@ def totp_start() -> Any:
                 issuer=registry.settings.totp_issuer,
                 now=utcnow(),
             )
-    except InvalidInput as exc:  # the name: too long, or a control character
-        flash(str(exc))
+    except InvalidInput:  # the name: too long, or a control character
+        flash(gettext(BAD_NAME))
         return redirect(url_for("account.security"))
     return _totp_page(pending.factor_id, pending.secret, pending.uri)
 
 
 def _totp_page(factor_id: int, secret: str, uri: str, error: str | None = None) -> str:
-    code = qr.svg(uri, title="QR code for your authenticator app")
+    code = qr.svg(uri, title=gettext("QR code for your authenticator app"))
     grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     return render_template(
         "totp_enroll.html", factor_id=factor_id, qr=code, secret=grouped, uri=uri, error=error
@@ -221,14 +256,14 @@ def totp_confirm(factor_id: int) -> Any:
                 if ok and first
                 else None
             )
-    except NotFound as exc:
-        flash(str(exc))
+    except NotFound:
+        flash(gettext("This set-up has expired: start again."))
         return redirect(url_for("account.security"))
     if not ok:
         return _totp_retry(account, factor_id), 400
     if codes:
         return render_template("recovery_codes.html", codes=codes, first=True)
-    flash("Authenticator app added.")
+    flash(gettext("Authenticator app added."))
     return redirect(url_for("account.security"))
 
 
@@ -244,7 +279,7 @@ def _totp_retry(account: Account, factor_id: int) -> str:
         secret, account_name=account.email, issuer=registry.settings.totp_issuer
     )
     return _totp_page(
-        factor_id, secret, uri, "That code is not right: type the one your app shows now."
+        factor_id, secret, uri, gettext("That code is not right: type the one your app shows now.")
     )
 
 
@@ -263,9 +298,11 @@ def factor_rename(factor_id: int) -> Any:
                 actor=audit.Actor.account(account.id),
                 now=utcnow(),
             )
-        flash("Name changed.")
-    except (NotFound, InvalidInput) as exc:
-        flash(str(exc))
+        flash(gettext("Name changed."))
+    except NotFound:
+        flash(gettext(GONE))
+    except InvalidInput:
+        flash(gettext(BAD_NAME))
     return redirect(url_for("account.security"))
 
 
@@ -284,9 +321,15 @@ def factor_remove(factor_id: int) -> Any:
                 actor=audit.Actor.account(account.id),
                 now=utcnow(),
             )
-        flash("Factor removed.")
-    except (NotFound, InvalidInput) as exc:
-        return _security_page(account, error=str(exc)), 409
+        flash(gettext("Factor removed."))
+    except NotFound:
+        return _security_page(account, error=gettext(GONE)), 409
+    except InvalidInput:  # factors.FactorRefused: the last factor of an account that needs one
+        error = gettext(
+            "This is your last second factor and your account must keep one: add another "
+            "before removing this one."
+        )
+        return _security_page(account, error=error), 409
     return redirect(url_for("account.security"))
 
 
@@ -297,7 +340,7 @@ def recovery_regenerate() -> Any:
     assert account is not None
     with services().db.session() as db:
         if not factors.active(db, account.id):
-            flash("Add a second factor first: recovery codes stand in for it.")
+            flash(gettext("Add a second factor first: recovery codes stand in for it."))
             return redirect(url_for("account.security"))
         codes = recovery.generate(
             db, account_id=account.id, actor=audit.Actor.account(account.id), now=utcnow()

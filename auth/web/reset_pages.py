@@ -16,12 +16,14 @@ from flask_limiter.util import get_remote_address
 
 from auth.breach.hashing import normalise_email
 from auth.errors import InvalidInput
+from auth.i18n import N_, format_number
 from auth.mfa import factors
 from auth.models import Account, utcnow
-from auth.reset import complete
+from auth.reset import complete, reasons
 from auth.web import i18n
 from auth.web import session as web_session
 from auth.web.context import services
+from auth.web.i18n import current_language, gettext
 
 forgot_bp = Blueprint("forgot_pages", __name__)
 reset_bp = Blueprint("reset_pages", __name__)
@@ -30,13 +32,18 @@ reset_bp = Blueprint("reset_pages", __name__)
 # event written) and an unknown one (one SELECT) take the same time as seen from outside.
 FORGOT_MIN_SECONDS = 0.25
 
-NO_FACTOR = (
+NO_FACTOR = N_(
     "Your password is changed. Add a second factor now: with an authenticator app or a "
     "security key, a leaked password alone no longer opens your account."
 )
-WITH_FACTOR = "Your password is changed. Sign in with it and your second factor."
-TOO_MANY = "Too many attempts from your network: wait a minute, then try again."
-TOO_MANY_LINKS = "Too many requests for a reset link: wait a minute, then try again."
+WITH_FACTOR = N_("Your password is changed. Sign in with it and your second factor.")
+TOO_MANY = N_("Too many attempts from your network: wait a minute, then try again.")
+TOO_MANY_LINKS = N_("Too many requests for a reset link: wait a minute, then try again.")
+
+
+def refusal(problem: complete.Problem) -> str:
+    """Why a new password is refused, in the reader's language."""
+    return gettext(problem.message, count=format_number(problem.count, current_language()))
 
 
 def _minutes() -> int:
@@ -81,7 +88,7 @@ def forgot_post() -> Any:
 
 @forgot_bp.errorhandler(429)
 def forgot_too_many(exc: Exception) -> Any:
-    return render_template("forgot.html", error=TOO_MANY_LINKS, minutes=_minutes()), 429
+    return render_template("forgot.html", error=gettext(TOO_MANY_LINKS), minutes=_minutes()), 429
 
 
 # --- /reset/<token> -------------------------------------------------------------------------
@@ -92,10 +99,13 @@ def _invalid() -> Any:
 
 
 def _form(account: Account, error: str | None = None) -> str:
+    """A forced reset says why, in the reader's language, and quotes a person's note."""
+    forced = account.reset_reason_code is not None or bool(account.reset_reason)
     return render_template(
         "reset.html",
         email=account.email,
-        reason=account.reset_reason,
+        reason=gettext(reasons.sentence(account.reset_reason_code)) if forced else None,
+        note=account.reset_reason,
         min_length=complete.MIN_LENGTH,
         max_length=complete.MAX_LENGTH,
         error=error,
@@ -138,17 +148,17 @@ def reset_post(token: str) -> Any:
                 _, account = complete.live_token(db, token, now=utcnow())
             except complete.TokenInvalid:
                 return _invalid()
-            return _form(account, str(exc)), 400
+            return _form(account, refusal(exc.problem)), 400
     if has_factor:
         # The second factor still stands between a reset link and a session.
         web_session.close()
-        flash(WITH_FACTOR)
+        flash(gettext(WITH_FACTOR))
         return redirect(url_for("pages.login"))
     web_session.open_session(account, method="reset")
-    flash(NO_FACTOR)
+    flash(gettext(NO_FACTOR))
     return redirect(url_for("account.security"))
 
 
 @reset_bp.errorhandler(429)
 def reset_too_many(exc: Exception) -> Any:
-    return render_template("base.html", error=TOO_MANY), 429
+    return render_template("base.html", error=gettext(TOO_MANY)), 429
