@@ -280,7 +280,7 @@ def test_an_authenticator_app_is_enrolled_then_asked_for_and_a_recovery_code_sta
     person.sign_in(email)
     person.second_step(recovery_code.upper().replace("-", " "))  # typed by hand, forgiven
     expect(page).to_have_url(SECURITY)
-    expect(page.locator(".notice")).to_contain_text("9 recovery code(s) left")
+    expect(page.locator(".notice")).to_contain_text("9 recovery codes left")
     expect(page.locator("#codes-left")).to_contain_text("9 unused")
     person.sign_out()
 
@@ -425,7 +425,7 @@ def test_a_leaked_password_gets_no_session_but_an_emailed_link_then_a_factor_is_
     response = person.sign_in(email_address, LEAKED)
     assert response.status == 403
     expect(page).to_have_url(LOGIN)
-    expect(page.locator("#form-error")).to_contain_text("Your password appears in a data leak")
+    expect(page.locator("#form-error")).to_contain_text("Your password appears in a leak")
     assert not person.signed_in()
     with site.registry.db.session() as db:
         account = db.execute(select(Account).where(Account.email == email_address)).scalar_one()
@@ -443,7 +443,7 @@ def test_a_leaked_password_gets_no_session_but_an_emailed_link_then_a_factor_is_
     assert sent.exit_code == 0 and "sent 1," in sent.output, sent.output
     link = reset_link(site.registry.settings.outbox_path, email_address, site.url)
     page.goto(link)
-    expect(page.locator("#reset-reason")).to_contain_text("breach corpus at sign-in")
+    expect(page.locator("#reset-reason")).to_contain_text("leak of stolen passwords")
     expect(page.locator("#username")).to_have_value(email_address)
 
     page.fill("#password", ALSO_LEAKED)
