@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from babel.dates import format_skeleton
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
@@ -110,11 +111,13 @@ def add_findings(site: Services, account_id: int, *specs: tuple[str, str]) -> li
 
 
 def act(client: FlaskClient, action: str, ids: list[int], reason: str = "", **extra: str) -> object:
+    """The confirmed form (the confirmation page's own post); `confirmed=""` asks first."""
     data: dict[str, object] = {
         "action": action,
         "finding": [str(i) for i in ids],
         "reason": reason,
         "csrf_token": csrf(client, "/admin/findings"),
+        "confirmed": "1",
         **extra,
     }
     return client.post("/admin/findings", data=data)
@@ -157,19 +160,37 @@ def test_an_administrator_without_a_second_factor_is_refused_and_told_to_enroll_
     assert answer.status_code == 403
     page = answer.get_data(as_text=True)
     assert "needs a sign-in with a second factor" in page
-    assert 'href="/account/security"' in page and "sign in again" in page
+    assert 'href="/account/security"' in page and 'id="step-up"' not in page
     assert "Security console" in page and "chart-findings" not in page
 
 
-def test_a_factor_enrolled_during_a_password_only_session_needs_a_new_sign_in(
+def test_an_administrator_who_just_enrolled_a_factor_is_asked_for_it_at_once(
     web: FlaskClient, site: Services, admin_id: int
 ) -> None:
     sign_in(web, ADMIN)
     secret = enroll_totp(site, admin_id)
-    assert web.get("/admin").status_code == 403  # this session never saw a second factor
-    web.post("/logout", data={"csrf_token": csrf(web, "/account/security")})
-    sign_in(web, ADMIN, next_code(secret))
+    refused = web.get("/admin")
+    assert refused.status_code == 403  # this session never saw a second factor
+    assert 'id="step-up"' in refused.get_data(as_text=True)
+    token = csrf(web, "/account/security")
+    assert web.post("/admin/second-factor", data={}).status_code == 400  # CSRF first
+    step = web.post("/admin/second-factor", data={"csrf_token": token})
+    assert (step.status_code, step.headers["Location"]) == (302, "/login/mfa")
+    assert web.get("/account/security").status_code == 302  # the old session is gone
+    done = web.post(
+        "/login/mfa", data={"code": next_code(secret), "csrf_token": csrf(web, "/login/mfa")}
+    )
+    assert (done.status_code, done.headers["Location"]) == (302, "/admin")
     assert web.get("/admin").status_code == 200
+
+
+def test_the_second_step_from_the_console_is_refused_to_a_non_administrator(
+    web: FlaskClient, site: Services
+) -> None:
+    make_account(site, USER)
+    sign_in(web, USER)
+    token = csrf(web, "/account/security")
+    assert web.post("/admin/second-factor", data={"csrf_token": token}).status_code == 403
 
 
 def test_a_session_opened_with_a_factor_loses_the_console_when_the_factor_is_removed(
@@ -233,17 +254,26 @@ def test_the_dashboard_draws_its_charts_from_the_database(
         assert f'id="{chart}"' in page and f'id="{chart}-table"' in page
     assert 'role="img"' in page and "<script" not in page and 'style="' not in page
     # Accounts with open findings by kind: 1 valid credential, 2 e-mails in a breach.
-    assert re.search(r'<th scope="row">Leaked password works</th><td>1</td>', page)
-    assert re.search(r'<th scope="row">E-mail in a breach</th><td>2</td>', page)
-    today = now.strftime("%m-%d")
-    assert re.search(rf'<th scope="row">{today}</th><td>1</td><td>0</td>', page)  # resets
-    assert re.search(r'<th scope="row">Locked accounts</th><td>1</td>', page)
-    assert re.search(r'<th scope="row">Bans \(by hand\)</th><td>1</td>', page)
+    cells = re.sub(r' data-label="[^"]*"', "", page)  # each value's label, for phones
+    assert re.search(r'<th scope="row">Leaked password still works</th><td>1</td>', cells)
+    assert re.search(r'<th scope="row">E-mail address in a breach</th><td>2</td>', cells)
+    today = format_skeleton("MMMd", now.date(), locale="en")  # "Dec 7"
+    assert re.search(rf'<th scope="row">{today}</th><td>1</td><td>0</td>', cells)  # resets
+    assert re.search(r'<th scope="row">Locked accounts</th><td>1</td>', cells)
+    assert re.search(r'<th scope="row">Bans \(by hand\)</th><td>1</td>', cells)
     # Coverage: 3 accounts, the administrator's TOTP only (both, webauthn, totp, none).
-    assert re.search(rf'<th scope="row">{today}</th><td>0</td><td>0</td><td>1</td><td>2</td>', page)
+    assert re.search(
+        rf'<th scope="row">{today}</th><td>0</td><td>0</td><td>1</td><td>2</td>', cells
+    )
     totals = page[page.index('id="totals"') :]
-    assert re.search(r"<dt>Accounts</dt><dd>3</dd>", totals)
-    assert re.search(r"<dt>Locked</dt><dd>1</dd>", totals)
+    tile = (
+        r'<a href="([^"]+)"><span class="tile-label">{}</span> <span class="tile-value">{}</span>'
+    )
+    assert re.search(tile.format("Accounts", 3), totals)
+    assert re.search(tile.format("Locked", 1), totals).group(1) == "/admin/accounts?status=locked"  # type: ignore[union-attr]
+    urgent = totals[totals.index('id="tile-urgent"') :]
+    assert urgent.index("Leaked password still works") < urgent.index("Exposed accounts")
+    assert 'href="/admin/findings?kind=valid_credential&amp;status=open"' in urgent[:300]
 
 
 # --- the findings table -------------------------------------------------------------------
@@ -281,11 +311,13 @@ def test_findings_are_filtered_by_kind_breach_and_status(
     assert shown("?breach=Webmail2022&kind=valid_credential") == {valid}
 
 
-def test_a_bad_filter_is_refused_with_the_field_named(admin: FlaskClient) -> None:
+def test_a_bad_filter_is_refused_with_the_error_next_to_its_field(admin: FlaskClient) -> None:
     for query, field in (("kind=nope", "kind"), ("status=gone", "status"), ("page=0", "page")):
         answer = admin.get(f"/admin/findings?{query}")
         assert answer.status_code == 400
-        assert f"{field}: " in answer.get_data(as_text=True)
+        assert f'<p class="field-error" role="alert" id="{field}-error">' in answer.get_data(
+            as_text=True
+        )
 
 
 def test_findings_are_paginated(admin: FlaskClient, site: Services) -> None:
@@ -293,7 +325,7 @@ def test_findings_are_paginated(admin: FlaskClient, site: Services) -> None:
     ids = add_findings(site, user, *[("email_in_breach", f"Breach{i:02d}") for i in range(55)])
     first = admin.get("/admin/findings").get_data(as_text=True)
     second = admin.get("/admin/findings?page=2").get_data(as_text=True)
-    assert "55 finding(s), page 1 of 2" in first and 'rel="next"' in first
+    assert "55 findings, page 1 of 2." in first and 'rel="next"' in first
     assert len(finding_ids_on(first)) == 50 and len(finding_ids_on(second)) == 5
     assert finding_ids_on(first) | finding_ids_on(second) == set(ids)
 
@@ -308,7 +340,7 @@ def test_force_reset_on_a_selection_resets_those_accounts_and_audits_the_adminis
     assert answer.status_code == 302  # type: ignore[attr-defined]
     assert answer.headers["Location"] == "/admin/findings?kind=valid_credential&status=open"  # type: ignore[attr-defined]
     flashed = admin.get(answer.headers["Location"]).get_data(as_text=True)  # type: ignore[attr-defined]
-    assert "1 finding(s): password reset forced for 1 account(s)." in flashed
+    assert "Password reset forced for 1 account." in flashed
     with site.db.session() as s:
         assert s.get(Account, user).status == AccountStatus.RESET_REQUIRED  # type: ignore[union-attr]
         assert s.get(Account, other).status == AccountStatus.ACTIVE  # type: ignore[union-attr]
@@ -350,11 +382,12 @@ def test_dismissing_needs_a_reason_and_keeps_it(
     ids = add_findings(site, user, ("email_in_breach", "Forum"), ("email_in_breach", "Other"))
     unreadable = act(admin, "dismiss", ids, "test\x00address")  # PostgreSQL: no NUL
     assert unreadable.status_code == 400  # type: ignore[attr-defined]
-    assert "reason: no control characters" in unreadable.get_data(as_text=True)  # type: ignore[attr-defined]
+    assert "cannot hold control characters" in unreadable.get_data(as_text=True)  # type: ignore[attr-defined]
     refused = act(admin, "dismiss", ids, "   ")
     assert refused.status_code == 400  # type: ignore[attr-defined]
     page = refused.get_data(as_text=True)  # type: ignore[attr-defined]
-    assert "reason: say why" in page and 'aria-describedby="form-error"' in page
+    assert 'id="reason-error">Say why these findings are dismissed.' in page
+    assert 'aria-describedby="reason-error"' in page  # next to its field
     assert page.count("checked") == 2  # the selection survives the error
     with site.db.session() as s:
         assert {f.status for f in s.execute(select(Finding)).scalars()} == {FindingStatus.OPEN}
@@ -381,11 +414,11 @@ def test_an_action_without_a_selection_or_with_an_unknown_name_names_the_field(
     user = make_account(site, USER)
     add_findings(site, user, ("email_in_breach", "Forum"))
     nothing = act(admin, "mfa", [])
-    assert nothing.status_code == 400 and "finding: tick at least one" in nothing.get_data(
-        as_text=True
-    )  # type: ignore[attr-defined]
+    assert nothing.status_code == 400  # type: ignore[attr-defined]
+    assert 'id="finding-error">Tick at least one' in nothing.get_data(as_text=True)  # type: ignore[attr-defined]
     unknown = act(admin, "delete", [1])
-    assert unknown.status_code == 400 and "action: " in unknown.get_data(as_text=True)  # type: ignore[attr-defined]
+    assert unknown.status_code == 400  # type: ignore[attr-defined]
+    assert 'id="action-error">' in unknown.get_data(as_text=True)  # type: ignore[attr-defined]
     assert events(site, "finding:acted") == []
 
 
@@ -413,9 +446,10 @@ def test_an_accounts_page_shows_its_factors_findings_resets_and_events_newest_fi
     (fid,) = add_findings(site, user, ("valid_credential", "Webmail2022"))
     act(admin, "reset", [fid], "seen in Webmail2022")
     page = admin.get(f"/admin/accounts/{user}").get_data(as_text=True)
-    assert USER in page and "reset_required" in page
+    assert USER in page and "Reset required" in page and "reset_required" not in page
     assert re.search(r'<tr data-kind="totp">\s*<td data-label="Kind">Authenticator app', page)
-    assert f'data-finding="{fid}"' in page and "seen in Webmail2022" in page
+    assert f'data-finding="{fid}"' in page
+    assert '<q class="their-words"' in page and "seen in Webmail2022</q>" in page
     actions = re.findall(r'<tr data-action="([^"]+)">', page)
     assert actions[0] == "finding:acted" and actions[-1] == "account:created"
     assert "mfa:enrolled" in actions and "account:reset:forced" in actions

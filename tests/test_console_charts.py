@@ -66,26 +66,53 @@ def test_stacked_bars_stack_each_days_series_with_heights_proportional_to_the_va
     assert figure.rows[0] == ("11-26", "2", "6")
 
 
-def test_a_line_chart_puts_a_dot_per_value_higher_for_larger_values() -> None:
-    figure = charts.line_chart("chart-l", "Resets", DAYS, [Series("Issued", (0, 10, 5), "#E69F00")])
+def test_counts_per_day_are_bars_side_by_side_with_heights_proportional_to_the_values() -> None:
+    figure = charts.grouped_bars(
+        "chart-g",
+        "Resets",
+        DAYS,
+        [Series("Issued", (0, 10, 5), "#E69F00"), Series("Completed", (2, 0, 5), "#0072B2")],
+    )
     root = parse(figure)
-    assert len(elements(root, "line")) == 1
-    ys = [float(d.get("cy", "nan")) for d in elements(root, "dot")]
-    assert ys[1] < ys[2] < ys[0]  # SVG's y grows downwards
-    assert (ys[0] - ys[2]) == pytest.approx(ys[2] - ys[1])  # 5 is half of 10
+    bars = elements(root, "bar")
+    assert [b.get("data-value") for b in bars] == ["2", "10", "5", "5"]  # a zero draws nothing
+    heights = [float(b.get("height", "nan")) for b in bars]
+    assert heights[1] == pytest.approx(2 * heights[2]) == pytest.approx(5 * heights[0])
+    bottoms = {round(float(b.get("y", "0")) + float(b.get("height", "0")), 2) for b in bars}
+    assert len(bottoms) == 1  # every bar stands on the same axis
+    issued, completed = bars[2], bars[3]  # the last day's pair, side by side
+    assert float(issued.get("x", "0")) + float(issued.get("width", "0")) == pytest.approx(
+        float(completed.get("x", "0"))
+    )
+
+
+def test_axes_are_titled_and_every_text_is_at_least_12_pixels_at_a_phones_width() -> None:
+    words = charts.Words("Rien", "Jour", "Réinitialisations")
+    figure = charts.grouped_bars(
+        "chart-t", "T", DAYS, [Series("s", (1, 2, 3), "#000000")], words=words
+    )
+    root = parse(figure)
+    titles = ["".join(t.itertext()) for t in elements(root, "axis-title")]
+    assert titles == ["Jour", "Réinitialisations"]
+    # A 390-pixel window leaves the chart about 320 pixels: the scale it is drawn at.
+    scale = 320 / float(root.get("viewBox", "0 0 1 1").split()[2])
+    for t in root.iter(f"{SVG}text"):
+        assert float(t.get("font-size", "0")) * scale >= 12
+    bars = charts.bar_chart("chart-b", "T", [("a", 1)], words=charts.Words(x_title="Comptes"))
+    assert "Comptes" in ["".join(t.itertext()) for t in elements(parse(bars), "axis-title")]
 
 
 def test_empty_data_renders_a_chart_that_says_no_data() -> None:
     for figure in (
         charts.bar_chart("chart-e", "Nothing", []),
         charts.stacked_bars("chart-e", "Nothing", [], [Series("x", (), "#000000")]),
-        charts.line_chart("chart-e", "Nothing", [], []),
+        charts.grouped_bars("chart-e", "Nothing", [], []),
     ):
         root = parse(figure)
         assert figure.empty and figure.rows == ()
         texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
         assert texts == ["No data yet"]
-        assert "no data" in root.get("aria-label", "")
+        assert "No data yet" in root.get("aria-label", "")
 
 
 def test_labels_cannot_inject_markup_or_attributes() -> None:
@@ -97,7 +124,7 @@ def test_labels_cannot_inject_markup_or_attributes() -> None:
     label_texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
     assert evil in label_texts  # shown as text, exactly
     assert root.get("aria-label", "").startswith(f"Title {evil}")
-    days = charts.line_chart("chart-y", "T", [evil], [Series(evil, (1,), "#000000")])
+    days = charts.grouped_bars("chart-y", "T", [evil], [Series(evil, (1,), "#000000")])
     assert evil in ["".join(t.itertext()) for t in parse(days).iter(f"{SVG}text")]
 
 
@@ -113,7 +140,7 @@ def test_ids_colours_and_series_lengths_are_checked() -> None:
     with pytest.raises(ValueError, match="colour"):
         charts.bar_chart("chart-ok", "T", [("a", 1)], colour='red" onload="x')
     with pytest.raises(ValueError, match="2 values for 3 labels"):
-        charts.line_chart("chart-ok", "T", DAYS, [Series("s", (1, 2), "#000000")])
+        charts.grouped_bars("chart-ok", "T", DAYS, [Series("s", (1, 2), "#000000")])
 
 
 def test_the_axis_top_is_a_round_number_at_or_above_the_largest_value() -> None:

@@ -9,14 +9,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from auth.breach.hashing import normalise_email
+from auth.console import labels
+from auth.console.forms import FieldError
 from auth.errors import InvalidInput, NotFound
-from auth.models import Account, AuditEvent, Finding, MfaFactor, Reset, table
+from auth.models import (
+    Account,
+    AccountStatus,
+    AuditEvent,
+    Finding,
+    FindingStatus,
+    MfaFactor,
+    Reset,
+    table,
+)
+from auth.web.i18n import gettext
 
 _A, _M, _F, _R, _E = (
     table(Account),
@@ -86,26 +99,72 @@ def parse_before(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput(f"before: {raw!r} is not an event number")
+        raise FieldError("before", gettext("This is not an event number."))
     return int(raw)
 
 
-def search(conn: Connection, query: str) -> list[Any]:
-    """Accounts whose e-mail contains `query` (case-insensitive), at most SEARCH_LIMIT."""
+def emails(conn: Connection, ids: set[int]) -> dict[int, str]:
+    """The e-mails of these accounts (to name the administrators in a trail), one query."""
+    if not ids:
+        return {}
+    rows = conn.execute(select(_A.c.id, _A.c.email).where(_A.c.id.in_(sorted(ids))))
+    return {int(i): str(e) for i, e in rows}
+
+
+def actor_names(conn: Connection, actors: Sequence[str | None]) -> dict[str, str]:
+    """Each actor string (`admin:6`, `cli:bob`) as the console words it."""
+    known = emails(conn, labels.admin_ids(actors))
+    return {a: labels.actor(a, known) for a in set(actors) if a}
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Accounts for the accounts page: a search's matches, or, before any search, the
+    most recently exposed ones (optionally of one status, or without a second factor)."""
+
+    rows: list[Any]  # id, email, name, status, admin, exposed (last open finding seen)
+    searched: bool
+
+
+STATUSES = tuple(s.value for s in AccountStatus)
+
+
+def parse_status(raw: str | None) -> str:
+    status = (raw or "").strip()
+    if status and status not in STATUSES:
+        raise FieldError("status", gettext("Choose a status from the list."))
+    return status
+
+
+def listing(
+    conn: Connection, query: str, *, status: str = "", without_factor: bool = False
+) -> Listing:
     needle = query.strip().lower()
-    if not needle:
-        return []
     if len(needle) > 320:
-        raise InvalidInput("email: at most 320 characters")
-    if "@" in needle and "." in needle.split("@")[-1]:
-        with contextlib.suppress(InvalidInput):  # a whole address: its stored form
-            needle = normalise_email(needle)
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return list(
-        conn.execute(
-            select(_A.c.id, _A.c.email, _A.c.name, _A.c.status, _A.c.admin)
-            .where(func.lower(_A.c.email).like(pattern, escape="\\"))
-            .order_by(_A.c.email)
-            .limit(SEARCH_LIMIT)
-        ).all()
+        raise FieldError("email", gettext("An e-mail address has at most 320 characters."))
+    exposed = (
+        select(_F.c.account_id, func.max(_F.c.last_seen).label("exposed"))
+        .where(_F.c.status == FindingStatus.OPEN)
+        .group_by(_F.c.account_id)
+        .subquery()
     )
+    columns = (_A.c.id, _A.c.email, _A.c.name, _A.c.status, _A.c.admin, exposed.c.exposed)
+    base = select(*columns).outerjoin(exposed, exposed.c.account_id == _A.c.id)
+    if status:
+        base = base.where(_A.c.status == status)
+    if without_factor:
+        confirmed = select(_M.c.account_id).where(_M.c.confirmed_at.is_not(None))
+        base = base.where(_A.c.id.not_in(confirmed))
+    if needle:
+        if "@" in needle and "." in needle.split("@")[-1]:
+            with contextlib.suppress(InvalidInput):  # a whole address: its stored form
+                needle = normalise_email(needle)
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query_ = base.where(func.lower(_A.c.email).like(f"%{escaped}%", escape="\\"))
+        rows = conn.execute(query_.order_by(_A.c.email).limit(SEARCH_LIMIT)).all()
+        return Listing(list(rows), True)
+    if not status and not without_factor:
+        base = base.where(exposed.c.exposed.is_not(None))
+    newest = (exposed.c.exposed.is_(None), exposed.c.exposed.desc(), _A.c.email)
+    rows = conn.execute(base.order_by(*newest).limit(SEARCH_LIMIT)).all()
+    return Listing(list(rows), False)

@@ -18,8 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-WIDTH = 480  # drawn about this wide on a laptop: text stays legible
-FONT = 'font-family="system-ui, sans-serif" font-size="13"'
+# Drawn about as wide as a phone's screen, so that text at FONT_SIZE stays at least 12 CSS
+# pixels when the chart is scaled down to a 390-pixel-wide window.
+WIDTH = 360
+FONT_SIZE = 15
+FONT = f'font-family="system-ui, sans-serif" font-size="{FONT_SIZE}"'
+CHAR_W = 8.5  # a generous average advance at FONT_SIZE, to lay out legends and labels
 INK, MUTED, GRID = "#1b1f24", "#57606a", "#d0d7de"
 # Okabe-Ito: colours told apart with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
@@ -27,6 +31,15 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#9
 _XML_UNSAFE = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+
+
+@dataclass(frozen=True)
+class Words:
+    """The chart's own words, in the reader's language (the caller translates)."""
+
+    no_data: str = "No data yet"
+    x_title: str = ""  # under the horizontal axis
+    y_title: str = ""  # beside the vertical axis (charts over days)
 
 
 @dataclass(frozen=True)
@@ -88,16 +101,18 @@ def _open(chart_id: str, title: str, label: str, height: int) -> list[str]:
     ]
 
 
-def no_data(chart_id: str, title: str, headers: Sequence[str] = ("", "")) -> Figure:
+def no_data(
+    chart_id: str, title: str, headers: Sequence[str] = ("", ""), words: Words = Words()
+) -> Figure:
     """An empty chart that says so, rather than an empty frame that looks broken."""
     _check(chart_id, ())
     height = 120
-    parts = _open(chart_id, title, f"{title}: no data yet", height)
+    parts = _open(chart_id, title, f"{title}: {words.no_data}", height)
     parts += [
         f'<rect x="1" y="1" width="{WIDTH - 2}" height="{height - 2}" fill="none" '
         f'stroke="{GRID}" stroke-dasharray="6 4"/>',
         f'<text class="no-data" x="{WIDTH // 2}" y="{height // 2 + 5}" text-anchor="middle" '
-        f'fill="{MUTED}" {FONT}>No data yet</text>',
+        f'fill="{MUTED}" {FONT}>{text(words.no_data)}</text>',
         "</svg>",
     ]
     return Figure(chart_id, title, "\n".join(parts), tuple(headers), (), empty=True)
@@ -111,32 +126,38 @@ def bar_chart(
     value_header: str = "Count",
     label_header: str = "",
     colour: str = PALETTE[0],
+    words: Words = Words(),
 ) -> Figure:
-    """Horizontal bars, one per (label, value), lengths proportional to the values."""
+    """Horizontal bars, one per (label, value), lengths proportional to the values; each
+    label on its own line above its bar, so a long label needs no room beside it. The
+    value axis is titled with `words.x_title`."""
     headers = (label_header, value_header)
     _check(chart_id, (colour,))
     if not items:
-        return no_data(chart_id, title, headers)
-    label_w, row_h, pad = 170, 30, 12
-    plot_w = WIDTH - label_w - 50
+        return no_data(chart_id, title, headers, words)
+    row_h, pad, left = 46, 10, 4
+    plot_w = WIDTH - left - 50
     top = max((v for _, v in items), default=0) or 1
-    height = pad * 2 + row_h * len(items)
+    axis = 24 if words.x_title else 0
+    height = pad * 2 + row_h * len(items) + axis
     summary = ", ".join(f"{label} {number(v)}" for label, v in items)
     parts = _open(chart_id, title, f"{title}: {summary}", height)
     for i, (label, value) in enumerate(items):
         y = pad + i * row_h
         w = plot_w * max(value, 0) / top
         parts += [
-            f'<text x="{label_w - 8}" y="{y + 19}" text-anchor="end" fill="{INK}" {FONT}>'
-            f"{text(label)}</text>",
-            f'<rect class="bar" x="{label_w}" y="{y + 5}" width="{w:.2f}" height="{row_h - 10}" '
+            f'<text x="{left}" y="{y + 15}" fill="{INK}" {FONT}>{text(label)}</text>',
+            f'<rect class="bar" x="{left}" y="{y + 21}" width="{w:.2f}" height="18" '
             f'fill="{colour}" data-value="{number(value)}"/>',
-            f'<text x="{label_w + w + 6:.2f}" y="{y + 19}" fill="{INK}" {FONT}>'
-            f"{number(value)}</text>",
+            f'<text x="{left + w + 6:.2f}" y="{y + 35}" fill="{INK}" {FONT}>{number(value)}</text>',
         ]
-    parts.append(
-        f'<line x1="{label_w}" y1="{pad}" x2="{label_w}" y2="{height - pad}" stroke="{MUTED}"/>'
-    )
+    bottom = pad + row_h * len(items)
+    parts.append(f'<line x1="{left}" y1="{pad}" x2="{left}" y2="{bottom}" stroke="{MUTED}"/>')
+    if words.x_title:
+        parts.append(
+            f'<text class="axis-title" x="{left}" y="{bottom + 18}" fill="{MUTED}" {FONT}>'
+            f"{text(words.x_title)}</text>"
+        )
     parts.append("</svg>")
     rows = tuple((str(label), number(value)) for label, value in items)
     return Figure(chart_id, title, "\n".join(parts), headers, rows)
@@ -144,41 +165,69 @@ def bar_chart(
 
 # --- charts over days --------------------------------------------------------------------
 
-_LEFT, _RIGHT, _TOP, _BOTTOM, _HEIGHT = 44, 12, 40, 28, 240
+_LEFT, _RIGHT, _BOTTOM, _PLOT_H, _LEGEND_ROW = 52, 10, 48, 150, 22
+TICK_EVERY = 7  # one day labelled a week, counted back from the last
+
+
+def _legend(series: Sequence[Series]) -> tuple[list[str], int]:
+    """The legend, wrapped onto as many rows as the names need; and its height."""
+    parts, x, y = [], 4.0, 8
+    for s in series:
+        width = 16 + CHAR_W * len(s.name) + 14
+        if x > 4 and x + width > WIDTH:
+            x, y = 4.0, y + _LEGEND_ROW
+        parts += [
+            f'<rect x="{x:.0f}" y="{y + 3}" width="12" height="12" fill="{s.colour}"/>',
+            f'<text x="{x + 16:.0f}" y="{y + 14}" fill="{INK}" {FONT}>{text(s.name)}</text>',
+        ]
+        x += width
+    return parts, y + _LEGEND_ROW + 8
 
 
 def _frame(
-    chart_id: str, title: str, labels: Sequence[str], series: Sequence[Series], ymax: float
-) -> list[str]:
-    """The SVG head, a legend, horizontal grid lines with their values, and x labels."""
+    chart_id: str,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    ymax: float,
+    words: Words,
+) -> tuple[list[str], int]:
+    """The SVG head, a legend, horizontal grid lines with their values, x labels and the
+    axes' titles; returns the parts and the plot's top."""
     first, last = labels[0], labels[-1]
     names = ", ".join(s.name for s in series)
     label = f"{title}: {names}, {len(labels)} days from {first} to {last}; figures in the table"
-    parts = _open(chart_id, title, label, _HEIGHT)
-    x = _LEFT
-    for s in series:  # the legend, on one line above the plot
-        parts += [
-            f'<rect x="{x}" y="10" width="12" height="12" fill="{s.colour}"/>',
-            f'<text x="{x + 16}" y="20" fill="{INK}" {FONT}>{text(s.name)}</text>',
-        ]
-        x += 16 + 8 * len(s.name) + 16
-    plot_h = _HEIGHT - _TOP - _BOTTOM
+    legend, top = _legend(series)
+    height = top + _PLOT_H + _BOTTOM
+    parts = _open(chart_id, title, label, height) + legend
     # Counts: a middle line only where it falls on a whole number.
     for fraction in (0, 0.5, 1) if (ymax / 2).is_integer() else (0, 1):
-        y = _TOP + plot_h * (1 - fraction)
+        y = top + _PLOT_H * (1 - fraction)
         parts += [
             f'<line x1="{_LEFT}" y1="{y:.2f}" x2="{WIDTH - _RIGHT}" y2="{y:.2f}" stroke="{GRID}"/>',
-            f'<text x="{_LEFT - 6}" y="{y + 4:.2f}" text-anchor="end" fill="{MUTED}" {FONT}>'
+            f'<text x="{_LEFT - 6}" y="{y + 5:.2f}" text-anchor="end" fill="{MUTED}" {FONT}>'
             f"{number(ymax * fraction)}</text>",
         ]
-    step = max(1, math.ceil(len(labels) / 6))
-    shown = sorted(set(range(0, len(labels), step)) | {len(labels) - 1})
+    shown = range(len(labels) - 1, -1, -TICK_EVERY)
     for i in shown:
         parts.append(
-            f'<text x="{_slot_centre(i, len(labels)):.2f}" y="{_HEIGHT - 8}" text-anchor="middle" '
-            f'fill="{MUTED}" {FONT}>{text(labels[i])}</text>'
+            f'<text x="{_slot_centre(i, len(labels)):.2f}" y="{top + _PLOT_H + 20}" '
+            f'text-anchor="middle" fill="{MUTED}" {FONT}>{text(labels[i])}</text>'
         )
-    return parts
+    if words.x_title:
+        parts.append(
+            f'<text class="axis-title" x="{(_LEFT + WIDTH - _RIGHT) / 2:.0f}" '
+            f'y="{height - 6}" text-anchor="middle" fill="{MUTED}" {FONT}>'
+            f"{text(words.x_title)}</text>"
+        )
+    if words.y_title:
+        middle = top + _PLOT_H / 2
+        parts.append(
+            f'<text class="axis-title" x="16" y="{middle:.0f}" text-anchor="middle" '
+            f'transform="rotate(-90 16 {middle:.0f})" fill="{MUTED}" {FONT}>'
+            f"{text(words.y_title)}</text>"
+        )
+    return parts, top
 
 
 def _slot_centre(i: int, n: int) -> float:
@@ -202,6 +251,14 @@ def _table(
     return headers, rows
 
 
+def _bar(cls: str, x: float, y: float, w: float, h: float, s: Series, i: int, day: str) -> str:
+    return (
+        f'<rect class="{cls}" x="{x:.2f}" y="{y:.2f}" width="{w:.2f}" height="{h:.2f}" '
+        f'fill="{s.colour}" data-value="{number(s.values[i])}">'
+        f"<title>{text(day)}: {text(s.name)} {number(s.values[i])}</title></rect>"
+    )
+
+
 def stacked_bars(
     chart_id: str,
     title: str,
@@ -209,69 +266,58 @@ def stacked_bars(
     series: Sequence[Series],
     *,
     label_header: str = "Day",
+    words: Words = Words(),
 ) -> Figure:
     """One bar per label, the series stacked in order from the bottom."""
     _check(chart_id, [s.colour for s in series])
     _validate_days(labels, series)
     headers, rows = _table(labels, series, label_header)
     if not labels or not series:
-        return no_data(chart_id, title, headers)
+        return no_data(chart_id, title, headers, words)
     totals = [sum(max(s.values[i], 0) for s in series) for i in range(len(labels))]
     ymax = nice_max(max(totals))
-    parts = _frame(chart_id, title, labels, series, ymax)
-    plot_h = _HEIGHT - _TOP - _BOTTOM
+    parts, top = _frame(chart_id, title, labels, series, ymax, words)
     slot = (WIDTH - _LEFT - _RIGHT) / len(labels)
     bar_w = min(max(slot * 0.7, 1), 40)
     for i in range(len(labels)):
-        base = float(_TOP + plot_h)
+        base = float(top + _PLOT_H)
         x = _slot_centre(i, len(labels)) - bar_w / 2
         for s in series:
-            h = plot_h * max(s.values[i], 0) / ymax
+            h = _PLOT_H * max(s.values[i], 0) / ymax
             if h <= 0:
                 continue
             base -= h
-            parts.append(
-                f'<rect class="segment" x="{x:.2f}" y="{base:.2f}" width="{bar_w:.2f}" '
-                f'height="{h:.2f}" fill="{s.colour}" data-value="{number(s.values[i])}">'
-                f"<title>{text(labels[i])}: {text(s.name)} {number(s.values[i])}</title></rect>"
-            )
+            parts.append(_bar("segment", x, base, bar_w, h, s, i, labels[i]))
     parts.append("</svg>")
     return Figure(chart_id, title, "\n".join(parts), headers, rows)
 
 
-def line_chart(
+def grouped_bars(
     chart_id: str,
     title: str,
     labels: Sequence[str],
     series: Sequence[Series],
     *,
     label_header: str = "Day",
+    words: Words = Words(),
 ) -> Figure:
-    """One line per series, a dot on each value (a single day still shows)."""
+    """Counts per label (a day) as bars side by side, one per series: each count is a
+    bar of its own height, read against the same axis."""
     _check(chart_id, [s.colour for s in series])
     _validate_days(labels, series)
     headers, rows = _table(labels, series, label_header)
     if not labels or not series:
-        return no_data(chart_id, title, headers)
+        return no_data(chart_id, title, headers, words)
     ymax = nice_max(max(max(s.values, default=0) for s in series))
-    parts = _frame(chart_id, title, labels, series, ymax)
-    plot_h = _HEIGHT - _TOP - _BOTTOM
-
-    def y_of(value: float) -> float:
-        return _TOP + plot_h * (1 - max(value, 0) / ymax)
-
-    for s in series:
-        points = [(_slot_centre(i, len(labels)), y_of(v)) for i, v in enumerate(s.values)]
-        path = " ".join(f"{x:.2f},{y:.2f}" for x, y in points)
-        parts.append(
-            f'<polyline class="line" points="{path}" fill="none" stroke="{s.colour}" '
-            f'stroke-width="2"/>'
-        )
-        for (x, y), value, label in zip(points, s.values, labels, strict=True):
-            parts.append(
-                f'<circle class="dot" cx="{x:.2f}" cy="{y:.2f}" r="3" fill="{s.colour}" '
-                f'data-value="{number(value)}"><title>{text(label)}: {text(s.name)} '
-                f"{number(value)}</title></circle>"
-            )
+    parts, top = _frame(chart_id, title, labels, series, ymax, words)
+    slot = (WIDTH - _LEFT - _RIGHT) / len(labels)
+    bar_w = min(max(slot * 0.8 / len(series), 1), 20)
+    for i in range(len(labels)):
+        x = _slot_centre(i, len(labels)) - bar_w * len(series) / 2
+        for s in series:
+            h = _PLOT_H * max(s.values[i], 0) / ymax
+            if h > 0:
+                parts.append(_bar("bar", x, top + _PLOT_H - h, bar_w, h, s, i, labels[i]))
+            x += bar_w
     parts.append("</svg>")
     return Figure(chart_id, title, "\n".join(parts), headers, rows)

@@ -11,13 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, case, distinct, func, select
 
-from auth.errors import InvalidInput
+from auth.console.forms import FieldError
+from auth.console.labels import URGENT
+from auth.db import among
 from auth.models import Account, Finding, FindingKind, FindingStatus, table
+from auth.web.i18n import gettext
 
 _A, _F = table(Account), table(Finding)
 PAGE_SIZE = 50
+SELECTION_MAX = 1000  # findings one action may touch
 STATUSES = tuple(s.value for s in FindingStatus)
 KINDS = tuple(k.value for k in FindingKind)
 
@@ -45,18 +49,18 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
     """`kind`, `breach`, `status` (`any` for all) and `page` from a query string."""
     kind = args.get("kind", "").strip()
     if kind and kind not in KINDS:
-        raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+        raise FieldError("kind", gettext("Choose a kind from the list."))
     status = args.get("status", FindingStatus.OPEN.value).strip()
     if status == "any":
         status = ""
     elif status not in STATUSES:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(STATUSES)} or any")
+        raise FieldError("status", gettext("Choose a status from the list."))
     breach = args.get("breach", "").strip()
     if len(breach) > 200:
-        raise InvalidInput("breach: at most 200 characters")
+        raise FieldError("breach", gettext("A breach name has at most 200 characters."))
     raw_page = args.get("page", "1").strip() or "1"
     if not raw_page.isdigit() or int(raw_page) < 1 or int(raw_page) > 1_000_000:
-        raise InvalidInput(f"page: {raw_page!r} is not a page number")
+        raise FieldError("page", gettext("This is not a page number."))
     return Filters(kind=kind, breach=breach, status=status, page=int(raw_page))
 
 
@@ -100,8 +104,13 @@ def _where(filters: Filters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+# A leaked password that still signs in comes before everything else.
+_URGENT_FIRST = case((_F.c.kind == URGENT, 0), else_=1)
+
+
 def page(conn: Connection, filters: Filters, *, size: int = PAGE_SIZE) -> Page:
-    """One page of findings, newest evidence first, with the account's e-mail."""
+    """One page of findings, the most urgent kind first, then newest evidence first, with
+    the account's e-mail."""
     where = _where(filters)
     total = int(conn.execute(select(func.count()).select_from(_F).where(*where)).scalar() or 0)
     rows = conn.execute(
@@ -122,7 +131,7 @@ def page(conn: Connection, filters: Filters, *, size: int = PAGE_SIZE) -> Page:
         )
         .join(_A, _A.c.id == _F.c.account_id)
         .where(*where)
-        .order_by(_F.c.last_seen.desc(), _F.c.id.desc())
+        .order_by(_URGENT_FIRST, _F.c.last_seen.desc(), _F.c.id.desc())
         .limit(size)
         .offset((filters.page - 1) * size)
     ).all()
@@ -136,11 +145,55 @@ def parse_selection(values: list[str]) -> list[int]:
     """The ticked findings' ids from the form; at least one, every one a number."""
     ids: list[int] = []
     for raw in values:
-        if not raw.strip().isdigit():
-            raise InvalidInput(f"finding: {raw!r} is not a finding id")
+        if not raw.strip().isdigit() or len(raw.strip()) > 18:
+            raise FieldError(
+                "finding", gettext("The selection holds something else than findings.")
+            )
         ids.append(int(raw))
     if not ids:
-        raise InvalidInput("finding: tick at least one finding")
-    if len(ids) > 1000:
-        raise InvalidInput("finding: at most 1000 findings at a time")
-    return sorted(set(ids))
+        raise FieldError("finding", gettext("Tick at least one finding, or all of them."))
+    return _at_most(sorted(set(ids)))
+
+
+def _at_most(ids: list[int]) -> list[int]:
+    if len(ids) > SELECTION_MAX:
+        message = gettext(
+            "At most %(max)d findings at a time: narrow the filters.", max=SELECTION_MAX
+        )
+        raise FieldError("finding", message)
+    return ids
+
+
+def matching(conn: Connection, filters: Filters) -> list[int]:
+    """Every finding the filters match, on every page ("select all")."""
+    ids = conn.execute(
+        select(_F.c.id).where(*_where(filters)).order_by(_F.c.id).limit(SELECTION_MAX + 1)
+    ).scalars()
+    found = list(ids)
+    if not found:
+        raise FieldError("finding", gettext("No finding matches these filters."))
+    return _at_most(found)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an action on a selection would touch: its open findings and their accounts."""
+
+    findings: int  # selected
+    open_findings: int  # the ones an action acts on
+    accounts: int  # distinct accounts behind the open ones
+    emails: list[str]  # some of them, to show
+
+
+def scope(conn: Connection, ids: list[int], *, shown: int = 10) -> Scope:
+    open_ = (among(_F.c.id, ids), _F.c.status == FindingStatus.OPEN)
+    row = conn.execute(
+        select(func.count(), func.count(distinct(_F.c.account_id))).where(*open_)
+    ).one()
+    emails = conn.execute(
+        select(_A.c.email)
+        .where(_A.c.id.in_(select(_F.c.account_id).where(*open_)))
+        .order_by(_A.c.email)
+        .limit(shown)
+    ).scalars()
+    return Scope(len(ids), int(row[0]), int(row[1]), list(emails))

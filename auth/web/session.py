@@ -99,24 +99,42 @@ def close() -> None:
 
 
 def close_everywhere(account: Account) -> None:
-    """Sign out every browser of the account: its rows go and its epoch moves on (which
-    also voids a half-way sign-in), recorded in the audit trail."""
+    """Sign out every browser of the account, this one included (the person's own "sign
+    out everywhere")."""
     with services().db.connection() as conn:
-        conn.execute(delete(_SESSIONS).where(_SESSIONS.c.account_id == account.id))
-        conn.execute(
-            update(_ACCOUNTS)
-            .where(_ACCOUNTS.c.id == account.id)
-            .values(session_epoch=_ACCOUNTS.c.session_epoch + 1, updated_at=utcnow())
+        end_all(
+            conn,
+            account.id,
+            actor=audit.Actor.account(account.id),
+            now=utcnow(),
+            details={"ip": request.remote_addr},
         )
-        event = audit.Event(
-            audit.Actor.account(account.id),
-            audit.Action.SESSIONS_ENDED,
-            f"account:{account.id}",
-            {"ip": request.remote_addr},
-        )
-        audit.append(conn, [event], now=utcnow())
     session.clear()
     g.pop(_CURRENT, None)
+
+
+def end_all(
+    conn: Connection,
+    account_id: int,
+    *,
+    actor: audit.Actor,
+    now: dt.datetime,
+    details: dict[str, Any],
+) -> int:
+    """End every session of the account, in the caller's transaction: its rows go and its
+    epoch moves on (which also voids a half-way sign-in), recorded in the audit trail with
+    the number of sessions ended. The person themself or an administrator acts."""
+    ended = conn.execute(delete(_SESSIONS).where(_SESSIONS.c.account_id == account_id)).rowcount
+    conn.execute(
+        update(_ACCOUNTS)
+        .where(_ACCOUNTS.c.id == account_id)
+        .values(session_epoch=_ACCOUNTS.c.session_epoch + 1, updated_at=now)
+    )
+    event = audit.Event(
+        actor, audit.Action.SESSIONS_ENDED, f"account:{account_id}", {**details, "sessions": ended}
+    )
+    audit.append(conn, [event], now=now)
+    return int(ended)
 
 
 def purge(conn: Connection, *, now: dt.datetime) -> int:
