@@ -124,11 +124,14 @@
           item.appendChild(text);
           list.appendChild(item);
         });
+        // The first factor: the codes take the place of the page, whose list of factors
+        // is out of date; confirming them loads it again, with the new key in it.
+        document.querySelectorAll("main > section").forEach(function (other) { other.hidden = true; });
         const section = document.getElementById("new-recovery-codes");
         section.hidden = false;
-        section.querySelector("h3").focus();
+        section.querySelector("h2").focus();
       } else {
-        window.location.reload();
+        window.location.assign(window.location.pathname); // the list, and the server's "added"
       }
     } catch (error) {
       showError(explain(error));

@@ -187,6 +187,19 @@ class Person:
         self.submit("Confirm")
         return secret, step
 
+    def codes_saved(self) -> None:
+        """On recovery codes just shown: tick "I have saved…" and go on, to the list."""
+        self.page.get_by_label("I have saved my recovery codes").check()
+        self.submit("Continue")
+        expect(self.page).to_have_url(SECURITY)
+
+    def remove_factor(self, name: str) -> None:
+        """Remove a factor from /account/security through its confirmation page."""
+        self.page.get_by_role("link", name=f"Remove {name}", exact=True).click()
+        expect(self.page.get_by_role("heading", level=1)).to_contain_text(name)
+        self.submit("Yes, remove it")
+        expect(self.page).to_have_url(SECURITY)
+
     def factor_row(self, kind: str) -> Any:
         return self.page.locator(f"#factors tbody tr[data-kind={kind}]")
 
@@ -258,8 +271,7 @@ def test_an_authenticator_app_is_enrolled_then_asked_for_and_a_recovery_code_sta
     expect(codes).to_have_count(10)
     recovery_code = codes.nth(3).inner_text().strip()
     assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){3}", recovery_code), recovery_code
-    page.get_by_role("link", name="I have saved them").click()
-    expect(page).to_have_url(SECURITY)
+    person.codes_saved()
     person.sign_out()
 
     person.sign_in(email)
@@ -378,8 +390,7 @@ def test_a_passkey_is_registered_then_signs_in_and_can_be_removed(person: Person
     expect(page.locator("#factors tbody tr")).to_have_count(2)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    person.submit("Remove Laptop passkey")
-    expect(page).to_have_url(SECURITY)
+    person.remove_factor("Laptop passkey")
     expect(page.locator(".notice")).to_contain_text("Factor removed")
     expect(person.factor_row("webauthn")).to_have_count(0)
     expect(person.factor_row("totp")).to_contain_text("Phone")

@@ -136,3 +136,71 @@ def test_a_wrong_code_at_enrollment_brings_the_focus_back_to_the_code_field(
     expect(page.locator("#code")).to_be_focused()
     expect(page.locator("#code")).to_have_attribute("aria-describedby", "form-error")
     assert_accessible(phone)
+
+
+# --- recovery codes, a passkey, removing a factor ------------------------------------------
+
+
+def test_recovery_codes_are_downloaded_from_the_page_then_saved_and_a_factor_removed_after_asking(
+    phone: Person,
+) -> None:
+    page = phone.page
+    phone.sign_in(phone.site.add_account("codes@clinic.example"))
+    phone.enroll_totp("Phone")
+    codes = [c.strip() for c in page.locator("#recovery-codes li").all_inner_texts()]
+    assert len(codes) == 10
+    for item in page.locator("#recovery-codes li code").all():  # never wrapped inside a code
+        box = item.bounding_box()
+        assert box is not None and box["height"] < 2 * 16 * 1.2, box
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as a text file").click()
+    saved = Path(download.value.path()).read_text()
+    assert saved.split() == codes
+    assert download.value.suggested_filename.endswith(".txt")
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
+    assert_accessible(phone)
+
+    assert page.locator("#codes-saved").evaluate("box => box.validity.valueMissing")  # asked for
+    phone.codes_saved()
+    expect(page.locator(".notice")).to_contain_text("Your recovery codes are saved")
+    expect(phone.factor_row("totp")).to_contain_text("Phone")
+    assert_accessible(phone)
+
+    page.get_by_role("link", name="Remove Phone", exact=True).click()
+    expect(page.locator("main")).to_contain_text("no longer sign you in")
+    assert_accessible(phone)
+    page.get_by_role("link", name="Cancel").click()
+    expect(phone.factor_row("totp")).to_have_count(1)  # asking removed nothing
+    phone.remove_factor("Phone")
+    expect(page.locator(".notice")).to_contain_text("Factor removed")
+    expect(phone.factor_row("totp")).to_have_count(0)
+    assert phone.csp_reports == []
+
+
+def test_a_first_passkey_says_it_worked_and_shows_in_the_list(desk: Person) -> None:
+    page = desk.page
+    cdp, first_key = desk.virtual_authenticator()
+    desk.sign_in(desk.site.add_account("pass@clinic.example"))
+    expect(page.locator("main")).to_contain_text("A passkey lets you confirm it is you")
+    desk.register_passkey("Laptop")
+    expect(
+        page.get_by_role("heading", name="Your security key or passkey is ready")
+    ).to_be_focused()
+    expect(page.locator("#new-codes-list li")).to_have_count(10)
+    expect(page.get_by_text("no second factor yet")).to_be_hidden()  # the page stays consistent
+    assert_accessible(desk)
+    desk.codes_saved()
+    expect(page.locator(".notice").first).to_contain_text("Security key or passkey added")
+    expect(desk.factor_row("webauthn")).to_contain_text("Laptop")
+    expect(page.get_by_text("no second factor yet")).to_have_count(0)
+
+    # Another key (a new virtual one: the first refuses to register twice): no codes this
+    # time, the page loads again with the list and the message.
+    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": first_key})
+    desk.virtual_authenticator()
+    page.fill("#key-name", "Spare")
+    page.click("#webauthn-register")
+    expect(desk.factor_row("webauthn")).to_have_count(2)
+    expect(page.locator(".notice")).to_contain_text("Security key or passkey added")
+    assert_accessible(desk)
+    assert desk.csp_reports == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, session, url_for
+from flask import Blueprint, Response, flash, jsonify, request, session, url_for
 
 from auth import audit
 from auth.mfa import factors, recovery, verify
@@ -101,6 +101,9 @@ def register_verify() -> Response:
         )
     except wa.WebauthnError as exc:
         return _error(400, _refused(exc), str(exc))
+    # Said on the security page, which the browser loads next (at once, or once the first
+    # factor's recovery codes are saved).
+    flash(gettext("Security key or passkey added."))
     codes: list[str] = []
     if first:
         with registry.db.session() as db:

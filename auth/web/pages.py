@@ -346,3 +346,54 @@ def recovery_regenerate() -> Any:
             db, account_id=account.id, actor=audit.Actor.account(account.id), now=utcnow()
         )
     return render_template("recovery_codes.html", codes=codes, first=False)
+
+
+# --- asking first, and recovery codes saved -------------------------------------------------
+# A destructive action is a GET that shows what will happen and a POST (CSRF) that does it,
+# so it asks first with or without JavaScript.
+
+
+@account_bp.get("/account/security/factors/<int:factor_id>/remove")
+@web_session.login_required
+def factor_remove_confirm(factor_id: int) -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    with services().db.session() as db:
+        active = factors.active(db, account.id)
+        factor = next((f for f in active if f.id == factor_id), None)
+        if factor is not None:
+            db.expunge(factor)
+    if factor is None:
+        flash(gettext(GONE))
+        return redirect(url_for("account.security"))
+    return render_template("confirm_remove.html", factor=factor, last=len(active) == 1)
+
+
+@account_bp.get("/account/security/recovery")
+@web_session.login_required
+def recovery_confirm() -> Any:
+    account = web_session.current_account()
+    assert account is not None
+    with services().db.session() as db:
+        enrolled = bool(factors.active(db, account.id))
+        codes_left = recovery.remaining(db, account.id)
+    if not enrolled:
+        flash(gettext("Add a second factor first: recovery codes stand in for it."))
+        return redirect(url_for("account.security"))
+    return render_template("confirm_recovery.html", codes_left=codes_left)
+
+
+@account_bp.post("/account/security/recovery/saved")
+@web_session.login_required
+def recovery_saved() -> Any:
+    """The person says the codes shown once are saved; nothing of them is kept to check."""
+    if request.form.get("saved") == "yes":
+        flash(gettext("Your recovery codes are saved. Keep them somewhere safe."))
+    else:
+        flash(
+            gettext(
+                "You did not confirm that your recovery codes are saved: if you do not have "
+                "them, make new ones."
+            )
+        )
+    return redirect(url_for("account.security"))
