@@ -94,6 +94,9 @@ class Settings:
     smtp_url: str | None = None  # unset: .eml files in the outbox folder
     smtp_connections: int = 4  # notices sent at once, over as many SMTP connections
     mail_from: str = "breachguard <no-reply@localhost>"
+    # Who to ask when a phone or key is lost (shown at the second step): an address, a phone
+    # number or a page, as free text. Unset, the page tells people to ask their organisation.
+    support_contact: str | None = None
     notice_max_attempts: int = 8
     forgot_rate_limit: str = "5 per minute"
     # The login flow (auth/signin/flow.py).
@@ -289,6 +292,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_url=env.get("SMTP_URL") or None,
         smtp_connections=_between(env, "SMTP_CONNECTIONS", Settings.smtp_connections, 1, 32),
         mail_from=env.get("MAIL_FROM") or Settings.mail_from,
+        support_contact=(env.get("SUPPORT_CONTACT") or "").strip() or None,
         notice_max_attempts=_int(env, "NOTICE_MAX_ATTEMPTS", Settings.notice_max_attempts),
         forgot_rate_limit=env.get("FORGOT_RATE_LIMIT") or Settings.forgot_rate_limit,
         mfa_required=_choices(env, "MFA_REQUIRED", Settings.mfa_required, MFA_POLICIES),

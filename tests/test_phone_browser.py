@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests import test_e2e_browser as e2e
-from tests.test_e2e_browser import SECURITY, Person, Site, expect
+from tests.test_e2e_browser import LOGIN_MFA, PASSWORD, SECURITY, Person, Site, expect
 
 browser, site = e2e.browser, e2e.site  # the same fixtures: one Chromium, one served app
 
@@ -204,3 +204,40 @@ def test_a_first_passkey_says_it_worked_and_shows_in_the_list(desk: Person) -> N
     expect(page.locator(".notice")).to_contain_text("Security key or passkey added")
     assert_accessible(desk)
     assert desk.csp_reports == []
+
+
+# --- the second step, in French -----------------------------------------------------------
+
+
+def test_at_the_second_step_a_lost_phone_leads_to_what_to_do_in_french(phone: Person) -> None:
+    page = phone.page
+    email = phone.site.add_account("perdu@clinic.example")
+    phone.sign_in(email)
+    phone.enroll_totp("Phone")
+    phone.codes_saved()
+    phone.sign_out()
+    phone.submit("Français")  # the language switch, remembered by a cookie
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.locator("main form button[type=submit]").click()
+    expect(page).to_have_url(LOGIN_MFA)
+    expect(page.locator("#signing-in")).to_have_text(f"Connexion en tant que {email}.")
+    expect(page.locator("#code")).to_have_attribute("inputmode", "numeric")
+    assert_accessible(phone)
+
+    page.get_by_role("link", name="J’ai perdu mon téléphone ou ma clé").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Vous avez perdu votre téléphone ou votre clé"
+    )
+    assert_accessible(phone)
+    page.get_by_role("link", name="Utiliser un code de secours").click()
+    expect(page.locator("#code")).to_have_attribute("inputmode", "text")
+    expect(page.locator("#code")).to_be_focused()
+    phone.submit("Annuler")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    assert not phone.signed_in()
+    page.goto("/login/mfa")
+    expect(page).to_have_url(re.compile(r"/login$"))  # the half-way sign-in ended
+    assert phone.csp_reports == []

@@ -4,6 +4,7 @@ changing the password. The same journeys in Chromium are in test_phone_browser.p
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pyotp
@@ -12,7 +13,8 @@ from sqlalchemy import select
 
 from auth.mfa import recovery
 from auth.models import AuditEvent, MfaFactor
-from auth.services import Services
+from auth.services import Services, build
+from auth.web.factory import create_app
 from tests import test_pages_mfa as pages_test
 from tests.test_pages_mfa import enroll_totp, post, sign_in
 
@@ -144,3 +146,44 @@ def test_new_recovery_codes_ask_first_and_the_question_alone_changes_nothing(
     fresh = post(browser, "/account/security/recovery", {}, "/account/security/recovery")
     new_codes = re.findall(r"<li><code>([a-z2-7-]{19})</code></li>", html(fresh))
     assert len(new_codes) == 10 and not set(new_codes) & set(codes)
+
+
+# --- the second step ----------------------------------------------------------------------
+
+
+def test_the_second_step_names_the_account_and_offers_a_recovery_code_a_lost_phone_and_cancel(
+    browser: FlaskClient,
+) -> None:
+    sign_in(browser)
+    enroll_totp(browser)
+    post(browser, "/logout", {}, "/account/security")
+    sign_in(browser)
+    page = html(browser.get("/login/mfa"))
+    assert "Signing in as claire@example.fr." in page
+    field = re.search(r'<input id="code"[^>]*>', page, re.S).group(0)  # type: ignore[union-attr]
+    assert 'inputmode="numeric"' in field and 'autocomplete="one-time-code"' in field
+    assert 'href="/login/mfa?with=recovery"' in page and 'href="/login/lost"' in page
+    by_code = html(browser.get("/login/mfa?with=recovery"))
+    field = re.search(r'<input id="code"[^>]*>', by_code, re.S).group(0)  # type: ignore[union-attr]
+    assert 'inputmode="text"' in field and "One of your recovery codes" in by_code
+
+    wrong = post(browser, "/login/mfa", {"code": "aaaa-bbbb", "with": "recovery"}, "/login/mfa")
+    assert wrong.status_code == 401  # type: ignore[attr-defined]
+    field = re.search(r'<input id="code"[^>]*>', html(wrong), re.S).group(0)  # type: ignore[union-attr]
+    assert "autofocus" in field and 'aria-describedby="form-error"' in field
+    assert 'inputmode="text"' in field  # still the recovery code's field
+
+    assert browser.post("/login/cancel").status_code == 400  # CSRF
+    cancelled = post(browser, "/login/cancel", {}, "/login/mfa")
+    assert cancelled.headers["Location"] == "/login"  # type: ignore[attr-defined]
+    assert browser.get("/login/mfa").headers["Location"] == "/login"  # the half-way sign-in ended
+
+
+def test_the_lost_phone_page_shows_the_support_contact(site: Services) -> None:
+    configured = dataclasses.replace(site.settings, support_contact="Support: 01 23 45 67 89")
+    with create_app(registry=build(configured)).test_client() as client:
+        page = html(client.get("/login/lost"))
+        assert 'id="support-contact">Support: 01 23 45 67 89<' in page
+        assert 'href="/login/mfa?with=recovery"' in page
+    with create_app(registry=site).test_client() as client:
+        assert "IT or security support" in html(client.get("/login/lost"))

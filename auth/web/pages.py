@@ -93,7 +93,14 @@ def login_mfa() -> Any:
     with services().db.session() as db:
         kinds = factors.kinds(db, account.id)
         codes_left = recovery.remaining(db, account.id)
-    return render_template("login_mfa.html", kinds=kinds, codes_left=codes_left)
+    recovery_mode = request.args.get("with") == "recovery"
+    return render_template(
+        "login_mfa.html",
+        account=account,
+        kinds=kinds,
+        codes_left=codes_left,
+        recovery=recovery_mode,
+    )
 
 
 @bp.post("/login/mfa")
@@ -122,7 +129,11 @@ def login_mfa_post() -> Any:
             kinds = factors.kinds(db, account.id)
         status = 429 if result.status is verify.CheckStatus.LOCKED else 401
         error = factor_message(result)
-        return render_template("login_mfa.html", kinds=kinds, error=error), status
+        recovery_mode = request.form.get("with") == "recovery"
+        page = render_template(
+            "login_mfa.html", account=account, kinds=kinds, error=error, recovery=recovery_mode
+        )
+        return page, status
     return _finish_mfa(account, result)
 
 
@@ -158,6 +169,20 @@ def _finish_mfa(account: Account, result: verify.FactorCheck) -> Any:
     if message:
         flash(message)
     return redirect(next_url or url_for("account.security"))
+
+
+@bp.post("/login/cancel")
+def login_cancel() -> Any:
+    """Cancel at the second step: the half-way sign-in ends here."""
+    web_session.close()
+    return redirect(url_for("pages.login"))
+
+
+@bp.get("/login/lost")
+def lost_factor() -> Any:
+    """What to do without the phone or key: recovery codes, or the support contact."""
+    contact = services().settings.support_contact
+    return render_template("lost_factor.html", contact=contact)
 
 
 @bp.post("/logout")
