@@ -218,8 +218,7 @@ SPEC: dict[str, Any] = {
                     "404": {"description": "No breached e-mail under this prefix"},
                     "429": json_response(
                         DENIED,
-                        "Too many bad keys from this address, as HIBP answers it (and "
-                        "Retry-After)",
+                        "Too many bad keys from this address, as HIBP answers it (and Retry-After)",
                     ),
                 },
             }
