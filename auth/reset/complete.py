@@ -236,7 +236,32 @@ def complete_reset(
     if cast(CursorResult[Any], claimed).rowcount != 1:
         raise TokenInvalid()
     tokens.revoke_open(session, [account.id], now=now)
+    set_password(
+        session,
+        account,
+        new_password,
+        hasher=hasher,
+        now=now,
+        actor=actor or audit.Actor.account(account.id),
+        via="reset",
+    )
+    return account
 
+
+def set_password(
+    session: Session,
+    account: Account,
+    new_password: str,
+    *,
+    hasher: PasswordHasher,
+    now: dt.datetime,
+    actor: audit.Actor,
+    via: str,
+) -> None:
+    """Store a new password already checked by `check_new_password`, in the caller's
+    transaction, and make every way back in that the old one gave die with it: a pending
+    reset, the run of wrong passwords (and a lock), open sessions (the epoch moves on) and
+    the findings about the old password. `via` says where it was changed (reset, account)."""
     account.password_hash = hasher.hash(new_password)
     account.status = AccountStatus.ACTIVE
     account.reset_reason_code, account.reset_reason = None, None
@@ -263,13 +288,12 @@ def complete_reset(
         session,
         [
             audit.Event(
-                actor or audit.Actor.account(account.id),
+                actor,
                 audit.Action.PASSWORD_CHANGED,
                 f"account:{account.id}",
-                {"via": "reset"},
+                {"via": via},
             )
         ],
         now=now,
     )
     session.flush()
-    return account

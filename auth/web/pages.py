@@ -6,18 +6,24 @@ token (Flask-WTF's CSRFProtect, enabled in the factory).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from auth import audit, i18n
 from auth.errors import InvalidInput, NotFound
 from auth.mfa import factors, qr, recovery, totp, verify
-from auth.models import Account, utcnow
-from auth.signin.rules import Decision, Reason
+from auth.models import Account, AccountStatus, utcnow
+from auth.reset import complete
+from auth.signin import lockout
+from auth.signin.rules import Decision, Reason, SigninPolicy
 from auth.web import session as web_session
 from auth.web.context import services, signin
 from auth.web.i18n import current_language, gettext, ngettext
+from auth.web.reset_pages import refusal
 
 # Domain errors say in English what went wrong; pages say it in the reader's language.
 BAD_NAME = i18n.N_("A name has at most 100 characters, on one line.")
@@ -200,6 +206,112 @@ def sign_out_everywhere() -> Any:
     web_session.close_everywhere(account)
     flash(gettext("You are signed out on every device."))
     return redirect(url_for("pages.login"))
+
+
+@account_bp.post("/account/security/sign-out-others")
+@web_session.login_required
+def sign_out_others() -> Any:
+    """End every other session of the account; this one goes on, as it was opened."""
+    account = web_session.current_account()
+    assert account is not None
+    mfa = web_session.passed_second_factor()
+    with services().db.connection() as conn:
+        web_session.end_all(
+            conn,
+            account.id,
+            actor=audit.Actor.account(account.id),
+            now=utcnow(),
+            details={"ip": request.remote_addr, "kept": "this session"},
+        )
+        epoch = conn.execute(
+            select(Account.session_epoch).where(Account.id == account.id)
+        ).scalar_one()
+    web_session.open_session(Account(id=account.id, session_epoch=epoch), mfa=mfa)
+    flash(gettext("You are signed out on every other device. This one stays signed in."))
+    return redirect(url_for("account.security"))
+
+
+# --- /account/password ----------------------------------------------------------------------
+# In `bp`, not `account_bp`: a POST takes the current password, so it shares the sign-in's
+# per-address budget (the factory limits `bp`'s POSTs).
+
+WRONG_CURRENT = i18n.N_("This is not your current password.")
+LOCKED = i18n.N_(
+    "Too many wrong passwords: your account is locked. Sign out, then use “Forgot your "
+    "password?” on the sign-in page to choose a new one."
+)
+
+
+def _password_form(**errors: str) -> str:
+    return render_template(
+        "password_change.html",
+        min_length=complete.MIN_LENGTH,
+        max_length=complete.MAX_LENGTH,
+        **errors,
+    )
+
+
+@bp.get("/account/password")
+@web_session.login_required
+def password_change() -> Any:
+    return _password_form()
+
+
+@bp.post("/account/password")
+@web_session.login_required
+def password_change_post() -> Any:
+    """The current password first (a wrong one counts as a failed sign-in), then the rules
+    of a reset; the new password ends every other session and this one goes on."""
+    signed_in = web_session.current_account()
+    assert signed_in is not None
+    mfa = web_session.passed_second_factor()
+    registry, now, form = services(), utcnow(), request.form
+    with registry.db.session() as db:
+        account = db.get(Account, signed_in.id)
+        assert account is not None
+        if account.status == AccountStatus.LOCKED:
+            return _password_form(current_error=gettext(LOCKED)), 403
+        if not registry.hasher.verify(account.password_hash, form.get("current", "")).ok:
+            _count_wrong_password(db, account, now)
+            return _password_form(current_error=gettext(WRONG_CURRENT)), 400
+        new = form.get("password", "")
+        problem = complete.check_new_password(
+            new,
+            form.get("repeat", ""),
+            old_hash=account.password_hash,
+            hasher=registry.hasher,
+            checker=registry.checker,
+        )
+        if problem:
+            return _password_form(new_error=refusal(problem)), 400
+        actor = audit.Actor.account(account.id)
+        complete.set_password(
+            db, account, new, hasher=registry.hasher, now=now, actor=actor, via="account"
+        )
+        kept = Account(id=account.id, session_epoch=account.session_epoch)
+    web_session.open_session(kept, mfa=mfa)
+    flash(gettext("Your password is changed. Your other sessions are signed out."))
+    return redirect(url_for("account.security"))
+
+
+def _count_wrong_password(db: Session, account: Account, now: dt.datetime) -> None:
+    """A wrong current password counts as a failed sign-in: the same run of failures, the
+    same lock, the same audit events."""
+    details = {"reason": Reason.WRONG_PASSWORD.value, "via": "account", "ip": request.remote_addr}
+    target = f"account:{account.id}"
+    actor = audit.Actor.account(account.id)
+    failure = lockout.record_failure(
+        db,
+        account_id=account.id,
+        status_before=account.status,
+        lock_after=SigninPolicy.from_settings(services().settings).lock_after,
+        now=now,
+    )
+    events = [audit.Event(actor, audit.Action.LOGIN_FAILED, target, details)]
+    if failure.locked_now:
+        locked = {"failures": failure.failures, "ip": request.remote_addr}
+        events.append(audit.Event(actor, audit.Action.ACCOUNT_LOCKED, target, locked))
+    audit.append(db, events, now=now)
 
 
 # --- /account/security ----------------------------------------------------------------------
