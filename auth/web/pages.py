@@ -221,7 +221,7 @@ def sign_out_others() -> Any:
             account.id,
             actor=audit.Actor.account(account.id),
             now=utcnow(),
-            details={"ip": request.remote_addr, "kept": "this session"},
+            details={"ip": request.remote_addr},
         )
         epoch = conn.execute(
             select(Account.session_epoch).where(Account.id == account.id)
