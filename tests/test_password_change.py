@@ -253,3 +253,20 @@ def test_password_changes_have_the_sign_in_budget_per_address(settings: Settings
         assert failed_logins(site) == 3  # the refused attempt never reached the password
     finally:
         site.close()
+
+
+def test_keeping_this_session_never_lengthens_its_life(web: Flask, site: Services) -> None:
+    """Whoever holds a session may end the others; doing so must not buy it a new lifetime."""
+    me = signed_in(web)
+    with site.db.session() as db:
+        [before] = db.execute(select(WebSession.created_at, WebSession.expires_at)).all()
+
+    sign_out_others(me)
+    change(me, PASSWORD, "a new and long passphrase 42")
+
+    assert is_signed_in(me)
+    with site.db.session() as db:
+        [after] = db.execute(select(WebSession.created_at, WebSession.expires_at)).all()
+    assert after.created_at == before.created_at
+    lifetime = dt.timedelta(seconds=site.settings.session_lifetime)
+    assert after.expires_at <= before.created_at + lifetime

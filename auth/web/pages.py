@@ -214,7 +214,7 @@ def sign_out_others() -> Any:
     """End every other session of the account; this one goes on, as it was opened."""
     account = web_session.current_account()
     assert account is not None
-    mfa = web_session.passed_second_factor()
+    held = web_session.this_session()
     with services().db.connection() as conn:
         web_session.end_all(
             conn,
@@ -226,7 +226,7 @@ def sign_out_others() -> Any:
         epoch = conn.execute(
             select(Account.session_epoch).where(Account.id == account.id)
         ).scalar_one()
-    web_session.open_session(Account(id=account.id, session_epoch=epoch), mfa=mfa)
+    web_session.keep_this_session(account.id, epoch, held)
     flash(gettext("You are signed out on every other device. This one stays signed in."))
     return redirect(url_for("account.security"))
 
@@ -264,7 +264,7 @@ def password_change_post() -> Any:
     of a reset; the new password ends every other session and this one goes on."""
     signed_in = web_session.current_account()
     assert signed_in is not None
-    mfa = web_session.passed_second_factor()
+    held = web_session.this_session()
     registry, now, form = services(), utcnow(), request.form
     with registry.db.session() as db:
         account = db.get(Account, signed_in.id)
@@ -288,8 +288,8 @@ def password_change_post() -> Any:
         complete.set_password(
             db, account, new, hasher=registry.hasher, now=now, actor=actor, via="account"
         )
-        kept = Account(id=account.id, session_epoch=account.session_epoch)
-    web_session.open_session(kept, mfa=mfa)
+        epoch = account.session_epoch
+    web_session.keep_this_session(account.id, epoch, held)
     flash(gettext("Your password is changed. Your other sessions are signed out."))
     return redirect(url_for("account.security"))
 

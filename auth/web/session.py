@@ -16,6 +16,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -35,15 +36,23 @@ _CURRENT = "breachguard_session"  # flask.g: (account, mfa) of this request, or 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def open_session(account: Account, *, mfa: bool = False, method: str | None = None) -> None:
+def open_session(
+    account: Account,
+    *,
+    mfa: bool = False,
+    method: str | None = None,
+    began: dt.datetime | None = None,
+) -> None:
     """Start a full session (after every factor): a new row, and a fresh cookie naming it
     (which defeats fixation). With `method`, the sign-in is recorded in the same
     transaction; without, the caller recorded it (with the second factor's check).
 
     `mfa`: a second factor was checked on the way in. The security console asks for it;
     a session opened with a password alone (or by a reset link) never carries it.
+    `began`: when the session being carried on began (see keep_this_session).
     """
     registry, now = services(), utcnow()
+    created = began or now
     secret, previous = secrets.token_urlsafe(32), session.get("sid")
     with registry.db.connection() as conn:
         ended = and_(_SESSIONS.c.account_id == account.id, _SESSIONS.c.expires_at <= now)
@@ -56,9 +65,9 @@ def open_session(account: Account, *, mfa: bool = False, method: str | None = No
                 account_id=account.id,
                 session_epoch=account.session_epoch,
                 mfa=mfa,
-                created_at=now,
+                created_at=created,
                 last_seen_at=now,
-                expires_at=_ends(now, now, registry.settings),
+                expires_at=_ends(created, now, registry.settings),
             )
         )
         if method is not None:
@@ -67,6 +76,35 @@ def open_session(account: Account, *, mfa: bool = False, method: str | None = No
     session["sid"] = secret
     session.permanent = False  # a browser-session cookie; the row decides how long it lives
     g.pop(_CURRENT, None)
+
+
+@dataclass(frozen=True)
+class Held:
+    """This browser's session as it stood: when it began, and its second-factor flag."""
+
+    began: dt.datetime
+    mfa: bool
+
+
+def this_session() -> Held | None:
+    """Read before the account's other sessions end (which ends this one's row too), so
+    that keep_this_session can carry it over."""
+    secret = session.get("sid")
+    if not isinstance(secret, str):
+        return None
+    with services().db.connection() as conn:
+        row = conn.execute(
+            select(_SESSIONS.c.created_at, _SESSIONS.c.mfa).where(_SESSIONS.c.id == _digest(secret))
+        ).first()
+    return None if row is None else Held(row.created_at, row.mfa)
+
+
+def keep_this_session(account_id: int, epoch: int, held: Held | None) -> None:
+    """Carry this browser's session over its account's new epoch (every other session
+    ended): the same start and second-factor flag, so that ending the others, which anyone
+    holding this session may do, never lengthens its life."""
+    if held is not None:
+        open_session(Account(id=account_id, session_epoch=epoch), mfa=held.mfa, began=held.began)
 
 
 def started(account: Account, method: str) -> audit.Event:
