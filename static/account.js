@@ -8,6 +8,9 @@
 //       are never sent anywhere for it.
 //   <button data-print hidden>  opens the browser's print dialog (style.css prints only
 //       the codes).
+//   <p hidden><input type="checkbox" data-show-password="ID ID…"></p>
+//       shows or hides the typed password in the fields #ID…; it appears only here, so
+//       a page without this script keeps plain password fields.
 "use strict";
 
 (function () {
@@ -60,6 +63,20 @@
     document.querySelectorAll("button[data-print]").forEach(function (button) {
       button.hidden = false;
       button.addEventListener("click", function () { window.print(); });
+    });
+    document.querySelectorAll("input[data-show-password]").forEach(function (box) {
+      const fields = box.dataset.showPassword.split(/\s+/).map(function (id) {
+        return document.getElementById(id);
+      }).filter(Boolean);
+      const holder = box.closest("[hidden]");
+      if (holder) holder.hidden = false;
+      box.checked = false;
+      function show(visible) {
+        fields.forEach(function (field) { field.type = visible ? "text" : "password"; });
+      }
+      box.addEventListener("change", function () { show(box.checked); });
+      // Sent as password fields, so the browser does not keep the text in its form history.
+      if (box.form) box.form.addEventListener("submit", function () { show(false); });
     });
   });
 })();

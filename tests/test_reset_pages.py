@@ -210,6 +210,36 @@ def test_a_live_link_shows_the_new_password_form_with_the_reason(
     assert page.headers["Referrer-Policy"] == "no-referrer"
 
 
+def test_the_reset_page_says_why_in_plain_words_and_shows_the_account_as_text(
+    browser: FlaskClient, site: Services
+) -> None:
+    with site.db.session() as s:
+        s.execute(update(Account).values(reset_reason_code="password_breached", reset_reason=""))
+    html = browser.get(f"/reset/{link(site)}").get_data(as_text=True)
+    assert "Your password appears in a leak of stolen passwords" in html
+    shown = re.search(r'<p id="reset-account">(.*?)</p>', html, re.S)
+    assert shown and EMAIL in shown.group(1)
+    # The only field holding the address is hidden, for password managers: nothing to edit.
+    fields = re.findall(r"<input[^>]*>", html)
+    assert [f for f in fields if EMAIL in f] == [
+        f'<input id="username" name="username" type="hidden" autocomplete="username" '
+        f'value="{EMAIL}">'
+    ]
+
+
+def test_the_show_password_toggle_is_added_by_a_script_the_page_works_without(
+    browser: FlaskClient, site: Services
+) -> None:
+    html = browser.get(f"/reset/{link(site)}").get_data(as_text=True)
+    toggle = re.search(r'<p class="check" hidden>\s*<input id="show-password" [^>]*>', html)
+    assert toggle and 'data-show-password="password repeat"' in toggle.group(0)
+    assert '<script src="/static/account.js" defer></script>' in html
+    assert "<script>" not in html  # the CSP forbids inline script
+    assert html.count('type="password"') == 2  # shown as dots until the person asks
+    script = browser.get("/static/account.js").get_data(as_text=True)
+    assert "data-show-password" in script
+
+
 def test_showing_the_form_does_not_use_the_link(browser: FlaskClient, site: Services) -> None:
     token = link(site)
     browser.get(f"/reset/{token}")
