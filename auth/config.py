@@ -87,7 +87,8 @@ class Settings:
     webauthn_timeout: int = 120  # seconds a challenge lives
     # Forced resets and notices.
     public_url: str = "http://localhost:5000"  # links in e-mails; https: Secure cookies
-    reset_token_minutes: int = 30  # from the notice's sending
+    reset_token_minutes: int = 30  # a link asked for on /forgot, from the notice's sending
+    reset_forced_token_hours: int = 72  # a forced reset's link, from the notice's sending
     reset_requires_mfa: bool = True  # a forced reset makes a second factor mandatory
     reset_batch: int = 5000  # accounts per transaction in a bulk reset
     default_language: str = "fr"
@@ -286,6 +287,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_rate_limit=env.get("LOGIN_RATE_LIMIT") or Settings.login_rate_limit,
         public_url=_public_url(env.get("PUBLIC_URL") or Settings.public_url),
         reset_token_minutes=_int(env, "RESET_TOKEN_MINUTES", Settings.reset_token_minutes),
+        reset_forced_token_hours=_int(
+            env, "RESET_FORCED_TOKEN_HOURS", Settings.reset_forced_token_hours
+        ),
         reset_requires_mfa=_choices(env, "RESET_REQUIRES_MFA", "true", ("true", "false")) == "true",
         reset_batch=_int(env, "RESET_BATCH", Settings.reset_batch),
         default_language=_choices(env, "DEFAULT_LANGUAGE", "fr", LANGUAGES),

@@ -256,10 +256,11 @@ def test_the_link_carries_a_live_token_that_expires_its_lifetime_after_sending(
     assert match is not None
     token = match.group(1)
     with registry.db.session() as session:
-        row = tokens.find_valid(session, token, now=sent_at + dt.timedelta(minutes=29))
+        # a forced reset's notice: RESET_FORCED_TOKEN_HOURS
+        row = tokens.find_valid(session, token, now=sent_at + dt.timedelta(hours=71))
         assert row is not None and row.id == notice(registry, notice_id).token_id
-        assert row.expires_at == sent_at + dt.timedelta(minutes=30)
-        assert tokens.find_valid(session, token, now=sent_at + dt.timedelta(minutes=30)) is None
+        assert row.expires_at == sent_at + dt.timedelta(hours=72)
+        assert tokens.find_valid(session, token, now=sent_at + dt.timedelta(hours=72)) is None
 
 
 def test_notices_are_in_french_by_default_and_in_english_for_an_english_account(
@@ -315,11 +316,12 @@ def test_the_forced_notice_says_why_how_long_and_how_to_protect_the_account() ->
         "reason": "<b>leak</b>",
         "link": "http://localhost:5000/reset/abc",
         "minutes": 30,
+        "hours": 72,
         "security_url": "http://localhost:5000/account/security",
         "forgot_url": "http://localhost:5000/forgot",
     }
     _, text, html = notify.render("reset_forced", language="en", context=context)
-    for needed in ("<b>leak</b>", "30 minutes", "/account/security", "authenticator app"):
+    for needed in ("<b>leak</b>", "72 hours", "/account/security", "authenticator app"):
         assert needed in text
     assert "security key" in text and "never ask for your password" in text
     assert "&lt;b&gt;leak&lt;/b&gt;" in html and "<b>leak</b>" not in html  # escaped in HTML

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
-from auth import accounts, audit
+from auth import accounts, audit, notify
 from auth.breach.checker import Checker
 from auth.breach.importer import Importer, Source
 from auth.config import Settings
@@ -38,7 +39,7 @@ from auth.models import (
     Reset,
     ResetToken,
 )
-from auth.reset import complete, tokens
+from auth.reset import complete, forced, tokens
 from auth.services import Services, build
 from auth.web.factory import create_app
 
@@ -609,3 +610,100 @@ def test_no_token_is_ever_stored_in_plaintext(browser: FlaskClient, site: Servic
                     raw = value if isinstance(value, bytes) else str(value).encode()
                     for token in (sent, other):
                         assert token not in text and token.encode() not in raw, table.name
+
+
+# --- how long links live --------------------------------------------------------------------
+
+
+class Outbox:
+    """A mailer keeping what it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    def send(self, message: EmailMessage) -> None:
+        self.sent.append(message)
+
+
+def send_notices(site: Services, sent: dt.datetime) -> list[EmailMessage]:
+    """Send the queued notices as if the worker had run at `sent` (made due by then)."""
+    with site.db.session() as s:
+        s.execute(update(Notice).where(Notice.sent_at.is_(None)).values(next_attempt_at=sent))
+    outbox = Outbox()
+    notify.drain(site.db, mailer=outbox, settings=site.settings, now=lambda: sent)
+    return outbox.sent
+
+
+def link_in(message: EmailMessage) -> str:
+    text = message.get_body(("plain",))
+    assert text is not None
+    match = re.search(r"/reset/([A-Za-z0-9_-]+)", text.get_content())
+    assert match
+    return match.group(1)
+
+
+def force_reset(site: Services, key: str, now: dt.datetime, email: str = EMAIL) -> None:
+    """Reset the account as an operator's job does (an active account: a job skips one
+    already waiting for its reset)."""
+    plan = forced.Plan("", key, None, require_mfa=True, actor=ACTOR)
+    with site.db.session() as s:
+        s.execute(update(Account).values(status=AccountStatus.ACTIVE))
+        forced.apply(
+            s,
+            [forced.Target(account_id(site, email))],
+            plan,
+            secret_key=site.settings.secret_key,
+            now=now,
+        )
+
+
+def test_a_forced_reset_link_lives_long_enough_for_a_daily_reader_of_e_mail(
+    browser: FlaskClient, site: Services
+) -> None:
+    assert site.settings.reset_forced_token_hours == 72
+    sent = real_now() - dt.timedelta(hours=71)
+    force_reset(site, "job:lifetime-1", sent)
+    [message] = send_notices(site, sent)
+    text = message.get_body(("plain",))
+    said = " ".join(text.get_content().split()) if text else ""
+    assert "expire 72 heures après l'envoi de cet e-mail" in said  # French by default
+    token = link_in(message)
+    with site.db.session() as s:
+        row = s.get_one(ResetToken, token[: tokens.ID_CHARS])
+        assert row.expires_at is not None
+        assert row.expires_at.replace(tzinfo=dt.UTC) - sent == dt.timedelta(hours=72)
+    assert browser.get(f"/reset/{token}").status_code == 200  # read after 71 hours: still open
+    late_sent = real_now() - dt.timedelta(hours=73)  # another reset, its e-mail read too late
+    force_reset(site, "job:lifetime-2", late_sent)
+    [late] = send_notices(site, late_sent)
+    assert browser.get(f"/reset/{link_in(late)}").status_code == 410
+
+
+def test_a_forced_reset_link_lives_as_long_as_reset_forced_token_hours(
+    settings: Settings,
+) -> None:
+    site = build_site(settings, reset_forced_token_hours=2)
+    add_account(site, EMAIL)
+    browser = create_app(registry=site).test_client()
+    sent = real_now() - dt.timedelta(minutes=119)
+    force_reset(site, "job:lifetime-1", sent)
+    [message] = send_notices(site, sent)
+    assert browser.get(f"/reset/{link_in(message)}").status_code == 200
+    late_sent = real_now() - dt.timedelta(minutes=121)
+    force_reset(site, "job:lifetime-2", late_sent)
+    [late] = send_notices(site, late_sent)
+    assert browser.get(f"/reset/{link_in(late)}").status_code == 410
+
+
+def test_a_link_asked_for_on_forgot_keeps_its_short_life(
+    browser: FlaskClient, site: Services
+) -> None:
+    post(browser, "/forgot", {"email": EMAIL})  # queued now, due at once
+    [message] = send_notices(site, real_now() - dt.timedelta(minutes=29))
+    text = message.get_body(("plain",))
+    said = " ".join(text.get_content().split()) if text else ""
+    assert "expire 30 minutes après l'envoi de cet e-mail" in said
+    assert browser.get(f"/reset/{link_in(message)}").status_code == 200
+    post(browser, "/forgot", {"email": EMAIL})
+    [late] = send_notices(site, real_now() - dt.timedelta(minutes=31))
+    assert browser.get(f"/reset/{link_in(late)}").status_code == 410

@@ -99,6 +99,7 @@ def build_message(
             "note": notice.reason,
             "link": link,
             "minutes": settings.reset_token_minutes,
+            "hours": settings.reset_forced_token_hours,
             "security_url": f"{settings.public_url}/account/security",
             "forgot_url": f"{settings.public_url}/forgot",
         },

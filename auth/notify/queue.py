@@ -162,7 +162,7 @@ def _link(session: Session, notice: Notice, *, settings: Settings, now: dt.datet
         session,
         notice.token_id,
         secret_key=settings.secret_key,
-        lifetime=dt.timedelta(minutes=settings.reset_token_minutes),
+        lifetime=tokens.lifetime(notice.kind, settings),
         now=now,
     )
     return None if token is None else f"{settings.public_url}/reset/{token}"

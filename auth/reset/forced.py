@@ -158,7 +158,7 @@ def apply(
             {"account_id": a, "idempotency_key": f"reset:{a}:{keys[a]}", "token_id": token_ids[a]}
             for a in result.reset
         ],
-        kind="reset_forced",
+        kind=tokens.FORCED_NOTICE,
         reason_code=code.value,
         reason=note,
         status=NoticeStatus.QUEUED.value,

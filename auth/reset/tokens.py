@@ -5,8 +5,10 @@ queue can hold the id and the notice worker derive the link when it sends, so no
 token is ever stored, and the database alone cannot produce one. A presented token is
 found by its id (the primary key) and checked by comparing digests in constant time.
 
-A token lives `RESET_TOKEN_MINUTES` from the moment its notice was sent (a backlog does not
-eat its lifetime), dies when used, when a newer one is issued, or when the password changes.
+A token lives from the moment its notice was sent (a backlog does not eat its lifetime):
+`RESET_FORCED_TOKEN_HOURS` for a forced reset, `RESET_TOKEN_MINUTES` for a link asked for
+on /forgot (see `lifetime`). It dies when used, when a newer one is issued, or when the
+password changes.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from auth.db import among, insert_rows
 from auth.models import ResetToken, table
+
+if TYPE_CHECKING:
+    from auth.config import Settings
 
 ID_CHARS = 32  # 128 bits, hex: 48 of time in ms, then 80 random
 TOKEN_CHARS = ID_CHARS + 43  # the id, then 256 bits of HMAC in unpadded base64url
@@ -87,6 +93,18 @@ def issue(
         created_at=now,
     )
     return ids
+
+
+FORCED_NOTICE = "reset_forced"
+
+
+def lifetime(notice_kind: str, settings: Settings) -> dt.timedelta:
+    """How long a link lives once its notice is sent. A forced reset reaches someone who
+    did not ask for it and may read e-mail once a day; a link asked for on /forgot is
+    opened at once, so it may die soon."""
+    if notice_kind == FORCED_NOTICE:
+        return dt.timedelta(hours=settings.reset_forced_token_hours)
+    return dt.timedelta(minutes=settings.reset_token_minutes)
 
 
 def activate(
