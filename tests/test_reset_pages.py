@@ -468,11 +468,35 @@ def test_expired_revoked_unknown_and_used_links_get_the_same_page(
     bodies = {body(p) for p in pages.values()}
     assert len(bodies) == 1
     (page,) = bodies
-    assert "This link no longer works. Links work once and for 30 minutes." in page
-    assert 'href="/forgot"' in page
+    assert "a newer e-mail has replaced it. Each new link cancels the one before" in page
+    assert '<form method="post" action="/forgot"' in page
+    assert EMAIL not in page  # whose link it was is not told, not even as a filled field
     posted = set_password(browser, expired, NEW + "-2")
     assert posted.status_code == 410 and body(posted) == page
     assert browser.get(f"/reset/{live}").status_code == 200  # dead only where it should be
+
+
+def test_a_dead_link_page_sends_a_new_link_from_its_own_form(
+    browser: FlaskClient, site: Services
+) -> None:
+    old = link(site)
+    link(site)  # a newer e-mail replaced it
+    dead = browser.get(f"/reset/{old}")
+    assert dead.status_code == 410
+    answer = post(browser, "/forgot", {"email": EMAIL}, page=f"/reset/{old}")
+    assert answer.status_code == 200
+    assert "If an account uses this address, we have sent a link" in body(answer)
+    with site.db.session() as s:
+        kinds = s.execute(select(Notice.kind)).scalars().all()
+    assert kinds == ["reset_requested"]
+
+
+def test_the_dead_link_page_is_french_by_default(web: Flask, site: Services) -> None:
+    browser = web.test_client()
+    browser.environ_base.pop("HTTP_ACCEPT_LANGUAGE")  # no preference: French
+    html = browser.get(f"/reset/{link(site, sent_minutes_ago=31)}").get_data(as_text=True)
+    assert '<html lang="fr">' in html
+    assert "un e-mail plus récent l'a remplacé" in html
 
 
 def test_a_link_of_a_disabled_account_does_not_work(browser: FlaskClient, site: Services) -> None:

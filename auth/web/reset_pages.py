@@ -95,7 +95,7 @@ def forgot_too_many(exc: Exception) -> Any:
 
 
 def _invalid() -> Any:
-    return render_template("reset_invalid.html", minutes=_minutes()), 410
+    return render_template("reset_invalid.html"), 410
 
 
 def _form(account: Account, error: str | None = None) -> str:
