@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from auth import logs
 from auth.config import Settings, load_settings
 from auth.console import views as admin_pages
+from auth.i18n import N_
 from auth.services import Services, build
 from auth.web import (
     api,
@@ -53,6 +56,28 @@ SECURITY_HEADERS = {
 }
 # Over HTTPS only (a browser ignores it over http): a year, the portal's subdomains too.
 HSTS = "max-age=31536000; includeSubDomains"
+
+
+# The site's error pages (error.html): a title and what the reader can do, in their language.
+ERROR_PAGES = {
+    403: {
+        "title": N_("Access refused"),
+        "explanation": N_("Your account cannot open this page."),
+    },
+    404: {
+        "title": N_("Page not found"),
+        "explanation": N_(
+            "There is no page at this address: the link may be mistyped or out of date."
+        ),
+    },
+    500: {
+        "title": N_("Something went wrong"),
+        "explanation": N_(
+            "The problem is on our side and has been recorded. Try again in a moment; if it "
+            "keeps happening, contact your organisation's IT or security support."
+        ),
+    },
+}
 
 
 REDIS_TIMEOUTS: dict[str, str | int] = {"socket_connect_timeout": 1, "socket_timeout": 1}
@@ -221,6 +246,21 @@ def create_app(
             return response
         error = gettext("This form has expired: go back, reload the page and try again.")
         return render_template("base.html", error=error), 400
+
+    @app.errorhandler(403)
+    @app.errorhandler(404)
+    @app.errorhandler(500)
+    def error_page(exc: HTTPException) -> Response | tuple[str, int]:
+        """A page in the reader's language for the site; /api/ keeps its JSON. A 500 says
+        only that something failed on our side: the exception is logged, never shown."""
+        if request.path.startswith(json_api.PREFIX):
+            return json_api.error_response(exc)
+        code = exc.code if exc.code in ERROR_PAGES else 500
+        try:
+            return render_template("error.html", code=code, **ERROR_PAGES[code]), code
+        except Exception:  # the page itself failed (its session, its language): plain text
+            logging.getLogger(__name__).exception("the error page could not be rendered")
+            return Response("Error\n", status=code, mimetype="text/plain")
 
     @app.errorhandler(429)
     def too_many(exc: Exception) -> Response | tuple[str, int]:

@@ -113,16 +113,20 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        if not request.path.startswith(PREFIX):
-            return exc
-        response = _error(exc.code or 500, exc.description or exc.name)
-        for name, value in exc.get_headers():  # Allow on a 405, Retry-After, ...
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response
+        return error_response(exc) if request.path.startswith(PREFIX) else exc
 
     @app.errorhandler(InternalServerError)
     def server_error(exc: InternalServerError) -> Any:
-        if not request.path.startswith(PREFIX):
-            return exc
+        return error_response(exc) if request.path.startswith(PREFIX) else exc
+
+
+def error_response(exc: HTTPException) -> Response:
+    """An HTTP error as the API answers it: JSON, and never the text of an exception of
+    ours (a 500 says only that it was logged). The pages' handlers call it for PREFIX."""
+    if isinstance(exc, InternalServerError):
         return _error(500, "internal error: it was logged; try again later")
+    response = _error(exc.code or 500, exc.description or exc.name)
+    for name, value in exc.get_headers():  # Allow on a 405, Retry-After, ...
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
