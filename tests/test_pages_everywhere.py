@@ -19,7 +19,7 @@ def styled(html: str, language: str) -> bool:
     return (
         f'<html lang="{language}">' in html
         and '<link rel="stylesheet" href="/static/style.css">' in html
-        and '<main id="main">' in html
+        and '<main id="main" tabindex="-1">' in html
     )
 
 
@@ -101,3 +101,23 @@ def test_an_error_page_offers_a_way_out(site: Flask) -> None:
     html = site.test_client().get("/nope").get_data(as_text=True)
     links = re.findall(r'<a [^>]*href="([^"]+)"', html)
     assert "/" in links and "/login" in links
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/forgot", "/nope"])
+def test_the_first_thing_to_focus_is_a_link_to_the_content(french: FlaskClient, path: str) -> None:
+    html = french.get(path).get_data(as_text=True)
+    body = html.split("<body>", 1)[1]
+    first = re.search(r"<(a|button|input|select|textarea)\b[^>]*>", body)
+    assert first and first.group(0) == '<a class="skip-link" href="#main">'
+    assert '<a class="skip-link" href="#main">Aller au contenu</a>' in body
+    assert '<main id="main" tabindex="-1">' in body
+
+
+def test_every_page_links_the_favicon_and_favicon_ico_answers_it(french: FlaskClient) -> None:
+    html = french.get("/login").get_data(as_text=True)
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    icon = french.get("/static/favicon.svg")
+    ico = french.get("/favicon.ico")
+    assert icon.status_code == ico.status_code == 200
+    assert icon.mimetype == ico.mimetype == "image/svg+xml"
+    assert ico.data == icon.data and b"viewBox" in ico.data

@@ -300,6 +300,11 @@ def create_app(
             digests = conn.execute(text("SELECT SUM(password_entries) FROM breaches")).scalar() or 0
         return render_template("index.html", password_digests=digests)
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for it whatever the page links: the site's icon, not a 404."""
+        return app.send_static_file("favicon.svg")
+
     @app.get("/healthz")
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
