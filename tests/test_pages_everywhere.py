@@ -121,3 +121,25 @@ def test_every_page_links_the_favicon_and_favicon_ico_answers_it(french: FlaskCl
     assert icon.status_code == ico.status_code == 200
     assert icon.mimetype == ico.mimetype == "image/svg+xml"
     assert ico.data == icon.data and b"viewBox" in ico.data
+
+
+def test_the_home_page_speaks_to_a_health_professional(french: FlaskClient) -> None:
+    html = french.get("/").get_data(as_text=True)
+    assert '<html lang="fr">' in html
+    assert "<h1>Protégez votre compte professionnel</h1>" in html
+    assert "fuites de mots de passe volés" in html
+    assert '<a class="button" href="/login">Se connecter</a>' in html
+    assert 'href="/forgot"' in html and "second facteur" in html and "codes de secours" in html
+    # The endpoints are still there for the IT team, folded away below.
+    people, it_team = html.split("<details>", 1)
+    assert "/range/" not in people and "/range/" in it_team and "openapi.json" in it_team
+
+
+def test_the_home_page_leads_a_signed_in_person_to_their_account_s_security(
+    site: Flask,
+) -> None:
+    browser = site.test_client()
+    with browser.session_transaction() as cookie_session:
+        cookie_session["sid"] = "not-a-session"  # the header and this link read only its presence
+    html = browser.get("/").get_data(as_text=True)
+    assert '<a class="button" href="/account/security">' in html

@@ -1,6 +1,6 @@
-"""The 404 page and the reset page in a real headless Chromium on a phone (390×844), in
-French and in English: the right `lang`, nothing wider than the screen, the skip link and
-the show-password toggle work from the keyboard, and axe-core finds nothing.
+"""The home page, the 404 page and the reset page in a real headless Chromium on a phone
+(390×844), in French and in English: the right `lang`, nothing wider than the screen, the
+skip link and the show-password toggle work from the keyboard, and axe-core finds nothing.
 
 The served app and the browser are test_e2e_browser.py's; the person is test_i18n_browser.py's.
 """
@@ -25,6 +25,7 @@ browser, site = e2e.browser, e2e.site  # the same fixtures: one Chromium, one se
 EMAIL = "dr.martin@cabinet.example"
 NOT_FOUND = {"fr": "Page introuvable", "en": "Page not found"}
 SHOW = {"fr": "Afficher le mot de passe", "en": "Show the password"}
+SIGN_IN = {"fr": "Se connecter", "en": "Sign in"}
 
 
 @pytest.fixture(params=["fr", "en"])
@@ -91,3 +92,15 @@ def test_the_reset_page_on_a_phone_shows_the_account_and_a_working_toggle(
     toggle.uncheck()
     expect(page.locator("#password")).to_have_attribute("type", "password")
     assert reader.csp_reports == []
+
+
+def test_the_home_page_on_a_phone_in_the_reader_s_language(reader: Person) -> None:
+    page, language = reader.page, language_of(reader)
+    page.goto("/")
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    expect(page.get_by_role("link", name=SIGN_IN[language], exact=True)).to_be_visible()
+    fits_the_screen(page)
+    no_axe_violations(page)
+    page.locator("details summary").click()  # the IT team's table, unfolded
+    fits_the_screen(page)
+    no_axe_violations(page)
