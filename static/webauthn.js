@@ -33,7 +33,7 @@
     });
     let data = {};
     try { data = await response.json(); } catch (e) { data = {}; }
-    if (!response.ok) throw new Error(data.error || ("The server answered " + response.status + "."));
+    if (!response.ok) throw new Error(data.error || say("serverStatus").replace("{status}", String(response.status)));
     return data;
   }
 
@@ -78,15 +78,34 @@
     };
   }
 
+  // The words come from the page, in its language: data-* attributes on the error box
+  // (rendered by the templates with gettext); English here only if one is missing.
+  const FALLBACK = {
+    cancelled: "The request was cancelled or timed out. Try again, and touch your key or confirm on your device when asked.",
+    alreadyRegistered: "This security key is already registered on your account.",
+    notSupported: "This browser or key does not support the kind of credential we asked for.",
+    wrongDomain: "The browser refused: this page\u2019s address does not match the service\u2019s configured domain.",
+    aborted: "The request was cancelled.",
+    failed: "Something went wrong. Try again.",
+    serverStatus: "The server answered {status}.",
+    noWebauthn: "This browser cannot use security keys or passkeys. Use an authenticator app instead.",
+  };
+
+  function say(key) {
+    const box = document.getElementById("webauthn-error");
+    const text = box && box.dataset[key];
+    return text || FALLBACK[key];
+  }
+
   // The browser's refusals, in words a person can act on.
   function explain(error) {
     switch (error && error.name) {
-      case "NotAllowedError": return "The request was cancelled or timed out. Try again, and touch your key or confirm on your device when asked.";
-      case "InvalidStateError": return "This security key is already registered on your account.";
-      case "NotSupportedError": return "This browser or key does not support the kind of credential we asked for.";
-      case "SecurityError": return "The browser refused: this page's address does not match the service's configured domain.";
-      case "AbortError": return "The request was cancelled.";
-      default: return (error && error.message) || "Something went wrong. Try again.";
+      case "NotAllowedError": return say("cancelled");
+      case "InvalidStateError": return say("alreadyRegistered");
+      case "NotSupportedError": return say("notSupported");
+      case "SecurityError": return say("wrongDomain");
+      case "AbortError": return say("aborted");
+      default: return (error && error.message) || say("failed");
     }
   }
 
@@ -99,7 +118,7 @@
 
   function supported() {
     if (window.PublicKeyCredential && navigator.credentials) return true;
-    showError("This browser cannot use security keys or passkeys. Use an authenticator app instead.");
+    showError(say("noWebauthn"));
     return false;
   }
 
