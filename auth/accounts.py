@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -296,25 +297,48 @@ def import_csv(
     """
     report = ImportReport()
     lines = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    _LINES.drop(session.connection(), checkfirst=True)  # SQLite: left by a failed import
-    _LINES.create(session.connection())
-    pending: list[Row] = []
-    analyzed = False
-    for row in read_rows(lines, report):
-        pending.append(row)
-        if len(pending) >= batch:
+    with _working_space(session):
+        pending: list[Row] = []
+        analyzed = False
+        for row in read_rows(lines, report):
+            pending.append(row)
+            if len(pending) >= batch:
+                _apply_batch(session, pending, report, actor, now)
+                pending = []
+                if not analyzed:
+                    _take_statistics(session)
+                    analyzed = True
+        if pending:
             _apply_batch(session, pending, report, actor, now)
-            pending = []
-            if not analyzed:
-                _take_statistics(session)
-                analyzed = True
-    if pending:
-        _apply_batch(session, pending, report, actor, now)
-    _LINES.drop(session.connection())
     report.bad.sort()
     if report.bad and not skip_bad:
         raise ImportAborted(_bad_rows_message(report.bad))
     return report
+
+
+@contextmanager
+def _working_space(session: Session) -> Iterator[None]:
+    """The import's temporary table of lines, dropped when it succeeds (a failure rolls it
+    back; on SQLite, where it may stay, the next import drops it first). On SQLite, a
+    bounded page cache for the import's connection, set back afterwards: one transaction
+    writes every page of the indexes it grows, and with the default 2 MiB they were
+    spilled to the write-ahead log and read back, batch after batch."""
+    conn = session.connection()
+    _LINES.drop(conn, checkfirst=True)
+    _LINES.create(conn)
+    sqlite = conn.dialect.name == "sqlite"
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar() if sqlite else None
+    if sqlite:
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+    try:
+        yield
+        _LINES.drop(conn)
+    finally:
+        if before is not None:
+            conn.exec_driver_sql(f"PRAGMA cache_size = {before}")
+
+
+_SQLITE_CACHE_KIB = 32 * 1024
 
 
 def _take_statistics(session: Session) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from auth import accounts, audit
 from auth.cli import main
@@ -175,3 +175,15 @@ def test_bad_rows_are_listed_in_line_order(runner: CliRunner, tmp_path: Path) ->
     result = runner.invoke(main, ["accounts", "import", _write(tmp_path, rows)])
     assert result.exit_code == 2
     assert result.output.index("line 1501:") < result.output.index("line 1502:")
+
+
+def test_the_import_leaves_its_connection_as_it_found_it(registry: Services) -> None:
+    """No temporary table left behind, and on SQLite the page cache set back."""
+    with registry.db.session() as s:
+        conn = s.connection()
+        sqlite = conn.dialect.name == "sqlite"
+        before = conn.exec_driver_sql("PRAGMA cache_size").scalar() if sqlite else None
+        accounts.import_csv(s, io.BytesIO(GOOD.encode()), actor=ACTOR, now=NOW)
+        assert not inspect(conn).has_table("account_import_lines")
+        if sqlite:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == before
