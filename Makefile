@@ -27,12 +27,13 @@ run: $(STAMP)
 	$(BIN)/breachguard serve --host $(HOST) --port $(PORT)
 
 ## Lint, type-check, then the suite on SQLite; again on PostgreSQL + Redis when
-## TEST_DATABASE_URL (and TEST_REDIS_URL) are set, as .ci/run does.
+## TEST_DATABASE_URL (and TEST_REDIS_URL) are set, as .ci/run does, but for the
+## Chromium journeys (marker `browser`), which run once.
 test: $(STAMP) $(JS_DEPS) lint
 	TEST_DATABASE_URL= TEST_REDIS_URL= $(BIN)/python -m pytest -q -p no:cacheprovider
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "--- again on PostgreSQL ($${TEST_DATABASE_URL##*@}) and Redis ($${TEST_REDIS_URL:-none})"; \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider; \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"; \
 	fi
 
 lint: $(STAMP)

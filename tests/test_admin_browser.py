@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from auth import audit
@@ -29,6 +30,8 @@ from tests.finding_helpers import open_finding
 from tests.png_pixels import colours, near
 from tests.test_e2e_browser import LOGIN_MFA, SECURITY, Person, Site, expect, fresh_code
 from tests.totp_helpers import enroll_totp, next_code
+
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
 
 # The end-to-end tests' fixtures: the browser, the served app, one person's context.
 browser, site, person = e2e.browser, e2e.site, e2e.person

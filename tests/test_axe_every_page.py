@@ -27,6 +27,8 @@ from tests import test_e2e_browser as e2e
 from tests.test_e2e_browser import PASSWORD, Site, expect
 from tests.test_i18n_browser import AXE, LOCALES, SIZES
 
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
+
 browser, site = e2e.browser, e2e.site  # the same fixtures: one Chromium, one served app
 
 SIGNS_IN = "dr.axe@cabinet.example"

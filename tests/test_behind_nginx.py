@@ -40,6 +40,8 @@ from tests import test_e2e_browser as e2e
 from tests.conftest import CHEAP_ARGON2, PG_URL, REDIS_URL, TEST_MFA_KEY
 from tests.helpers_server import NGINX_BIN, Nginx, ServeProcess, closed_port
 
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
+
 if NGINX_BIN is None:
     if os.environ.get("CI") == "true":
         pytest.fail("nginx is not installed: apt-get install -y nginx", pytrace=False)

@@ -18,6 +18,8 @@ from tests.test_e2e_browser import Person, Site, expect
 from tests.test_phone_browser import DESK, PHONE, assert_accessible, person_at
 from tests.totp_helpers import enroll_totp
 
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
+
 browser, site = e2e.browser, e2e.site  # one Chromium, one served app
 
 WORDS = {

@@ -32,6 +32,8 @@ from auth.models import Account, AccountStatus, Notice, NoticeStatus, utcnow
 from auth.services import Services, build
 from auth.web.factory import create_app
 
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 

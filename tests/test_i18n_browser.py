@@ -25,6 +25,8 @@ from auth.reset import forced
 from tests import test_e2e_browser as e2e
 from tests.test_e2e_browser import Person, Site, expect
 
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
+
 browser, site = e2e.browser, e2e.site  # the same fixtures: one Chromium, one served app
 
 AXE = Path(__file__).parent / "js" / "node_modules" / "axe-core" / "axe.min.js"

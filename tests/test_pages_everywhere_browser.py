@@ -20,6 +20,8 @@ from tests import test_e2e_browser as e2e
 from tests.test_e2e_browser import Person, Site, expect
 from tests.test_i18n_browser import fits_the_screen, no_axe_violations, person
 
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
+
 browser, site = e2e.browser, e2e.site  # the same fixtures: one Chromium, one served app
 
 EMAIL = "dr.martin@cabinet.example"

@@ -21,6 +21,8 @@ import pytest
 from tests import test_e2e_browser as e2e
 from tests.test_e2e_browser import LOGIN_MFA, PASSWORD, SECURITY, Person, Site, expect
 
+pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
+
 browser, site = e2e.browser, e2e.site  # the same fixtures: one Chromium, one served app
 
 zxingcpp = pytest.importorskip("zxingcpp")
