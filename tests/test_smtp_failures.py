@@ -26,12 +26,13 @@ EMAILS = [f"pro{i}@example.org" for i in range(12)]
 
 
 class _Counting(_Collect):
-    """Counts EHLO greetings: one per connection."""
+    """Counts EHLO greetings (one per connection) and the most messages it held at once."""
 
     def __init__(self, reply: str = "250 OK", delay: float = 0.0) -> None:
         super().__init__(reply)
         self.greetings = 0
         self.delay = delay
+        self.holding = self.most_at_once = 0
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -41,11 +42,16 @@ class _Counting(_Collect):
         return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.delay:
-            import asyncio
+        self.holding += 1
+        self.most_at_once = max(self.most_at_once, self.holding)
+        try:
+            if self.delay:
+                import asyncio
 
-            await asyncio.sleep(self.delay)
-        return await super().handle_DATA(server, session, envelope)
+                await asyncio.sleep(self.delay)
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.holding -= 1
 
 
 def serve(reply: str = "250 OK", delay: float = 0.0) -> Smtp:
@@ -133,16 +139,15 @@ def test_connections_are_reused_and_notices_go_several_at_once(
     queue(registry, now, EMAILS)
     mailer = notify.SmtpMailer(server.url, connections=4)
 
-    started = time.monotonic()
     report = notify.drain(
         registry.db, mailer=mailer, settings=registry.settings, now=lambda: now, parallel=4
     )
-    elapsed = time.monotonic() - started
     mailer.close()
 
     assert report.sent == len(EMAILS) and len(server.messages) == len(EMAILS)
     assert server.handler.greetings <= 4  # type: ignore[attr-defined]
-    assert elapsed < len(EMAILS) * 0.2 / 2, elapsed  # at least twice as fast as one by one
+    # Several at once, as the server saw them (a clock would read the machine's load too).
+    assert server.handler.most_at_once >= 2  # type: ignore[attr-defined]
     server.controller.stop()
 
 
