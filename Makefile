@@ -26,15 +26,24 @@ run: $(STAMP)
 	$(BIN)/breachguard demo
 	$(BIN)/breachguard serve --host $(HOST) --port $(PORT)
 
-## Lint, type-check, then the suite on SQLite; again on PostgreSQL + Redis when
-## TEST_DATABASE_URL (and TEST_REDIS_URL) are set, as .ci/run does, but for the
-## Chromium journeys (marker `browser`), which run once.
+## Lint, type-check, then the suite on SQLite; when TEST_DATABASE_URL (and
+## TEST_REDIS_URL) are set, as .ci/run does, the suite on PostgreSQL + Redis at the same
+## time (both mostly wait on servers), but for the Chromium journeys (marker `browser`),
+## which run once. The PostgreSQL pass's output follows the SQLite pass's.
 test: $(STAMP) $(JS_DEPS) lint
-	TEST_DATABASE_URL= TEST_REDIS_URL= $(BIN)/python -m pytest -q -p no:cacheprovider
-	@if [ -n "$$TEST_DATABASE_URL" ]; then \
-	  echo "--- again on PostgreSQL ($${TEST_DATABASE_URL##*@}) and Redis ($${TEST_REDIS_URL:-none})"; \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"; \
-	fi
+	@pg_log=$$(mktemp); \
+	if [ -n "$$TEST_DATABASE_URL" ]; then \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser" > $$pg_log 2>&1 & \
+	fi; \
+	TEST_DATABASE_URL= TEST_REDIS_URL= $(BIN)/python -m pytest -q -p no:cacheprovider; sqlite=$$?; \
+	pg=0; \
+	if [ -n "$$TEST_DATABASE_URL" ]; then \
+	  wait $$! || pg=$$?; \
+	  echo "--- on PostgreSQL ($${TEST_DATABASE_URL##*@}) and Redis ($${TEST_REDIS_URL:-none})"; \
+	  cat $$pg_log; \
+	fi; \
+	rm -f $$pg_log; \
+	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
