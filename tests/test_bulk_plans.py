@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from auth import accounts, audit
+from auth.breach import findings
 from auth.services import Services
 
 NOW = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
@@ -123,3 +124,21 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(registry: Services)
             counts.append(len(seen))
     assert counts[0] == counts[2] and counts[1] == counts[3], counts
     assert counts[0] <= 3 * 12 + 6, counts  # a dozen statements a batch at most
+
+
+def test_recording_findings_costs_the_same_statements_however_many(registry: Services) -> None:
+    """Known findings are found and bumped, new ones inserted, in a fixed number of
+    statements: 60 known and 60 new cost what 500 and 500 cost."""
+    with registry.db.session() as session:
+        accounts.import_csv(session, _csv(0, 2000), actor=ACTOR, now=NOW)
+    ids = list(range(1, 2001))
+    key = ("valid_credential", "local", "Drill")
+    counts = []
+    for known, new in ((ids[:60], ids[60:120]), (ids[200:700], ids[700:1200])):
+        with registry.db.session() as session:
+            findings.record(session, [(a, *key) for a in known], actor=ACTOR, now=NOW)
+        with _statements(registry.db.engine) as seen, registry.db.session() as session:
+            added = findings.record(session, [(a, *key) for a in known + new], actor=ACTOR, now=NOW)
+        assert added == len(new)
+        counts.append(len(seen))
+    assert counts[0] == counts[1], counts

@@ -6,31 +6,39 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, select, tuple_, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
+from auth.db import among
 from auth.models import Account, Finding, FindingKind, FindingStatus
 
 Key = tuple[int, str, str, str]  # account id, kind, source, breach name
 
 
 def record(session: Session, keys: Sequence[Key], *, actor: audit.Actor, now: dt.datetime) -> int:
-    """Record findings; known ones get `last_seen` bumped. Returns how many are new."""
+    """Record findings; known ones get `last_seen` bumped. Returns how many are new.
+
+    Per kind, source and breach, the known ones are found and bumped in a statement each,
+    the accounts as one array parameter, however many: a corpus import calls this for
+    every batch, inside its one transaction, on the findings it is adding to."""
     keys = list(dict.fromkeys(keys))
-    new: list[Key] = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        cols = (Finding.account_id, Finding.kind, Finding.source, Finding.breach)
-        known = set(session.execute(select(*cols).where(tuple_(*cols).in_(chunk))).all())
-        if known:
+    known: set[Key] = set()
+    for (kind, source, breach), ids in _by_evidence(keys).items():
+        same = (Finding.kind == kind, Finding.source == source, Finding.breach == breach)
+        found = session.execute(
+            select(Finding.account_id).where(*same, among(Finding.account_id, ids))
+        ).scalars()
+        there = sorted(found)
+        if there:
             session.execute(
                 update(Finding)
-                .where(tuple_(*cols).in_(list(known)))
+                .where(*same, among(Finding.account_id, there))
                 .values(last_seen=now)
                 .execution_options(synchronize_session=False)
             )
-        new.extend(k for k in chunk if k not in known)
+        known.update((a, kind, source, breach) for a in there)
+    new = [k for k in keys if k not in known]
     if new:
         session.execute(
             insert(Finding),
@@ -49,6 +57,14 @@ def record(session: Session, keys: Sequence[Key], *, actor: audit.Actor, now: dt
         )
         audit.append(session, [_event(actor, *k) for k in new], now=now)
     return len(new)
+
+
+def _by_evidence(keys: Sequence[Key]) -> dict[tuple[str, str, str], list[int]]:
+    """Account ids by (kind, source, breach)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for account_id, kind, source, breach in keys:
+        groups.setdefault((kind, source, breach), []).append(account_id)
+    return groups
 
 
 def _event(actor: audit.Actor, account_id: int, kind: str, source: str, breach: str) -> audit.Event:
