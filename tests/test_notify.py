@@ -62,7 +62,11 @@ class _Collect:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.reply.startswith("250"):
-            parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            if "SMTPUTF8" in envelope.mail_options:  # headers in UTF-8 (RFC 6532)
+                content = envelope.content.decode("utf-8")
+                parsed = email.message_from_string(content, policy=email.policy.default)
+            else:
+                parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
             assert isinstance(parsed, EmailMessage)
             self.messages.append(parsed)
             if session.auth_data is not None:
@@ -241,6 +245,60 @@ def test_each_queued_notice_is_sent_once_with_text_and_html_parts(
     for notice_id in ids:
         row = notice(registry, notice_id)
         assert (row.status, row.attempts, row.sent_at, row.lease_until) == ("sent", 1, now, None)
+
+
+def test_an_address_with_accents_is_sent_over_smtputf8_when_the_server_offers_it(
+    registry: Services, now: dt.datetime
+) -> None:
+    server = Smtp(_Collect(), enable_SMTPUTF8=True)
+    try:
+        [notice_id] = queue(registry, now, ["jérôme.lefèvre@exemple.fr"])
+        report = send(registry, server.url, now)
+    finally:
+        server.controller.stop()
+
+    assert (report.sent, report.failed) == (1, 0)
+    [message] = server.messages
+    assert message["To"].addresses[0].addr_spec == "jérôme.lefèvre@exemple.fr"
+    text, _ = parts(message)
+    assert LINK.search(text)
+    assert notice(registry, notice_id).status == "sent"
+
+
+def test_an_address_with_accents_fails_at_once_on_a_server_without_smtputf8(
+    registry: Services, now: dt.datetime
+) -> None:
+    smtp = Smtp(_Collect(), enable_SMTPUTF8=False)
+    try:
+        [notice_id] = queue(registry, now, ["jérôme.lefèvre@exemple.fr"])
+        report = send(registry, smtp.url, now)
+    finally:
+        smtp.controller.stop()
+
+    assert (report.sent, report.retrying, report.refused) == (0, 0, 1)
+    row = notice(registry, notice_id)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert "SMTPUTF8" in (row.last_error or "")
+    assert smtp.messages == []
+
+
+def test_outbox_mode_keeps_an_address_with_accents(
+    registry: Services, tmp_path: Path, now: dt.datetime
+) -> None:
+    queue(registry, now, ["zoé@exemple.fr"])
+
+    report = notify.drain(
+        registry.db,
+        mailer=notify.OutboxMailer(tmp_path),
+        settings=registry.settings,
+        now=lambda: now,
+    )
+
+    assert report.sent == 1
+    [eml] = tmp_path.glob("*.eml")
+    # Headers in UTF-8, as RFC 6532 writes them (mail programs open such a file as text)
+    parsed = email.message_from_string(eml.read_text("utf-8"), policy=email.policy.default)
+    assert parsed["To"].addresses[0].addr_spec == "zoé@exemple.fr"
 
 
 def test_the_link_carries_a_live_token_that_expires_its_lifetime_after_sending(

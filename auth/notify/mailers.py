@@ -164,7 +164,11 @@ class SmtpMailer:
                 if client is None:
                     client = self._connect()
                 client.send_message(message)
-            except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+            except (
+                smtplib.SMTPResponseException,
+                smtplib.SMTPRecipientsRefused,
+                smtplib.SMTPNotSupportedError,  # an address needs SMTPUTF8, not offered
+            ):
                 # The server answered, about this message: the connection still serves.
                 self._keep(client, reset=True)
                 raise

@@ -7,6 +7,7 @@ Pure: the caller supplies the notice, the account, the link and the time.
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import functools
 import hashlib
 import textwrap
@@ -104,9 +105,13 @@ def build_message(
             "forgot_url": f"{settings.public_url}/forgot",
         },
     )
-    message = EmailMessage()
+    # An address with non-ASCII characters (jérôme@…) can only travel as SMTPUTF8 (RFC 6531):
+    # such a message is written in UTF-8, and a server without SMTPUTF8 refuses it for good.
+    message = EmailMessage(policy=email.policy.default.clone(utf8=not account.email.isascii()))
     message["From"] = settings.mail_from
-    message["To"] = Address(display_name=" ".join(account.name.split()), addr_spec=account.email)
+    # By its parts: parsing an addr_spec refuses a non-ASCII local part under any policy.
+    local, _, domain = account.email.rpartition("@")
+    message["To"] = Address(" ".join(account.name.split()), username=local, domain=domain)
     message["Subject"] = subject
     message["Date"] = format_datetime(now or utcnow())
     message["Message-ID"] = message_id(notice.idempotency_key, settings.mail_from)

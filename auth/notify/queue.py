@@ -192,6 +192,8 @@ def refused_for_good(exc: BaseException) -> bool:
     """A 5xx about this message (its recipient, its content) will not change on a retry.
     A 5xx to our greeting, sender or login is about the configuration: that is retried,
     so fixing SMTP_URL or MAIL_FROM lets the queue drain."""
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return True  # an address needs SMTPUTF8, which this server does not offer
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(500 <= code < 600 for code, _ in exc.recipients.values())
     if isinstance(
