@@ -409,6 +409,25 @@ def test_counts_are_summed_across_batches_of_one_import(
     assert count(registry, "rare-8") == 1
 
 
+def test_a_combo_list_whose_passwords_repeat_across_batches_sums_their_counts(
+    registry: Services, tmp_path: Path, now: Any
+) -> None:
+    # In no order and larger than a batch: most batches meet digests written before them.
+    leak = tmp_path / "combos.txt"
+    lines = [f"user{i}@example.org:{'password' if i % 3 else f'pw{i % 50}'}" for i in range(1200)]
+    leak.write_text("\n".join(lines) + "\n")
+
+    with registry.db.session() as session:
+        report = Importer(session, registry.hasher, ACTOR, batch=100).run(
+            Source(str(leak)), BreachKind.COMBOS, now=now
+        )
+
+    assert (report.password_entries, report.email_entries) == (51, 1200)
+    assert count(registry, "password") == 800
+    assert count(registry, "pw7") == 8
+    assert email_breaches(registry, "user1199@example.org") == [report.breach]
+
+
 def test_reimporting_a_breach_replaces_its_counts(
     runner: CliRunner, registry: Services, tmp_path: Path
 ) -> None:

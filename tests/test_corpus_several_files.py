@@ -182,6 +182,23 @@ def test_add_adds_files_to_an_earlier_import(
     assert [e["mode"] for e in import_events(registry)] == ["new", "add"]
 
 
+def test_add_of_addresses_already_there_keeps_one_entry_per_address(
+    registry: Services, runner: CliRunner, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("a@example.org\nb@example.org\n")
+    second.write_text("b@example.org\nc@example.org\nB@example.org\n")
+    emails = ("--type", "emails", "--no-monitor", "--breach", "Mails")
+    assert run_import(runner, first, *emails).exit_code == 0
+
+    result = run_import(runner, second, *emails, "--add", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["email_entries"] == 3
+    for address in ("a@example.org", "b@example.org", "c@example.org"):
+        assert email_breaches(registry, address) == ["Mails"]
+
+
 def test_add_to_a_breach_that_does_not_exist_is_refused(
     registry: Services, runner: CliRunner, tmp_path: Path
 ) -> None:

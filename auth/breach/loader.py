@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 
-from sqlalchemy import select
+from sqlalchemy import String, select
 from sqlalchemy.orm import Session
 
 from auth import audit
@@ -26,6 +26,7 @@ from auth.breach.hashing import email_sha1, password_sha1
 from auth.breach.import_report import ImportReport, SourceReport
 from auth.breach.sources import CorpusFile
 from auth.breach.store import CorpusWriter
+from auth.db import among
 from auth.errors import InvalidInput
 from auth.models import Account, BreachKind, FindingKind
 from auth.passwords import Hasher
@@ -293,6 +294,7 @@ class Loader:
         self.writer.add_emails(self.emails)
         self.emails.clear()
         self._combo_batch()
+        self.writer.finish()
 
     def _combo_batch(self) -> None:
         """Store the digests, then try each leaked password on the account it names, if any."""
@@ -309,7 +311,7 @@ class Loader:
         session, hasher = self.session, self.hasher
         accounts = session.execute(
             select(Account.id, Account.email, Account.password_hash).where(
-                Account.email.in_(list(pairs)), Account.password_hash.is_not(None)
+                among(Account.email, list(pairs), String), Account.password_hash.is_not(None)
             )
         ).all()
         hits = [

@@ -141,10 +141,19 @@ _PW_UPSERT_SQLITE = (
     "SELECT substr(?1, key * 20 + 1, 20), ?2, value FROM json_each(?3) WHERE true "
     "ON CONFLICT (sha1, breach_id) DO UPDATE SET count = MIN(count + excluded.count, 2147483647)"
 )
-_PW_UPSERT_PG = (
-    "INSERT INTO pwned_passwords (sha1, breach_id, count) SELECT sha1, %s, count FROM bg_stage "
+# PostgreSQL: batches that may meet rows already written are appended to unindexed
+# temporary tables (not WAL-logged) and merged once, in digest order, by finish(): one
+# upsert walking the index in order instead of a random upsert per batch.
+_PW_MERGE_PG = (
+    "INSERT INTO pwned_passwords (sha1, breach_id, count) "
+    "SELECT sha1, %s, LEAST(SUM(count), 2147483647) FROM bg_pending_passwords "
+    "GROUP BY sha1 ORDER BY sha1 "
     "ON CONFLICT (sha1, breach_id) DO UPDATE "
     "SET count = LEAST(pwned_passwords.count::int8 + EXCLUDED.count, 2147483647)"
+)
+_EMAIL_MERGE_PG = (
+    "INSERT INTO breached_emails (sha1, breach_id) "
+    "SELECT DISTINCT sha1, %s FROM bg_pending_emails ORDER BY sha1"
 )
 
 
@@ -158,15 +167,17 @@ class CorpusWriter:
         # starts above the highest digest written so far (a sorted file such as HIBP's), no
         # row can exist yet, so a plain INSERT does what the upsert would, for less.
         self._pw_cleared = False
+        self._emails_cleared = False  # then every e-mail row waits in bg_pending_emails
         self._pw_highest: bytes | None = None
         self.dbapi: Any = cast(Any, conn.connection.driver_connection)
         self.postgres = conn.dialect.name == "postgresql"
         if self.postgres:
             with self.dbapi.cursor() as cur:
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS bg_stage (sha1 bytea, count integer) "
-                    "ON COMMIT DROP"
-                )
+                for name in ("bg_pending_passwords", "bg_pending_emails"):
+                    cur.execute(
+                        f"CREATE TEMP TABLE IF NOT EXISTS {name} (sha1 bytea, count integer) "
+                        "ON COMMIT DROP"
+                    )
 
     def clear(self, *, passwords: bool, emails: bool) -> None:
         """Forget what an earlier import of this breach stored, so a re-import replaces it."""
@@ -179,6 +190,7 @@ class CorpusWriter:
             self.conn.execute(
                 text("DELETE FROM breached_emails WHERE breach_id = :b"), {"b": self.breach_id}
             )
+            self._emails_cleared = True
 
     def add_passwords(self, counts: Mapping[bytes, int]) -> None:
         """Add counts (already summed within the batch) to this breach's totals."""
@@ -194,8 +206,7 @@ class CorpusWriter:
             # instead of stage + INSERT..SELECT.
             self._copy_direct(items)
         elif self.postgres:
-            self._copy_stage(items)
-            self._pg(_PW_UPSERT_PG)
+            self._copy_pending("bg_pending_passwords", items)
         else:
             digests = b"".join([d for d, _ in items])
             if len(digests) != 20 * len(items):
@@ -210,11 +221,7 @@ class CorpusWriter:
         if not items:
             return
         if self.postgres:
-            self._copy_stage((d, 0) for d in items)
-            self._pg(
-                "INSERT INTO breached_emails (sha1, breach_id) SELECT sha1, %s FROM bg_stage "
-                "ON CONFLICT DO NOTHING"
-            )
+            self._copy_pending("bg_pending_emails", [(d, 0) for d in items])
         else:
             b = self.breach_id
             self.dbapi.executemany(
@@ -223,8 +230,16 @@ class CorpusWriter:
                 ((d, b) for d in items),
             )
 
-    def _copy_stage(self, rows: Iterable[tuple[bytes, int]]) -> None:
-        rows = list(rows)
+    def finish(self) -> None:
+        """Merge what waits in the pending tables (PostgreSQL); call once the batches are in."""
+        if self.postgres:
+            with self.dbapi.cursor() as cur:
+                cur.execute(_PW_MERGE_PG, (self.breach_id,))
+                conflicts = "" if self._emails_cleared else " ON CONFLICT DO NOTHING"
+                cur.execute(_EMAIL_MERGE_PG + conflicts, (self.breach_id,))
+                cur.execute("TRUNCATE bg_pending_passwords, bg_pending_emails")
+
+    def _copy_pending(self, table: str, rows: list[tuple[bytes, int]]) -> None:
         if any(len(d) != 20 for d, _ in rows):  # "20s" would pad or cut silently
             raise ValueError("SHA-1 digests are 20 bytes")
         pack = _PG_COPY_ROW.pack
@@ -232,10 +247,11 @@ class CorpusWriter:
             data = b"".join([pack(2, 20, d, 4, c) for d, c in rows])
         except struct.error as exc:  # a count beyond int4, which the text COPY refused too
             raise ValueError(f"count out of range for the corpus: {exc}") from None
-        with self.dbapi.cursor() as cur:
-            cur.execute("TRUNCATE bg_stage")
-            with cur.copy("COPY bg_stage (sha1, count) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(_PG_COPY_HEADER + data + _PG_COPY_TRAILER)
+        with (
+            self.dbapi.cursor() as cur,
+            cur.copy(f"COPY {table} (sha1, count) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.write(_PG_COPY_HEADER + data + _PG_COPY_TRAILER)
 
     def _copy_direct(self, rows: list[tuple[bytes, int]]) -> None:
         if any(len(d) != 20 for d, _ in rows):
@@ -249,10 +265,6 @@ class CorpusWriter:
             ) as copy,
         ):
             copy.write(_PG_COPY_HEADER + data + _PG_COPY_TRAILER)
-
-    def _pg(self, sql: str) -> None:
-        with self.dbapi.cursor() as cur:
-            cur.execute(sql, (self.breach_id,))
 
     def entries(self) -> tuple[int, int]:
         """How many password and e-mail digests this breach now holds."""
