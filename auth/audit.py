@@ -99,6 +99,7 @@ class Action(enum.StrEnum):
     IP_UNBANNED = "ip:unbanned"
     PASSWORD_RESET_REQUESTED = "password:reset:requested"
     PASSWORD_CHANGED = "password:changed"
+    ALERT_RAISED = "alert:raised"
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,20 @@ class Settings:
     hibp_kanon_api_key: str | None = field(default=None, repr=False)
     log_format: str = "json"  # structured logs; "text" for a person at a terminal
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    # Alerts for the security team (auth/activity/alerts.py): grouped per cause, then pushed.
+    security_alert_email: str | None = None
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str | None = field(default=None, repr=False)  # HMAC-SHA256 key
+    alert_group_seconds: int = 3600  # a repeat of an open alert's cause within this joins it
+    exposure_retention_days: int = 90  # subject keys kept for `report exposure`
+    # Sign-in risk (auth/activity): password spraying, credential stuffing, new networks.
+    spray_accounts: int = 20  # accounts tried with one wrong password within spray_window
+    spray_window: int = 3600
+    spray_requires_mfa: bool = True  # the accounts a spray touched need a second factor
+    stuffing_accounts: int = 10  # accounts tried from one network within stuffing_window...
+    stuffing_window: int = 600
+    stuffing_failure_percent: int = 80  # ...mostly failing: the network is banned
+    new_sign_in_requires_mfa: bool = True  # a sign-in from a network the account never used
 
     @property
     def outbox_path(self) -> Path:
@@ -145,6 +159,10 @@ def _between(env: Mapping[str, str], name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    return _choices(env, name, "true" if default else "false", ("true", "false")) == "true"
 
 
 def _choices(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -319,6 +337,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hibp_kanon_api_key=env.get("HIBP_KANON_API_KEY") or None,
         log_format=_choices(env, "LOG_FORMAT", Settings.log_format, LOG_FORMATS),
         trusted_proxies=_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
+        security_alert_email=(env.get("SECURITY_ALERT_EMAIL") or "").strip() or None,
+        alert_webhook_url=(env.get("ALERT_WEBHOOK_URL") or "").strip() or None,
+        alert_webhook_secret=env.get("ALERT_WEBHOOK_SECRET") or None,
+        alert_group_seconds=_int(env, "ALERT_GROUP_SECONDS", Settings.alert_group_seconds),
+        exposure_retention_days=_between(
+            env, "EXPOSURE_RETENTION_DAYS", Settings.exposure_retention_days, 1, 3650
+        ),
+        spray_accounts=_between(env, "SPRAY_ACCOUNTS", Settings.spray_accounts, 2, 100_000),
+        spray_window=_between(env, "SPRAY_WINDOW", Settings.spray_window, 60, 7 * 86400),
+        spray_requires_mfa=_flag(env, "SPRAY_REQUIRES_MFA", Settings.spray_requires_mfa),
+        stuffing_accounts=_between(
+            env, "STUFFING_ACCOUNTS", Settings.stuffing_accounts, 2, 100_000
+        ),
+        stuffing_window=_between(env, "STUFFING_WINDOW", Settings.stuffing_window, 60, 86400),
+        stuffing_failure_percent=_between(
+            env, "STUFFING_FAILURE_PERCENT", Settings.stuffing_failure_percent, 1, 100
+        ),
+        new_sign_in_requires_mfa=_flag(
+            env, "NEW_SIGN_IN_REQUIRES_MFA", Settings.new_sign_in_requires_mfa
+        ),
         webauthn_rp_id=env.get("WEBAUTHN_RP_ID") or Settings.webauthn_rp_id,
         webauthn_rp_name=env.get("WEBAUTHN_RP_NAME") or Settings.webauthn_rp_name,
         webauthn_origins=tuple(

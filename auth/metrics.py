@@ -99,6 +99,13 @@ PASSWORD_HASH_CPU = Counter(
     registry=REGISTRY,
 )
 
+ALERTS = Counter(
+    "breachguard_alerts",
+    "Alerts for the security team by kind: new ones, and repeats grouped into an open one.",
+    ["kind", "grouped"],
+    registry=REGISTRY,
+)
+
 
 # --- the instrumentation: one call per code path ------------------------------------------
 
@@ -128,6 +135,10 @@ def password_hashed(cpu_seconds: float, *, known: bool) -> None:
     account = "known" if known else "unknown"
     PASSWORD_HASHES.labels(account).inc()
     PASSWORD_HASH_CPU.labels(account).inc(cpu_seconds)
+
+
+def alert_raised(kind: str, *, new: bool) -> None:
+    ALERTS.labels(kind, "no" if new else "yes").inc()
 
 
 def resets_forced(via: str, count: int) -> None:

@@ -6,6 +6,16 @@ Digests are stored as 20 raw bytes (SHA-1), never as plaintext.
 from __future__ import annotations
 
 from auth.models.accounts import Account, AccountStatus, ApiKey, Role
+from auth.models.activity import (
+    AccountNetwork,
+    ActivityEvent,
+    ActivitySession,
+    Alert,
+    AlertDelivery,
+    AlertKind,
+    ExposedSubject,
+    SignIn,
+)
 from auth.models.audit import AuditEvent, AuditHead
 from auth.models.base import Base, UTCDateTime, table, utcnow
 from auth.models.breach import (
@@ -39,7 +49,13 @@ from auth.models.signin import IpBan, IpFailure, LoginContinuation, WebSession
 
 __all__ = [
     "Account",
+    "AccountNetwork",
     "AccountStatus",
+    "ActivityEvent",
+    "ActivitySession",
+    "Alert",
+    "AlertDelivery",
+    "AlertKind",
     "ApiKey",
     "AuditEvent",
     "AuditHead",
@@ -48,6 +64,7 @@ __all__ = [
     "BreachKind",
     "BreachedEmail",
     "CoverageDay",
+    "ExposedSubject",
     "FactorKind",
     "Finding",
     "FindingKind",
@@ -68,6 +85,7 @@ __all__ = [
     "ResetReason",
     "ResetToken",
     "Role",
+    "SignIn",
     "UTCDateTime",
     "WebSession",
     "WebauthnChallenge",
