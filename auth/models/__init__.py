@@ -14,7 +14,7 @@ from auth.models.activity import (
     AlertDelivery,
     AlertKind,
     ExposedSubject,
-    SignIn,
+    SignInRecord,
 )
 from auth.models.audit import AuditEvent, AuditHead
 from auth.models.base import Base, UTCDateTime, table, utcnow
@@ -85,7 +85,7 @@ __all__ = [
     "ResetReason",
     "ResetToken",
     "Role",
-    "SignIn",
+    "SignInRecord",
     "UTCDateTime",
     "WebSession",
     "WebauthnChallenge",

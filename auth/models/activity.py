@@ -78,7 +78,7 @@ class AccountNetwork(Base):
     last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SignIn(Base):
+class SignInRecord(Base):
     """A sign-in attempt that named an existing account: the console's and the person's
     list of recent sign-ins, and the start of a suspected compromise."""
 
