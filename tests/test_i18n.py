@@ -17,13 +17,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from auth import accounts, audit, i18n
+from auth import audit, i18n
 from auth.config import Settings
 from auth.models import Account, MfaFactor, Notice, ResetReason
 from auth.notify import build_message
 from auth.reset import forced, reasons
 from auth.services import Services, build
 from auth.web.factory import create_app
+from tests.site_helpers import site_with_account
 from tests.test_migrations import empty_url  # noqa: F401 - a fixture: a fresh database
 
 PASSWORD = "Correct-Horse-Battery-42"
@@ -34,18 +35,7 @@ LANG = re.compile(r'<html lang="([a-z]+)">')
 
 @pytest.fixture
 def site(settings: Settings) -> Services:
-    registry = build(dataclasses.replace(settings, login_rate_limit="1000 per minute"))
-    with registry.db.session() as s:
-        accounts.create(
-            s,
-            email=EMAIL,
-            name="Dr Claire Martin",
-            password=PASSWORD,
-            hasher=registry.hasher,
-            actor=audit.Actor.cli("t"),
-            now=dt.datetime.now(dt.UTC),
-        )
-    return registry
+    return site_with_account(settings, email=EMAIL, password=PASSWORD, name="Dr Claire Martin")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ The browser-driven version of these flows, WebAuthn included, is in test_e2e_bro
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 import time
 
@@ -16,33 +15,23 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from auth import accounts, audit
 from auth.config import Settings
 from auth.models import Account, AuditEvent, MfaFactor
 from auth.services import Services, build
 from auth.web.factory import create_app
+from tests.site_helpers import site_with_account
 
 PASSWORD = "Correct-Horse-Battery-42"
 
 
 @pytest.fixture
 def site(settings: Settings) -> Services:
-    registry = build(
-        dataclasses.replace(
-            settings, login_rate_limit="1000 per minute", mfa_ip_rate_limit="1000 per minute"
-        )
+    return site_with_account(
+        settings,
+        email="claire@example.fr",
+        password=PASSWORD,
+        mfa_ip_rate_limit="1000 per minute",
     )
-    with registry.db.session() as s:
-        accounts.create(
-            s,
-            email="claire@example.fr",
-            name="Claire",
-            password=PASSWORD,
-            hasher=registry.hasher,
-            actor=audit.Actor.cli("t"),
-            now=dt.datetime.now(dt.UTC),
-        )
-    return registry
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ out of every other session, staying signed in here."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -16,11 +15,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from auth import accounts, audit
 from auth.config import Settings
 from auth.models import Account, AuditEvent, WebSession
-from auth.services import Services, build
+from auth.services import Services
 from auth.web.factory import create_app
+from tests.site_helpers import site_with_account
 from tests.test_pages_mfa import PASSWORD, csrf, enroll_totp, post, sign_in
 from tests.test_reset_pages import import_passwords
 
@@ -31,19 +30,7 @@ PAGE = "/account/password"
 
 
 def make_site(settings: Settings, **changes: object) -> Services:
-    limits: dict[str, object] = {"login_rate_limit": "1000 per minute"}
-    registry = build(dataclasses.replace(settings, **{**limits, **changes}))  # type: ignore[arg-type]
-    with registry.db.session() as s:
-        accounts.create(
-            s,
-            email=EMAIL,
-            name="Claire",
-            password=PASSWORD,
-            hasher=registry.hasher,
-            actor=audit.Actor.cli("t"),
-            now=dt.datetime.now(dt.UTC),
-        )
-    return registry
+    return site_with_account(settings, email=EMAIL, password=PASSWORD, **changes)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ tests/test_behind_nginx.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import ipaddress
 import re
@@ -18,13 +17,13 @@ from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auth import accounts, audit
 from auth.config import Settings, TrustedProxies, load_settings
 from auth.errors import InvalidInput
-from auth.services import Services, build
+from auth.services import Services
 from auth.signin import bans
 from auth.web.factory import create_app
 from auth.web.proxy import ProxyHeaders, client_address
+from tests.site_helpers import site_with_account
 
 NOBODY = TrustedProxies()
 ONE = TrustedProxies(count=1)
@@ -273,21 +272,14 @@ NGINX = {"REMOTE_ADDR": "127.0.0.1"}
 @pytest.fixture
 def behind(settings: Settings) -> Iterator[tuple[Flask, Services]]:
     """The app behind a proxy on 127.0.0.1 it trusts; PUBLIC_URL left at http://."""
-    registry = build(
-        dataclasses.replace(
-            settings, trusted_proxies=NGINX_HERE, login_rate_limit="3 per minute", ip_ban_after=3
-        )
+    registry = site_with_account(
+        settings,
+        email=EMAIL,
+        password=PASSWORD,
+        trusted_proxies=NGINX_HERE,
+        login_rate_limit="3 per minute",
+        ip_ban_after=3,
     )
-    with registry.db.session() as s:
-        accounts.create(
-            s,
-            email=EMAIL,
-            name="Claire",
-            password=PASSWORD,
-            hasher=registry.hasher,
-            actor=audit.Actor.cli("t"),
-            now=dt.datetime.now(dt.UTC),
-        )
     yield create_app(registry=registry), registry
     registry.close()
 

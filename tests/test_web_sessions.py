@@ -18,11 +18,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from auth import accounts, audit
 from auth.config import Settings
 from auth.models import AuditEvent, WebSession
-from auth.services import Services, build
+from auth.services import Services
 from auth.web.factory import create_app
+from tests.site_helpers import site_with_account
 from tests.test_pages_mfa import PASSWORD, csrf, post, sign_in
 
 EMAIL = "claire@example.fr"
@@ -30,24 +30,13 @@ EMAIL = "claire@example.fr"
 
 @pytest.fixture
 def site(settings: Settings) -> Iterator[Services]:
-    registry = build(
-        dataclasses.replace(
-            settings,
-            login_rate_limit="1000 per minute",
-            session_lifetime=12 * 3600,
-            session_idle=30 * 60,
-        )
+    registry = site_with_account(
+        settings,
+        email=EMAIL,
+        password=PASSWORD,
+        session_lifetime=12 * 3600,
+        session_idle=30 * 60,
     )
-    with registry.db.session() as s:
-        accounts.create(
-            s,
-            email=EMAIL,
-            name="Claire",
-            password=PASSWORD,
-            hasher=registry.hasher,
-            actor=audit.Actor.cli("t"),
-            now=dt.datetime.now(dt.UTC),
-        )
     yield registry
     registry.close()
 
