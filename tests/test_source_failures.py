@@ -47,7 +47,7 @@ from auth.services import Services, build
 from auth.web.factory import create_app
 from tests.conftest import PG_URL
 from tests.helpers_server import Served, serving
-from tests.test_hibp_client import Canned, FakeHibp
+from tests.test_hibp_client import Canned, FakeHibp, _no_proxies  # noqa: F401 (autouse)
 
 ACTOR = audit.Actor.cli("tester")
 KEY = "hibp-api-key-for-tests"
@@ -71,14 +71,6 @@ FAILURES = {
 
 def sha1_hex(value: str) -> str:
     return hashlib.sha1(value.encode()).hexdigest().upper()  # noqa: S324 - HIBP's scheme
-
-
-@pytest.fixture(autouse=True)
-def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback only: a proxy from the environment must not see these requests."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
 
 
 @pytest.fixture
