@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from auth.activity.policy import ActivityPolicy, parse_policy
 from auth.errors import InvalidInput
 
 SOURCES = ("local", "hibp")
@@ -130,6 +131,8 @@ class Settings:
     alert_webhook_secret: str | None = field(default=None, repr=False)  # HMAC-SHA256 key
     alert_group_seconds: int = 3600  # a repeat of an open alert's cause within this joins it
     exposure_retention_days: int = 90  # subject keys kept for `report exposure`
+    # The activity guard's table (auth/activity/policy.py): ACTION.FIELD=VALUE over defaults.
+    activity_policy: ActivityPolicy = field(default_factory=ActivityPolicy)
     # Sign-in risk (auth/activity): password spraying, credential stuffing, new networks.
     spray_accounts: int = 20  # accounts tried with one wrong password within spray_window
     spray_window: int = 3600
@@ -344,6 +347,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         exposure_retention_days=_between(
             env, "EXPOSURE_RETENTION_DAYS", Settings.exposure_retention_days, 1, 3650
         ),
+        activity_policy=parse_policy(env.get("ACTIVITY_POLICY", "")),
         spray_accounts=_between(env, "SPRAY_ACCOUNTS", Settings.spray_accounts, 2, 100_000),
         spray_window=_between(env, "SPRAY_WINDOW", Settings.spray_window, 60, 7 * 86400),
         spray_requires_mfa=_flag(env, "SPRAY_REQUIRES_MFA", Settings.spray_requires_mfa),
