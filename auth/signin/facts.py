@@ -11,13 +11,25 @@ from typing import Any
 
 from sqlalchemy import LargeBinary, bindparam, exists, func, literal, select
 
+from auth.activity.networks import network_of
+from auth.activity.risk import is_new_network
 from auth.breach.hashing import password_sha1
 from auth.db import Database
-from auth.models import Account, FactorKind, Finding, FindingStatus, MfaFactor, PwnedPassword, table
+from auth.models import (
+    Account,
+    AccountNetwork,
+    FactorKind,
+    Finding,
+    FindingStatus,
+    MfaFactor,
+    PwnedPassword,
+    table,
+)
 from auth.signin import bans
 from auth.signin.rules import AccountFacts, Facts, MfaFacts
 
 _A, _F, _FI, _PW = table(Account), table(MfaFactor), table(Finding), table(PwnedPassword)
+_AN = table(AccountNetwork)
 
 
 def _has_factor(kind: str) -> Any:
@@ -50,6 +62,11 @@ _FACTS = select(
     .where(_FI.c.account_id == _A.c.id, _FI.c.status == FindingStatus.OPEN.value)
     .label("has_findings"),
     _SEEN.label("seen"),
+    # The sign-in risk's new-network rule (auth/activity/risk.py): by the primary key.
+    exists()
+    .where(_AN.c.account_id == _A.c.id, _AN.c.network == bindparam("network"))
+    .label("known_here"),
+    exists().where(_AN.c.account_id == _A.c.id).label("known_any"),
 ).select_from(select(literal(1)).subquery().outerjoin(_A, _A.c.email == bindparam("email")))
 
 
@@ -75,9 +92,22 @@ class Found:
         kinds = tuple(k for k in FactorKind if getattr(row, f"has_{k}"))
         return MfaFacts(kinds, bool(row.mfa_required), bool(row.has_findings), row.mfa_grace_from)
 
+    @property
+    def new_network(self) -> bool:
+        """Whether the address's network is new to the account (auth/activity/risk.py)."""
+        row = self.account
+        if row is None:
+            return False
+        return is_new_network(known_here=bool(row.known_here), known_any=bool(row.known_any))
+
 
 def read(db: Database, *, address: str, password: str, ip: str, now: dt.datetime) -> Found:
-    params = {"email": address, "digest": password_sha1(password), "now": now}
+    params = {
+        "email": address,
+        "digest": password_sha1(password),
+        "now": now,
+        "network": network_of(ip),
+    }
     (row,) = db.run(_FACTS, params)
     banned = bans.banned_by(ip, bans.networks_of(row.banned_networks))
     if row.id is None:

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 
 from auth import audit, metrics
+from auth.activity import risk, signin_risk
 from auth.breach.checker import Check
 from auth.breach.hashing import normalise_email
 from auth.errors import InvalidInput
@@ -32,6 +33,7 @@ from auth.models import Account, AccountStatus, UTCDateTime, table, utcnow
 from auth.services import Services
 from auth.signin import bans, breached, continuations, facts, lockout, second_step
 from auth.signin.answer import Answer
+from auth.signin.facts import Found
 from auth.signin.keyed_lock import KeyedLock
 from auth.signin.rules import (
     AccountFacts,
@@ -94,6 +96,7 @@ class SignIn:
         # How long refusing a wrong password takes here (hash and writes): the last few.
         self._refusals: deque[float] = deque(maxlen=31)
         self._turns = KeyedLock()  # one attempt at a time per address (login)
+        self.risk = signin_risk.SignInRisk.from_settings(self.settings)
 
     # --- the first step ---------------------------------------------------------------
 
@@ -164,9 +167,23 @@ class SignIn:
                 known = replace(known, breach_count=check.count, breach_failed=bool(check.errors))
             else:
                 known = replace(known, mfa=found.mfa())
+        if isinstance(step, Verdict) and known.password_ok is not None:
+            self.risk.attempt(
+                self.services.db,
+                address=address,
+                ip=ip,
+                failed=step.decision is Decision.DENY,
+                now=now,
+            )
+        if known.password_ok is False and account is not None:
+            wrong: str | None = self.risk.digest(password)  # keyed: counted for sprays
+        else:
+            wrong = None
         return self._carry_out(
             step,
             known,
+            found=found,
+            wrong=wrong,
             check=check,
             ip=ip,
             user_agent=user_agent,
@@ -208,6 +225,8 @@ class SignIn:
         verdict: Verdict,
         facts: Facts,
         *,
+        found: Found,
+        wrong: str | None,
         check: Check | None,
         ip: str,
         user_agent: str,
@@ -216,15 +235,30 @@ class SignIn:
         started: float,
     ) -> Answer:
         now, account = facts.now, facts.account
+        new_network = found.new_network
+        if facts.mfa is not None:
+            verdict = risk.with_new_network(
+                verdict, new_network=new_network, factors=facts.mfa.factors, policy=self.risk.policy
+            )
         metrics.login_decided(verdict.decision.value, via)
         account_id = account.id if account else None
         details = {"ip": ip, "via": via, "user_agent": user_agent[:200]}
+        attempt = (
+            signin_risk.Attempt(
+                account.id, ip, user_agent, via, verdict.decision.value, new_network, now
+            )
+            if account is not None
+            else None
+        )
         if verdict.decision is Decision.DENY:
-            self._denied(verdict, facts, details=details, started=started)
+            self._denied(
+                verdict, facts, details=details, started=started, attempt=attempt, wrong=wrong
+            )
             return Answer(verdict, account_id)
-        assert account is not None
+        assert account is not None and attempt is not None
         if Reason.PASSWORD_BREACHED in verdict.reasons and check is not None:
             breached.force_reset(self.services, account.id, check, details=details, now=now)
+            self.risk.signed_in(self.services.db, attempt, complete=False)
             return Answer(verdict, account.id)
         target = f"account:{account.id}"
         event = audit.Event(
@@ -262,6 +296,10 @@ class SignIn:
             # The account changed under us (a reset or a lock committed meanwhile): that
             # state decides, never the stale one.
             return self._recheck(account.id)
+        # Complete when no second factor is asked: its network becomes known now (else
+        # once the second step succeeds).
+        complete = verdict.decision in (Decision.ALLOW, Decision.ENROLL_REQUIRED)
+        self.risk.signed_in(db, attempt, complete=complete)
         return Answer(verdict, account.id, account.session_epoch, token, expires)
 
     def _recheck(self, account_id: int) -> Answer:
@@ -272,7 +310,14 @@ class SignIn:
         return Answer(Verdict(Decision.DENY, (Reason.ACCOUNT_LOCKED,)), account_id)
 
     def _denied(
-        self, verdict: Verdict, facts: Facts, *, details: dict[str, Any], started: float
+        self,
+        verdict: Verdict,
+        facts: Facts,
+        *,
+        details: dict[str, Any],
+        started: float,
+        attempt: signin_risk.Attempt | None,
+        wrong: str | None,
     ) -> None:
         now, account = facts.now, facts.account
         reason = verdict.reasons[0]
@@ -306,6 +351,12 @@ class SignIn:
                         )
                     )
             audit.append(session, events, now=now)
+            if attempt is not None:
+                self.risk.record(session, attempt)
+            if wrong is not None and account is not None:
+                self.risk.wrong_password(
+                    session, account_id=account.id, digest=wrong, ip=details["ip"], now=now
+                )
             if reason in (Reason.WRONG_PASSWORD, Reason.UNKNOWN_ACCOUNT):
                 bans.record_failure(
                     session, details["ip"], policy=self.autoban, actor=ACTOR, now=now

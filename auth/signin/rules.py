@@ -50,6 +50,7 @@ class Reason(enum.StrEnum):
     MFA_POLICY = "mfa_policy"
     MFA_GRACE = "mfa_grace"
     NO_MFA_REQUIRED = "no_mfa_required"
+    NEW_NETWORK = "new_network"  # a factor asked for a network new to the account
 
 
 class Need(enum.StrEnum):

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from auth import audit
+from auth.activity import signin_risk
 from auth.mfa import verify
 from auth.mfa import webauthn as wa
 from auth.models import Account, MfaFactor, table, utcnow
@@ -144,6 +145,7 @@ def _start(
     details = {"method": method, "ip": ip, "via": via}
     target = f"account:{found.account_id}"
     audit.append(conn, [audit.Event(actor, audit.Action.SESSION_STARTED, target, details)], now=now)
+    signin_risk.known_network(conn, found.account_id, ip, now)  # the sign-in completed
 
 
 def _deny_step(message: str, account_id: int | None = None) -> Answer:

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, flash, jsonify, request, session, url_for
 
 from auth import audit
+from auth.activity import signin_risk
 from auth.mfa import factors, recovery, verify
 from auth.mfa import webauthn as wa
 from auth.models import FactorKind, utcnow
@@ -158,4 +159,6 @@ def authenticate_verify() -> Response:
         return _error(status, factor_message(result), result.message)
     next_url = web_session.safe_next(session.get("next")) or url_for("account.security")
     web_session.open_session(account, mfa=True, method="webauthn")
+    with registry.db.connection() as conn:  # the sign-in completed: its network is known
+        signin_risk.known_network(conn, account.id, request.remote_addr or "", utcnow())
     return jsonify({"ok": True, "redirect": next_url})

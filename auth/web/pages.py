@@ -10,10 +10,11 @@ import datetime as dt
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from auth import audit, i18n
+from auth.activity import signin_risk
 from auth.errors import InvalidInput, NotFound
 from auth.mfa import factors, qr, recovery, totp, verify
 from auth.models import Account, AccountStatus, utcnow
@@ -117,6 +118,11 @@ def login_mfa_post() -> Any:
         return redirect(url_for("pages.login"))
     registry = services()
     code, now = request.form.get("code", ""), utcnow()
+
+    def started(conn: Connection) -> None:
+        audit.append(conn, [web_session.started(account, verify.kind_of(code))], now=now)
+        signin_risk.known_network(conn, account.id, request.remote_addr or "", now)
+
     result = verify.verify_code(
         registry.db,
         account_id=account.id,
@@ -126,9 +132,7 @@ def login_mfa_post() -> Any:
         actor=audit.Actor.account(account.id),
         now=now,
         # the sign-in is recorded with the check, in its transaction
-        then=lambda conn: audit.append(
-            conn, [web_session.started(account, verify.kind_of(code))], now=now
-        ),
+        then=started,
     )
     if not result.ok:
         with registry.db.session() as db:

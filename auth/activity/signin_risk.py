@@ -1,0 +1,324 @@
+"""Sign-in risk, carried out: the login flow (auth/signin/flow.py) reports each hashed
+attempt here; the rules (auth/activity/risk.py) judge it on the counters
+(auth/activity/risk_counters.py), and what they find is acted on:
+
+- a password spray raises PASSWORD_SPRAY and, with SPRAY_REQUIRES_MFA, requires a second
+  factor of every account the spray touched;
+- credential stuffing bans the network for IP_BAN_SECONDS and raises CREDENTIAL_STUFFING;
+- every attempt naming an existing account is recorded (SignInRecord); a correct password
+  from a network new to the account queues a "new sign-in" e-mail and raises NEW_SIGN_IN;
+  a network becomes known to the account once a sign-in from it completes.
+
+The counters cost no database round trip; an allowed sign-in from a known network costs
+one statement more than before (its record and the network's last use, together).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from auth import audit
+from auth.activity import risk
+from auth.activity.alerts import raise_alert
+from auth.activity.networks import network_of
+from auth.activity.risk_counters import MemoryCounters, RedisCounters, RiskCounters
+from auth.config import Settings
+from auth.db import Database, dialect_insert
+from auth.models import (
+    Account,
+    AccountNetwork,
+    AlertKind,
+    Notice,
+    NoticeStatus,
+    SignInRecord,
+    table,
+)
+from auth.signin import bans
+
+log = logging.getLogger(__name__)
+ACTOR = audit.Actor.policy("sign_in_risk")
+NOTICE = "new_sign_in"  # the notice kind (auth/notify/messages.py)
+USER_AGENT_CHARS = 200
+_SI, _AN, _A, _N = table(SignInRecord), table(AccountNetwork), table(Account), table(Notice)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A hashed sign-in attempt on an existing account, as it is recorded."""
+
+    account_id: int
+    ip: str
+    user_agent: str
+    via: str
+    outcome: str  # the flow's decision
+    new_network: bool
+    at: dt.datetime
+
+    @property
+    def network(self) -> str:
+        return network_of(self.ip)
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "at": self.at,
+            "ip": self.ip[:45],
+            "network": self.network,
+            "user_agent": self.user_agent[:USER_AGENT_CHARS],
+            "outcome": self.outcome,
+            "new_network": self.new_network,
+            "via": self.via[:10],
+        }
+
+
+def known_network(conn: Session | Connection, account_id: int, ip: str, now: dt.datetime) -> None:
+    """The network of `ip` becomes (or stays) known to the account: a sign-in from it
+    completed."""
+    conn.execute(_known(conn, account_id, network_of(ip), now))
+
+
+def _known(conn: Session | Connection, account_id: int, network: str, now: dt.datetime) -> Any:
+    upsert = dialect_insert(conn)(_AN).values(
+        account_id=account_id, network=network, first_at=now, last_at=now
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=[_AN.c.account_id, _AN.c.network], set_={"last_at": now}
+    )
+
+
+class SignInRisk:
+    def __init__(self, settings: Settings, counters: RiskCounters) -> None:
+        self.settings = settings
+        self.policy = risk.RiskPolicy.from_settings(settings)
+        self.counters = counters
+        # Derived, so SECRET_KEY itself never keys two different things.
+        self._key = hmac.new(
+            settings.secret_key.encode(), b"breachguard:sign-in-risk", hashlib.sha256
+        ).digest()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SignInRisk:
+        policy = risk.RiskPolicy.from_settings(settings)
+        windows = {"spray_window": policy.spray_window, "stuffing_window": policy.stuffing_window}
+        if not settings.redis_url:
+            return cls(settings, MemoryCounters(**windows))
+        import redis
+
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=1, socket_timeout=1
+        )
+        return cls(settings, RedisCounters(client, prefix=settings.ratelimit_key_prefix, **windows))
+
+    def digest(self, password: str) -> str:
+        """The keyed digest a wrong password is counted under."""
+        data = b"password:" + password.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+
+    def _who(self, address: str) -> str:
+        data = b"address:" + address.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:32]
+
+    def _count(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """A counter's answer, or None when its store does not answer: the sign-in goes on
+        (the per-address limits and bans still hold), and the outage is logged."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # Redis down or slow: fail open, as the rate limits do
+            log.warning("sign-in risk counters unavailable: %s", type(exc).__name__)
+            return None
+
+    # --- what the flow reports --------------------------------------------------------
+
+    def record(self, session: Session, attempt: Attempt) -> None:
+        """Record a refused attempt, in the caller's transaction."""
+        session.execute(insert(_SI).values(attempt.values()))
+
+    def wrong_password(
+        self, session: Session, *, account_id: int, digest: str, ip: str, now: dt.datetime
+    ) -> None:
+        """A wrong password on an existing account, in the caller's transaction: counted
+        under its digest; past the line, a spray."""
+        tried = self._count(self.counters.spray, digest, account_id, now=now)
+        if tried is None or not risk.is_spray(len(tried), self.policy):
+            return
+        label = self._count(self.counters.spray_label, digest, now=now) or "spray"
+        raise_alert(
+            session,
+            kind=AlertKind.PASSWORD_SPRAY,
+            cause=label,
+            accounts=tried,
+            addresses=[ip],
+            evidence={
+                "accounts_tried": len(tried),
+                "window_seconds": int(self.policy.spray_window.total_seconds()),
+                "timeline": [{"at": _iso(now), "account": account_id, "ip": ip}],
+            },
+            now=now,
+            group_seconds=self.settings.alert_group_seconds,
+        )
+        if self.policy.spray_requires_mfa:
+            session.execute(
+                update(_A)
+                .where(_A.c.id.in_(tried), _A.c.mfa_required.is_(False))
+                .values(mfa_required=True, updated_at=now)
+            )
+
+    def attempt(
+        self, db: Database, *, address: str, ip: str, failed: bool, now: dt.datetime
+    ) -> None:
+        """Any hashed attempt (known address or not), counted per network; a network that
+        crosses the stuffing line is banned and an alert raised."""
+        network = network_of(ip)
+        tally = self._count(
+            self.counters.network, network, self._who(address), failed=failed, now=now
+        )
+        if tally is None or not risk.is_stuffing(tally, self.policy):
+            return
+        self._count(self.counters.forget_network, network)
+        window = int(self.policy.stuffing_window.total_seconds())
+        length = self.settings.ip_ban_seconds
+        with db.session() as session:
+            if length > 0:
+                bans.add(
+                    session,
+                    network,
+                    reason=(
+                        f"credential stuffing: {tally.accounts} accounts, {tally.failures} of "
+                        f"{tally.attempts} attempts failed within {window} s"
+                    ),
+                    expires_at=now + dt.timedelta(seconds=length),
+                    actor=ACTOR,
+                    now=now,
+                    automatic=True,
+                )
+            raise_alert(
+                session,
+                kind=AlertKind.CREDENTIAL_STUFFING,
+                cause=f"network:{network}",
+                addresses=[network, ip],
+                evidence={
+                    "accounts": tally.accounts,
+                    "attempts": tally.attempts,
+                    "failures": tally.failures,
+                    "window_seconds": window,
+                    "banned_seconds": length,
+                    "timeline": [{"at": _iso(now), "ip": ip, "banned": length > 0}],
+                },
+                now=now,
+                group_seconds=self.settings.alert_group_seconds,
+            )
+
+    def signed_in(self, db: Database, attempt: Attempt, *, complete: bool) -> None:
+        """A correct password on an account (any verdict but deny): recorded; a complete
+        sign-in makes its network known. From a known network, one statement; from a new
+        one, also the person's e-mail and the alert."""
+        if attempt.new_network:
+            with db.session() as session:
+                self._from_new_network(session, attempt, complete=complete)
+            return
+        record = insert(_SI).values(attempt.values())
+        if not complete:
+            db.run(record)
+        elif db.dialect == "postgresql":
+            known = _known_pg(attempt)
+            db.run(select(record.returning(_SI.c.id).cte("rec").c.id).add_cte(known))
+        else:
+            with db.connection() as conn:
+                conn.execute(record)
+                conn.execute(_known(conn, attempt.account_id, attempt.network, attempt.at))
+
+    def _from_new_network(self, session: Session, attempt: Attempt, *, complete: bool) -> None:
+        now, network = attempt.at, attempt.network
+        record_id = session.execute(
+            insert(_SI).values(attempt.values()).returning(_SI.c.id)
+        ).scalar_one()
+        if complete:
+            session.execute(_known(session, attempt.account_id, network, now))
+        group = dt.timedelta(seconds=self.settings.alert_group_seconds)
+        told = session.execute(
+            select(func.count())
+            .select_from(_SI)
+            .where(
+                _SI.c.account_id == attempt.account_id,
+                _SI.c.network == network,
+                _SI.c.new_network.is_(True),
+                _SI.c.outcome != "deny",
+                _SI.c.at >= now - group,
+                _SI.c.id != record_id,
+            )
+        ).scalar_one()
+        if not told:  # one e-mail per new network while its alert is grouped
+            session.execute(
+                insert(_N).values(
+                    account_id=attempt.account_id,
+                    kind=NOTICE,
+                    idempotency_key=f"{NOTICE}:{record_id}",
+                    token_id=None,
+                    reason="",
+                    status=NoticeStatus.QUEUED.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+        raise_alert(
+            session,
+            kind=AlertKind.NEW_SIGN_IN,
+            cause=f"account:{attempt.account_id}",
+            accounts=[attempt.account_id],
+            addresses=[attempt.ip],
+            evidence={
+                "timeline": [
+                    {
+                        "at": _iso(now),
+                        "sign_in": record_id,
+                        "ip": attempt.ip,
+                        "network": network,
+                        "outcome": attempt.outcome,
+                    }
+                ]
+            },
+            now=now,
+            group_seconds=self.settings.alert_group_seconds,
+        )
+
+
+def _known_pg(attempt: Attempt) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    upsert = pg_insert(_AN).values(
+        account_id=attempt.account_id,
+        network=attempt.network,
+        first_at=attempt.at,
+        last_at=attempt.at,
+    )
+    return (
+        upsert.on_conflict_do_update(
+            index_elements=[_AN.c.account_id, _AN.c.network], set_={"last_at": attempt.at}
+        )
+        .returning(_AN.c.account_id)
+        .cte("known")
+    )
+
+
+def notice_record_id(notice: Notice) -> int | None:
+    """The sign-in a "new sign-in" notice is about (its idempotency key names it)."""
+    prefix = f"{NOTICE}:"
+    key = notice.idempotency_key or ""
+    if not key.startswith(prefix) or not key[len(prefix) :].isdigit():
+        return None
+    return int(key[len(prefix) :])
+
+
+def _iso(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
