@@ -100,6 +100,7 @@ class Action(enum.StrEnum):
     PASSWORD_RESET_REQUESTED = "password:reset:requested"
     PASSWORD_CHANGED = "password:changed"
     ALERT_RAISED = "alert:raised"
+    ALERT_CLOSED = "alert:closed"
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,12 @@ ALERTS = Counter(
     ["kind", "grouped"],
     registry=REGISTRY,
 )
+ALERT_DELIVERIES = Counter(
+    "breachguard_alert_deliveries",
+    "Alert pushes by channel (webhook, email) and outcome: sent, retrying, failed (for good).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
 
 
 # --- the instrumentation: one call per code path ------------------------------------------
@@ -139,6 +145,10 @@ def password_hashed(cpu_seconds: float, *, known: bool) -> None:
 
 def alert_raised(kind: str, *, new: bool) -> None:
     ALERTS.labels(kind, "no" if new else "yes").inc()
+
+
+def alert_pushed(channel: str, outcome: str) -> None:
+    ALERT_DELIVERIES.labels(channel, outcome).inc()
 
 
 def resets_forced(via: str, count: int) -> None:

@@ -4,7 +4,9 @@
 same `cause` key, within ALERT_GROUP_SECONDS of its last occurrence) joins it: its count
 and last time move, its accounts and addresses are merged, its timeline grows; the security
 team sees one alert, not a thousand. A new alert is written to the audit trail and counted
-in the metrics. A `cause` names what repeats (a network, an account); it never holds a
+in the metrics, and queued for each channel the caller names (`channels(settings)`: the
+webhook, the security team's address), in the same transaction; auth/activity/deliveries.py
+pushes them. A `cause` names what repeats (a network, an account); it never holds a
 secret, not even a digest of one.
 """
 
@@ -19,10 +21,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth import audit, metrics
-from auth.models import Alert, AlertKind
+from auth.config import Settings
+from auth.errors import NotFound
+from auth.models import Alert, AlertDelivery, AlertKind
 
 TIMELINE_MAX = 100  # entries kept in an alert's evidence; the oldest go first
 LISTED_MAX = 1000  # accounts or addresses kept on one alert
+
+
+WEBHOOK, EMAIL = "webhook", "email"
+
+
+def channels(settings: Settings) -> tuple[str, ...]:
+    """Where a new alert is pushed: the webhook when ALERT_WEBHOOK_URL is set, an e-mail
+    when SECURITY_ALERT_EMAIL is."""
+    return tuple(
+        name
+        for name, configured in (
+            (WEBHOOK, settings.alert_webhook_url),
+            (EMAIL, settings.security_alert_email),
+        )
+        if configured
+    )
 
 
 @dataclass(frozen=True)
@@ -42,10 +62,14 @@ def raise_alert(
     now: dt.datetime,
     group_seconds: int,
     suspected_from: dt.datetime | None = None,
+    channels: Iterable[str] = (),
 ) -> Raised:
     """Record an alert inside the caller's transaction, or join the open one of its cause.
 
-    `evidence` holds counts (the latest replace the earlier) and a `timeline` list (appended).
+    `evidence` holds counts (the latest replace the earlier) and a `timeline` list (appended)
+    of entries `{"at": ISO time, …}`, with `"count": n` when one entry stands for several
+    events: the console charts it. `channels` (pass `channels(settings)`) are where a new
+    alert is pushed; a grouped repeat is not pushed again.
     """
     evidence = dict(evidence or {})
     timeline = list(evidence.pop("timeline", []))
@@ -102,8 +126,37 @@ def raise_alert(
         ],
         now=now,
     )
+    session.add_all(
+        AlertDelivery(alert_id=alert.id, channel=channel, next_attempt_at=now, created_at=now)
+        for channel in dict.fromkeys(channels)
+    )
+    session.flush()
     metrics.alert_raised(kind.value, new=True)
     return Raised(alert.id, new=True)
+
+
+def close_alert(session: Session, alert_id: int, *, actor: audit.Actor, now: dt.datetime) -> bool:
+    """Close an alert (audited); False when it was already closed. A later repeat of its
+    cause opens a new alert. Raises NotFound for an unknown id."""
+    alert = session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise NotFound(f"no alert #{alert_id}")
+    if alert.closed_at is not None:
+        return False
+    alert.closed_at = now
+    audit.append(
+        session,
+        [
+            audit.Event(
+                actor,
+                audit.Action.ALERT_CLOSED,
+                f"alert:{alert.id}",
+                {"kind": alert.kind, "occurrences": alert.occurrences},
+            )
+        ],
+        now=now,
+    )
+    return True
 
 
 def _merged(old: Iterable[Any], new: Iterable[Any]) -> list[Any]:

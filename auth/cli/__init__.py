@@ -9,6 +9,7 @@ import click
 
 from auth.cli import (
     accounts,
+    alerts,
     apikeys,
     audit,
     backup,
@@ -56,6 +57,7 @@ for command in (
     scan.scan,
     reset.reset,
     notices.notices_group,
+    alerts.alerts_group,
     bans.ban,
     monitor.monitor,
     audit.audit_group,

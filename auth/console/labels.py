@@ -25,6 +25,16 @@ KINDS = {
     FindingKind.PASSWORD_IN_BREACH.value: N_("Password in a breach"),
     FindingKind.EMAIL_IN_BREACH.value: N_("E-mail address in a breach"),
 }
+# Alerts for the security team (auth/activity/alerts.py).
+ALERT_KINDS = {
+    "password_spray": N_("Password spraying"),
+    "credential_stuffing": N_("Credential stuffing"),
+    "activity_block": N_("Robot-like activity blocked"),
+    "activity_step_up": N_("Unusual activity: second factor asked again"),
+    "new_sign_in": N_("Sign-in from a new device or network"),
+    "not_me": N_("“This wasn't me” reported by the account holder"),
+}
+ALERT_STATUSES = {"open": N_("Open"), "closed": N_("Closed")}
 ACCOUNT_STATUSES = {
     "active": N_("Active"),
     "reset_required": N_("Reset required"),
@@ -51,6 +61,7 @@ RESET_REASONS = {
     "password_breached": N_("Password found in a breach at sign-in"),
     "possible_exposure": N_("Possible exposure in a leak"),
     "security_team": N_("Asked by the security team"),
+    "activity_block": N_("Blocked by the activity guard"),
 }
 SIGN_IN_METHODS = {
     "password": N_("Password"),
@@ -82,6 +93,8 @@ EVENTS = {
     "login:decided": N_("Sign-in decided"),
     "password:reset:requested": N_("New password requested"),
     "password:changed": N_("Password changed"),
+    "alert:raised": N_("Alert raised"),
+    "alert:closed": N_("Alert closed"),
 }
 # Audit detail fields: what each key means to a reader.
 FIELDS = {
@@ -108,12 +121,16 @@ FIELDS = {
     "until": N_("Until"),
     "via": N_("Through"),
     "decision": N_("Decision"),
+    "occurrences": N_("Occurrences"),
+    "cause": N_("Cause"),
+    "accounts": N_("Accounts"),
 }
 # Details that hold a person's own words: quoted, never translated.
 FREE_TEXT = {"note"}
 POLICIES = {
     "login": N_("Sign-in policy"),
     "finding_policy": N_("Findings policy"),
+    **ALERT_KINDS,  # an alert is raised by the rule that names its kind
 }
 
 
@@ -125,6 +142,19 @@ def _worded(table: Mapping[str, str], code: object) -> str:
 
 def kind(code: object) -> str:
     return _worded(KINDS, code)
+
+
+def alert_kind(code: object) -> str:
+    return _worded(ALERT_KINDS, code)
+
+
+def alert_status(code: object) -> str:
+    return _worded(ALERT_STATUSES, code)
+
+
+def field(code: object) -> str:
+    """An audit detail's or an alert evidence's key, worded (an unknown one as it is)."""
+    return _worded(FIELDS, code)
 
 
 def account_status(code: object) -> str:
@@ -214,7 +244,7 @@ def _value(key: str, value: Any) -> tuple[str, bool]:
     if key == "method":
         return _worded(SIGN_IN_METHODS, value), False
     if key in ("kind", "factor") and isinstance(value, str):
-        return _worded({**FACTOR_KINDS, **KINDS}, value), False
+        return _worded({**FACTOR_KINDS, **KINDS, **ALERT_KINDS}, value), False
     if key == "kinds" and isinstance(value, list):
         return ", ".join(kind(v) for v in value), False
     if key == "findings" and isinstance(value, list):

@@ -50,7 +50,7 @@ class DrainReport:
     waiting: int = 0  # not tried: the server had stopped answering; no attempt spent
 
 
-class _SendResult(enum.Enum):
+class SendResult(enum.Enum):
     SENT = "sent"
     RETRYING = "retrying"
     FAILED = "failed"
@@ -61,9 +61,14 @@ class _SendResult(enum.Enum):
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
     id: int
     attempts: int  # after the claim's increment: it names this claim, whatever the clock says
+
+
+# A queued row's class: the notices, and the alerts' deliveries (auth/activity/deliveries.py),
+# both with id, status (NoticeStatus's values), attempts, next_attempt_at and lease_until.
+Queued = Any
 
 
 @dataclass(frozen=True)
@@ -72,21 +77,21 @@ class _Ready:
     secrets: tuple[str, ...]  # what must never reach last_error
 
 
-def _claimable(now: dt.datetime) -> Any:
+def _claimable(now: dt.datetime, model: Queued = Notice) -> Any:
     return or_(
-        and_(Notice.status == NoticeStatus.QUEUED, Notice.next_attempt_at <= now),
-        and_(Notice.status == NoticeStatus.SENDING, Notice.lease_until < now),
+        and_(model.status == NoticeStatus.QUEUED, model.next_attempt_at <= now),
+        and_(model.status == NoticeStatus.SENDING, model.lease_until < now),
     )
 
 
-def _claim(db: Database, *, now: dt.datetime, batch: int) -> list[_Claim]:
+def claim_due(db: Database, model: Queued, *, now: dt.datetime, batch: int) -> list[Claim]:
     """One WITH pick AS (SELECT … LIMIT n) UPDATE … RETURNING. On PostgreSQL the pick locks
     with SKIP LOCKED, so two workers take disjoint rows without waiting; on SQLite (where
     FOR UPDATE renders as nothing) the UPDATE takes the write lock before it reads."""
     pick = (
-        select(Notice.id)
-        .where(_claimable(now))
-        .order_by(Notice.next_attempt_at, Notice.id)
+        select(model.id)
+        .where(_claimable(now, model))
+        .order_by(model.next_attempt_at, model.id)
         .limit(batch)
         .with_for_update(skip_locked=True)
         # Materialised: as an IN (sub-select), PostgreSQL may rescan it and claim past LIMIT.
@@ -94,47 +99,61 @@ def _claim(db: Database, *, now: dt.datetime, batch: int) -> list[_Claim]:
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     stmt = (
-        update(Notice)
-        .where(Notice.id.in_(select(pick.c.id)), _claimable(now))
-        .values(status=NoticeStatus.SENDING, lease_until=now + LEASE, attempts=Notice.attempts + 1)
-        .returning(Notice.id, Notice.attempts)
+        update(model)
+        .where(model.id.in_(select(pick.c.id)), _claimable(now, model))
+        .values(status=NoticeStatus.SENDING, lease_until=now + LEASE, attempts=model.attempts + 1)
+        .returning(model.id, model.attempts)
         .execution_options(synchronize_session=False)
     )
     with db.session() as session:
-        return sorted((_Claim(i, a) for i, a in session.execute(stmt)), key=lambda c: c.id)
+        return sorted((Claim(i, a) for i, a in session.execute(stmt)), key=lambda c: c.id)
 
 
-def _ours(claim: _Claim) -> Any:
+def _claim(db: Database, *, now: dt.datetime, batch: int) -> list[Claim]:
+    return claim_due(db, Notice, now=now, batch=batch)
+
+
+def _ours(claim: Claim, model: Queued = Notice) -> Any:
     return and_(
-        Notice.id == claim.id,
-        Notice.status == NoticeStatus.SENDING,
-        Notice.attempts == claim.attempts,
+        model.id == claim.id,
+        model.status == NoticeStatus.SENDING,
+        model.attempts == claim.attempts,
     )
 
 
-def _finish(session: Session, claim: _Claim, **values: object) -> bool:
+def finish(session: Session, model: Queued, claim: Claim, **values: object) -> bool:
+    """Record a claim's outcome (its lease let go); False when the claim is no longer ours."""
     result = session.execute(
-        update(Notice)
-        .where(_ours(claim))
+        update(model)
+        .where(_ours(claim, model))
         .values(lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
 
 
+def _finish(session: Session, claim: Claim, **values: object) -> bool:
+    return finish(session, Notice, claim, **values)
+
+
+def renew(session: Session, model: Queued, claim: Claim, *, now: dt.datetime) -> bool:
+    """Extend a claim's lease before sending; False when another worker has taken it."""
+    renewed = session.execute(
+        update(model)
+        .where(_ours(claim, model))
+        .values(lease_until=now + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(renewed, "rowcount", 0))
+
+
 def _prepare(
-    db: Database, claim: _Claim, *, settings: Settings, now: dt.datetime
-) -> _Ready | _SendResult:
+    db: Database, claim: Claim, *, settings: Settings, now: dt.datetime
+) -> _Ready | SendResult:
     with db.session() as session:
         # Written first: SQLite takes its write lock now, and a lost lease shows here.
-        renewed = session.execute(
-            update(Notice)
-            .where(_ours(claim))
-            .values(lease_until=now + LEASE)
-            .execution_options(synchronize_session=False)
-        )
-        if not getattr(renewed, "rowcount", 0):
-            return _SendResult.LOST
+        if not renew(session, Notice, claim, now=now):
+            return SendResult.LOST
         notice = session.get_one(Notice, claim.id)
         account = session.get_one(Account, notice.account_id)
         if claim.attempts > settings.notice_max_attempts:  # workers kept dying on this one
@@ -144,11 +163,11 @@ def _prepare(
                 status=NoticeStatus.FAILED,
                 last_error="gave up: no worker finished sending it",
             )
-            return _SendResult.FAILED
+            return SendResult.FAILED
         link = _link(session, notice, settings=settings, now=now)
         if link is None:  # used, revoked (newer link, password changed): do not send
             _finish(session, claim, status=NoticeStatus.FAILED, last_error=SUPERSEDED)
-            return _SendResult.SKIPPED
+            return SendResult.SKIPPED
         message = build_message(notice, account, link=link, settings=settings, now=now)
         token = link.removeprefix(f"{settings.public_url}/reset/")
         return _Ready(message, secrets=(link, token))
@@ -207,56 +226,64 @@ def refused_for_good(exc: BaseException) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
+def after_failure(
+    refused: bool, claim: Claim, *, max_attempts: int, now: dt.datetime
+) -> tuple[SendResult, dict[str, object]]:
+    """A failed attempt's outcome and the row's new values: refused for good, retried
+    after retry_delay, or failed once out of attempts."""
+    if refused:
+        return SendResult.REFUSED, {"status": NoticeStatus.FAILED}
+    if claim.attempts < max_attempts:
+        return SendResult.RETRYING, {
+            "status": NoticeStatus.QUEUED,
+            "next_attempt_at": now + retry_delay(claim.attempts),
+        }
+    return SendResult.FAILED, {"status": NoticeStatus.FAILED}
+
+
 def _record_failure(
     db: Database,
-    claim: _Claim,
+    claim: Claim,
     exc: Exception,
     *,
     settings: Settings,
     now: dt.datetime,
     secrets: tuple[str, ...],
-) -> _SendResult:
+) -> SendResult:
     error = describe(exc, secrets)
     with db.session() as session:
         values: dict[str, object]
         if isinstance(exc, ServerUnreachable) and not exc.tried:
-            outcome = _SendResult.WAITING
+            outcome = SendResult.WAITING
             values = {
                 "status": NoticeStatus.QUEUED,
                 "attempts": claim.attempts - 1,
                 "next_attempt_at": now + FIRST_RETRY,
             }
             # its last_error stays as it was: this notice was not tried
-            return outcome if _finish(session, claim, **values) else _SendResult.LOST
-        if refused_for_good(exc):
-            outcome, values = _SendResult.REFUSED, {"status": NoticeStatus.FAILED}
-        elif claim.attempts < settings.notice_max_attempts:
-            outcome = _SendResult.RETRYING
-            values = {
-                "status": NoticeStatus.QUEUED,
-                "next_attempt_at": now + retry_delay(claim.attempts),
-            }
-        else:
-            outcome, values = _SendResult.FAILED, {"status": NoticeStatus.FAILED}
+            return outcome if _finish(session, claim, **values) else SendResult.LOST
+        outcome, values = after_failure(
+            refused_for_good(exc), claim, max_attempts=settings.notice_max_attempts, now=now
+        )
         if not _finish(session, claim, last_error=error, **values):
-            return _SendResult.LOST
+            return SendResult.LOST
     log.warning("notice %s: attempt %s %s: %s", claim.id, claim.attempts, outcome.value, error)
     return outcome
 
 
 def _deliver(
     db: Database,
-    claim: _Claim,
+    claim: Claim,
     *,
     mailer: Mailer,
     settings: Settings,
     now: Callable[[], dt.datetime],
     worker: str,
-) -> _SendResult:
+) -> SendResult:
     secrets: tuple[str, ...] = ()
     try:
         prepared = _prepare(db, claim, settings=settings, now=now())
-        if isinstance(prepared, _SendResult):
+        if isinstance(prepared, SendResult):
             return prepared
         secrets = prepared.secrets
         mailer.send(prepared.message)
@@ -268,7 +295,7 @@ def _deliver(
     log.info(
         "notice %s sent (attempt %s)%s", claim.id, claim.attempts, f" by {worker}" if worker else ""
     )
-    return _SendResult.SENT
+    return SendResult.SENT
 
 
 def drain(
@@ -286,7 +313,7 @@ def drain(
     `parallel` notices are sent at once (threads: an SMTP exchange is mostly waiting,
     and after a mass reset the queue holds one notice per account). The run stops
     claiming once the server stops answering; what it had claimed waits, untried."""
-    counts = dict.fromkeys(_SendResult, 0)
+    counts = dict.fromkeys(SendResult, 0)
     deliver = functools.partial(
         _deliver, db, mailer=mailer, settings=settings, now=now, worker=worker
     )
@@ -300,15 +327,15 @@ def drain(
             for result in pool.map(deliver, claims):
                 counts[result] += 1
             handled += len(claims)
-            if counts[_SendResult.WAITING]:
+            if counts[SendResult.WAITING]:
                 break
     return DrainReport(
-        sent=counts[_SendResult.SENT],
-        retrying=counts[_SendResult.RETRYING],
-        failed=counts[_SendResult.FAILED] + counts[_SendResult.REFUSED],
-        skipped=counts[_SendResult.SKIPPED],
-        refused=counts[_SendResult.REFUSED],
-        waiting=counts[_SendResult.WAITING],
+        sent=counts[SendResult.SENT],
+        retrying=counts[SendResult.RETRYING],
+        failed=counts[SendResult.FAILED] + counts[SendResult.REFUSED],
+        skipped=counts[SendResult.SKIPPED],
+        refused=counts[SendResult.REFUSED],
+        waiting=counts[SendResult.WAITING],
     )
 
 

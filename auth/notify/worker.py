@@ -39,11 +39,12 @@ def start_background(
     interval: float = 10.0,
     idle: Callable[[Database], object] | None = None,
 ) -> BackgroundDrain:
-    """Drain every `interval` seconds (at once, too) in a daemon thread that never raises:
-    a mail or database outage is logged and retried, the server it lives in carries on.
-    `idle` runs when the queue is empty (other housekeeping, under the same fork guard).
-    The server stops it before it exits (BackgroundDrain.stop): a daemon thread is
-    otherwise cut wherever it stands, which may be between a claim and its sending.
+    """Drain the notices, then the alerts' deliveries (auth/activity/deliveries.py), every
+    `interval` seconds (at once, too) in a daemon thread that never raises: a mail or
+    database outage is logged and retried, the server it lives in carries on. `idle` runs
+    when the queue is empty (other housekeeping, under the same fork guard). The server
+    stops it before it exits (BackgroundDrain.stop): a daemon thread is otherwise cut
+    wherever it stands, which may be between a claim and its sending.
 
     The thread lives in gunicorn's master, which forks workers. A fork in the middle of a
     database call would give the child a C-level lock (SQLite's) that nobody will release,
@@ -51,8 +52,11 @@ def start_background(
     them, sent at once, so at most one SMTP exchange's time), and the child drops its
     copies of our connections without closing them, which would break them for the master.
     """
+    from auth.activity import deliveries, push  # it imports this package's queue
+
     db = Database(settings.database_url)
     mailer = mailer_from_settings(settings)
+    webhook = push.webhook_from_settings(settings)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     guard = threading.Lock()
 
@@ -80,6 +84,13 @@ def start_background(
                         parallel=settings.smtp_connections,
                     )
                     handled = report.sent + report.retrying + report.failed + report.skipped
+                    handled += deliveries.drain(
+                        db,
+                        settings=settings,
+                        mailer=mailer,
+                        webhook=webhook,
+                        limit=settings.smtp_connections,
+                    ).handled
                     if not handled and idle is not None:
                         idle(db)
             except Exception:
@@ -87,6 +98,7 @@ def start_background(
             # A short pause even when busy: a fork waiting for the guard gets it first.
             stopping.wait(0.01 if handled else interval)
         mailer.close()
+        webhook.close()
 
     thread = threading.Thread(target=loop, name="notice-drain", daemon=True)
     thread.start()
