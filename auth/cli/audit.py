@@ -15,6 +15,7 @@ from sqlalchemy import select
 from auth import audit, csvout, report
 from auth.breach.hashing import normalise_email
 from auth.cli.common import Failed, services
+from auth.cli.exposure import report_exposure
 from auth.errors import InvalidInput
 from auth.models import Account, utcnow
 
@@ -176,3 +177,6 @@ def report_incident(
         f"report written to {output}: {incident.accounts_affected} account(s) affected, "
         f"{len(incident.measures)} kind(s) of measure"
     )
+
+
+report_group.add_command(report_exposure)

@@ -25,6 +25,8 @@ class ResetReason(enum.StrEnum):
     PASSWORD_BREACHED = "password_breached"  # the password is in a breach corpus
     POSSIBLE_EXPOSURE = "possible_exposure"  # a leak may have exposed it
     SECURITY_TEAM = "security_team"  # a person of the security team asked, with a note
+    NOT_ME = "not_me"  # the person said a sign-in to their account was not them
+    ACTIVITY_BLOCK = "activity_block"  # the activity guard blocked robot-like activity
 
 
 class JobStatus(enum.StrEnum):

@@ -15,6 +15,10 @@ from auth.models import ResetReason
 # The sign-in's own policy: it resets an account only when the password it was just given
 # is in a breach corpus (auth/signin/breached.py).
 SIGN_IN = audit.Actor.policy("login")
+# The person's own "this wasn't me" (auth/activity/not_me.py): a reset they asked for.
+NOT_ME = audit.Actor.policy("not_me")
+# The activity guard (auth/activity/guard.py): it blocked robot-like activity.
+ACTIVITY = audit.Actor.policy("activity")
 
 SENTENCES = {
     ResetReason.PASSWORD_BREACHED: N_(
@@ -23,6 +27,12 @@ SENTENCES = {
     ),
     ResetReason.POSSIBLE_EXPOSURE: N_("Your password may have been exposed in a data leak."),
     ResetReason.SECURITY_TEAM: N_("Our security team has asked you to change your password."),
+    ResetReason.NOT_ME: N_(
+        "You told us that a sign-in to your account was not you: someone may know your password."
+    ),
+    ResetReason.ACTIVITY_BLOCK: N_(
+        "Robot-like activity on your account was stopped: someone else may be using your password."
+    ),
 }
 
 
@@ -32,6 +42,10 @@ def decide(actor: audit.Actor, reason: str) -> tuple[ResetReason, str]:
     policy's text is its own wording, for the audit trail, never shown to the person."""
     if actor == SIGN_IN:
         return ResetReason.PASSWORD_BREACHED, ""
+    if actor == NOT_ME:
+        return ResetReason.NOT_ME, ""
+    if actor == ACTIVITY:
+        return ResetReason.ACTIVITY_BLOCK, ""
     if actor.kind != "policy" and reason:
         return ResetReason.SECURITY_TEAM, reason
     return ResetReason.POSSIBLE_EXPOSURE, ""

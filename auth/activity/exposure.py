@@ -1,0 +1,67 @@
+"""Who must be told: the subject keys a blocked (or disowned) account touched, as the
+portal needs them to find the people it must inform (GDPR article 34), and their
+retention.
+
+The guard keeps them when it blocks (auth/activity/guard.py); `breachguard report exposure`
+reads them; `purge` deletes them after EXPOSURE_RETENTION_DAYS, with the activity events
+and sessions past the guard's longest window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, distinct, func, select
+
+from auth.activity import counters
+from auth.db import Database
+from auth.errors import InvalidInput, NotFound
+from auth.models import Alert, AlertKind, ExposedSubject, table
+
+KINDS = (AlertKind.ACTIVITY_BLOCK, AlertKind.NOT_ME)  # the alerts that keep subjects
+_X = table(ExposedSubject)
+
+
+@dataclass(frozen=True)
+class Exposed:
+    subject: str
+    first_at: dt.datetime
+    account_id: int
+
+
+def listing(db: Database, alert_id: int) -> list[Exposed]:
+    """The subjects kept for the alert, in the order they were first touched; NotFound for
+    no such alert, InvalidInput for an alert of a kind that keeps none."""
+    with db.session() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise NotFound(f"alert {alert_id}: no such alert")
+        if alert.kind not in KINDS:
+            raise InvalidInput(
+                f"alert {alert_id} is a {alert.kind} alert: only "
+                f"{' and '.join(KINDS)} alerts keep exposed subjects"
+            )
+        rows = session.execute(
+            select(_X.c.subject, _X.c.first_at, _X.c.account_id)
+            .where(_X.c.alert_id == alert_id)
+            .order_by(_X.c.first_at, _X.c.subject)
+        ).all()
+    return [Exposed(*row) for row in rows]
+
+
+def count(conn: Connection, alert_ids: list[int]) -> int:
+    """How many subjects the alerts keep (the incident report's figure)."""
+    if not alert_ids:
+        return 0
+    counted = select(func.count(distinct(_X.c.subject))).where(_X.c.alert_id.in_(alert_ids))
+    return int(conn.execute(counted).scalar_one())
+
+
+def purge(conn: Connection, *, now: dt.datetime, retention_days: int) -> int:
+    """Delete subjects kept longer than the retention, and one batch of activity events
+    (and sessions) past the guard's longest window; returns the subjects deleted."""
+    cutoff = now - dt.timedelta(days=retention_days)
+    deleted = conn.execute(delete(_X).where(_X.c.kept_at < cutoff)).rowcount
+    counters.purge(conn, now=now)
+    return int(deleted)
