@@ -35,6 +35,13 @@ ALERT_KINDS = {
     "not_me": N_("“This wasn't me” reported by the account holder"),
 }
 ALERT_STATUSES = {"open": N_("Open"), "closed": N_("Closed")}
+ALERT_CHANNELS = {"webhook": N_("Webhook"), "email": N_("E-mail")}
+ALERT_DELIVERIES = {
+    "queued": N_("Waiting to be sent"),
+    "sending": N_("Being sent"),
+    "sent": N_("Sent"),
+    "failed": N_("Not delivered"),
+}
 ACCOUNT_STATUSES = {
     "active": N_("Active"),
     "reset_required": N_("Reset required"),
@@ -150,6 +157,14 @@ def alert_kind(code: object) -> str:
 
 def alert_status(code: object) -> str:
     return _worded(ALERT_STATUSES, code)
+
+
+def alert_channel(code: object) -> str:
+    return _worded(ALERT_CHANNELS, code)
+
+
+def alert_delivery(code: object) -> str:
+    return _worded(ALERT_DELIVERIES, code)
 
 
 def field(code: object) -> str:

@@ -321,3 +321,7 @@ def account_act(account_id: int) -> Any:
         abort(404)
     flash(message)
     return redirect(url_for("admin.account", account_id=account_id))
+
+
+# The alert pages' routes join this blueprint (its administrator check, its words).
+from auth.console import alert_views  # noqa: E402, F401
