@@ -12,6 +12,7 @@ import re
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from auth import audit
 from auth.activity import alerts
 from auth.console import alerts as console_alerts
 from auth.models import Alert, AlertKind, AuditEvent, utcnow
@@ -49,7 +50,7 @@ def raise_one(
 
 def close(site: Services, alert_id: int) -> None:
     with site.db.session() as session:
-        alerts.close_alert(session, alert_id, actor=console.audit.Actor.cli("t"), now=utcnow())
+        alerts.close_alert(session, alert_id, actor=audit.Actor.cli("t"), now=utcnow())
 
 
 def listed(page: str) -> list[tuple[int, str]]:
