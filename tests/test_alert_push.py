@@ -21,7 +21,7 @@ from auth import metrics
 from auth.activity import alerts, deliveries, push
 from auth.config import Settings
 from auth.models import AlertDelivery, AlertKind
-from auth.notify import mailer_from_settings, retry_delay
+from auth.notify import mailer_from_settings, retry_delay, start_background
 from auth.services import Services, build
 from tests.test_admin_console import make_account
 from tests.test_notify import Smtp, _Collect
@@ -47,6 +47,7 @@ class Receiver:
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.statuses = list(statuses or [])
         self.received: list[Received] = []
+        self.arrived = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -58,6 +59,7 @@ class Receiver:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    receiver.arrived.set()
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -343,6 +345,19 @@ def test_two_drains_at_once_send_each_delivery_once(
     assert sorted(ids) == sorted({str(r.id) for r in rows(site)}) and len(ids) == 12
     assert sum(r.sent for r in reports) == 12
     assert {r.status for r in rows(site)} == {"sent"}
+
+
+def test_the_servers_background_drain_pushes_alerts_beside_the_notices(
+    settings: Settings, now: dt.datetime, receiver: Receiver
+) -> None:
+    site = pushing(settings, alert_webhook_url=receiver.url, alert_webhook_secret=SECRET)
+    raise_one(site, now, [1])
+    background = start_background(site.settings, interval=0.05)
+    try:
+        assert receiver.arrived.wait(timeout=20), "the background drain pushed nothing"
+    finally:
+        assert background.stop(timeout=10)
+    assert [r.status for r in rows(site)] == ["sent"] and len(receiver.received) == 1
 
 
 # --- the e-mail ---------------------------------------------------------------------------
