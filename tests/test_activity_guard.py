@@ -16,7 +16,7 @@ import redis
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from auth import accounts, audit
+from auth import accounts, audit, report
 from auth.activity import counters as counting
 from auth.activity import exposure
 from auth.activity.guard import ActivityReport, Guard, Ruling
@@ -399,3 +399,17 @@ def test_both_counters_agree_on_the_counts(
         30,
     )
     assert len(set(answers)) == 1
+
+
+def test_the_incident_report_counts_the_exposed_subjects(
+    registry: Services, guard: Guard, account_id: int, now: dt.datetime
+) -> None:
+    robot(guard, now, ip="198.51.100.99")
+
+    with registry.db.connection() as conn:
+        incident = report.gather(
+            conn, since=now - dt.timedelta(hours=1), until=now + dt.timedelta(hours=1), now=now
+        )
+
+    assert incident.exposed_subjects == 17
+    assert "looked up: 17 subject key(s)" in report.to_markdown(incident)

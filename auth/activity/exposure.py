@@ -50,11 +50,12 @@ def listing(db: Database, alert_id: int) -> list[Exposed]:
     return [Exposed(*row) for row in rows]
 
 
-def count(conn: Connection, alert_ids: list[int]) -> int:
-    """How many subjects the alerts keep (the incident report's figure)."""
-    if not alert_ids:
-        return 0
-    counted = select(func.count(distinct(_X.c.subject))).where(_X.c.alert_id.in_(alert_ids))
+def count(conn: Connection, *, since: dt.datetime, until: dt.datetime) -> int:
+    """Distinct subjects first touched in the window under a kept alert (the incident
+    report's figure: the people the portal must inform)."""
+    counted = select(func.count(distinct(_X.c.subject))).where(
+        _X.c.first_at >= since, _X.c.first_at < until
+    )
     return int(conn.execute(counted).scalar_one())
 
 

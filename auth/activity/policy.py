@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -81,9 +82,7 @@ FIELDS = tuple(f.name for f in fields(ActionPolicy))
 class ActivityPolicy:
     """The table: a row per action, and the `*` row for every other action."""
 
-    rows: Mapping[str, ActionPolicy] = field(
-        default_factory=lambda: {DEFAULT_ROW: ActionPolicy()}
-    )
+    rows: Mapping[str, ActionPolicy] = field(default_factory=lambda: {DEFAULT_ROW: ActionPolicy()})
 
     def row(self, action: str) -> ActionPolicy:
         return self.rows.get(action) or self.rows[DEFAULT_ROW]
@@ -217,7 +216,7 @@ def _regular(times: tuple[float, ...], policy: ActionPolicy) -> float | None:
     if n < 2 or len(times) < n + 1:
         return None
     run = times[-(n + 1) :]
-    gaps = [b - a for a, b in zip(run, run[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(run)]
     mean = statistics.fmean(gaps)
     if mean > policy.regular_max_interval:
         return None

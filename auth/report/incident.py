@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, distinct, func, select
 from sqlalchemy.sql import ColumnElement
 
+from auth.activity import exposure
 from auth.audit import Action
 from auth.mfa import census
 from auth.models import (
@@ -75,6 +76,8 @@ class Incident:
     accounts: tuple[AffectedAccount, ...] | None = None  # only with --with-accounts
     # Distinct accounts per kind of evidence (an account in two breaches counts once).
     accounts_by_kind: tuple[tuple[str, int], ...] = ()
+    # Subject keys a blocked account's sessions touched (auth/activity/exposure.py).
+    exposed_subjects: int = 0
 
 
 _F, _R, _A = table(Finding), table(Reset), table(Account)
@@ -253,4 +256,5 @@ def gather(
         coverage_after=census.current(conn, now.date()),
         accounts=tuple(_affected(conn, *window)) if with_accounts else None,
         accounts_by_kind=tuple(_accounts_by_kind(conn, *window)),
+        exposed_subjects=exposure.count(conn, since=since, until=until),
     )

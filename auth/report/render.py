@@ -82,6 +82,9 @@ def _sections(inc: Incident) -> list[_Section]:
                 "Personal data concerned: account e-mail addresses and, where the evidence is "
                 "a password, the account's password (stored by this service only as an "
                 "argon2id hash; the leaked copies come from other services).",
+                f"People whose data a blocked account's sessions looked up: "
+                f"{inc.exposed_subjects} subject key(s), listed for the portal by "
+                "`breachguard report exposure --alert ID`.",
                 f"Patients or other people whose data those accounts can reach: {TO_FILL}",
             ),
         ),

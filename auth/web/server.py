@@ -74,6 +74,7 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 def _purge_expired(db: Any) -> None:
     """Spent and expired WebAuthn challenges, sign-in continuations and page sessions, and
     stale per-address failure counts, would otherwise pile up for ever."""
+    from auth.activity import exposure
     from auth.mfa.webauthn import purge_expired_challenges
     from auth.models import utcnow
     from auth.signin import bans, continuations
@@ -85,6 +86,8 @@ def _purge_expired(db: Any) -> None:
         continuations.purge(conn, now=now)
         bans.purge_failures(conn, now=now)
         session.purge(conn, now=now)
+        # Exposed subjects past EXPOSURE_RETENTION_DAYS, activity past the guard's windows.
+        exposure.purge(conn, now=now, retention_days=load_settings().exposure_retention_days)
 
 
 COVERAGE_EVERY = 3600.0  # seconds between counts of second-factor coverage

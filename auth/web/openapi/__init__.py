@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from auth.models import FindingKind
+from auth.web.openapi.activity import ACTIVITY_PATH
 from auth.web.openapi.hook import HIBP_NOTIFY, HOOK_PATHS, OPTIONS
 from auth.web.openapi.schemas import (
     DENIED,
@@ -126,6 +127,7 @@ SPEC: dict[str, Any] = {
             }
         },
         **HOOK_PATHS,
+        "/api/v1/activity": ACTIVITY_PATH,
         "/api/v1/audit": {
             "get": {
                 "summary": "The audit trail, oldest first (security or admin key)",
