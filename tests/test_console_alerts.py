@@ -115,6 +115,7 @@ def test_the_alert_page_shows_its_accounts_addresses_evidence_and_activity_per_m
     assert "<code>203.0.113.7</code>" in page
     assert "<dt>Failures</dt><dd>12</dd>" in page
     assert 'id="chart-alert-activity"' in page and "Events per minute (UTC)" in page
+    assert 'aria-label="Events per minute (UTC): Events, from 10:00 to 10:03;' in page
     # 10:00 holds 3 + 2, 10:01 and 10:02 nothing, 10:03 holds 7: every minute drawn
     assert re.findall(r'class="bar"[^>]*data-value="(\d+)"', page) == ["5", "7"]
     table = page.split('id="chart-alert-activity-table"')[1].split("</table>")[0]

@@ -78,11 +78,15 @@ def _step_words(step: Any) -> str:
 def _chart(detail: console_alerts.Detail) -> charts.Figure:
     activity = detail.activity
     title = _step_words(activity.step) + " (UTC)"
-    words = charts.Words(gettext("No activity recorded"), gettext("Time (UTC)"), gettext("Events"))
+    times = [_bucket_label(b, activity.step) for b in activity.buckets]
+    span = gettext("from %(first)s to %(last)s", first=times[0], last=times[-1]) if times else ""
+    words = charts.Words(
+        gettext("No activity recorded"), gettext("Time (UTC)"), gettext("Events"), span
+    )
     return charts.grouped_bars(
         "chart-alert-activity",
         title,
-        [_bucket_label(b, activity.step) for b in activity.buckets],
+        times,
         [
             charts.Series(
                 gettext("Events"), tuple(b.count for b in activity.buckets), charts.PALETTE[5]

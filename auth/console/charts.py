@@ -40,6 +40,7 @@ class Words:
     no_data: str = "No data yet"
     x_title: str = ""  # under the horizontal axis
     y_title: str = ""  # beside the vertical axis (charts over days)
+    span: str = ""  # what the labels cover, for the description; "N days from … to …" if empty
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def _frame(
     axes' titles; returns the parts and the plot's top."""
     first, last = labels[0], labels[-1]
     names = ", ".join(s.name for s in series)
-    label = f"{title}: {names}, {len(labels)} days from {first} to {last}; figures in the table"
+    span = words.span or f"{len(labels)} days from {first} to {last}"
+    label = f"{title}: {names}, {span}; figures in the table"
     legend, top = _legend(series)
     height = top + _PLOT_H + _BOTTOM
     parts = _open(chart_id, title, label, height) + legend
