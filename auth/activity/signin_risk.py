@@ -77,7 +77,7 @@ class Attempt:
             "user_agent": self.user_agent[:USER_AGENT_CHARS],
             "outcome": self.outcome,
             "new_network": self.new_network,
-            "via": self.via[:10],
+            "via": "pages" if self.via == "page" else self.via.partition(":")[0][:10],
         }
 
 

@@ -10,15 +10,17 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from auth.activity import user_agents
 from auth.breach.hashing import normalise_email
 from auth.console import labels
 from auth.console.forms import FieldError
 from auth.errors import InvalidInput, NotFound
+from auth.i18n import N_
 from auth.models import (
     Account,
     AccountStatus,
@@ -27,6 +29,7 @@ from auth.models import (
     FindingStatus,
     MfaFactor,
     Reset,
+    SignInRecord,
     table,
 )
 from auth.web.i18n import gettext
@@ -39,6 +42,15 @@ _A, _M, _F, _R, _E = (
     table(AuditEvent),
 )
 EVENTS_PAGE = 25
+SIGN_INS = 20  # the latest sign-in attempts shown
+# A sign-in's outcome: the login flow's decision (auth/signin/rules.py).
+OUTCOMES = {
+    "allow": N_("Let in"),
+    "mfa_required": N_("Second factor asked"),
+    "enroll_required": N_("Asked to add a second factor"),
+    "reset_required": N_("Password must change"),
+    "deny": N_("Refused"),
+}
 SEARCH_LIMIT = 50
 
 
@@ -59,6 +71,18 @@ class Detail:
     resets: list[Any]
     events: list[Event]
     older: int | None  # `before` for the next (older) page, None on the last one
+    sign_ins: list[SignIn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    at: dt.datetime
+    ip: str
+    network: str
+    browser: str  # in words
+    outcome: str  # in words
+    new_network: bool
+    via: str
 
 
 def detail(conn: Connection, account_id: int, *, before: int | None = None) -> Detail:
@@ -92,7 +116,37 @@ def detail(conn: Connection, account_id: int, *, before: int | None = None) -> D
     rows = conn.execute(query.order_by(_E.c.seq.desc()).limit(EVENTS_PAGE + 1)).all()
     events = [Event(r.seq, r.at, r.actor, r.action, json.loads(r.details)) for r in rows]
     older = events[EVENTS_PAGE - 1].seq if len(events) > EVENTS_PAGE else None
-    return Detail(account, list(factors), list(findings), list(resets), events[:EVENTS_PAGE], older)
+    return Detail(
+        account,
+        list(factors),
+        list(findings),
+        list(resets),
+        events[:EVENTS_PAGE],
+        older,
+        _sign_ins(conn, account_id),
+    )
+
+
+def _sign_ins(conn: Connection, account_id: int) -> list[SignIn]:
+    s = table(SignInRecord)
+    rows = conn.execute(
+        select(s.c.at, s.c.ip, s.c.network, s.c.user_agent, s.c.outcome, s.c.new_network, s.c.via)
+        .where(s.c.account_id == account_id)
+        .order_by(s.c.at.desc(), s.c.id.desc())
+        .limit(SIGN_INS)
+    ).all()
+    return [
+        SignIn(
+            r.at,
+            r.ip,
+            r.network,
+            user_agents.describe(r.user_agent, gettext),
+            gettext(OUTCOMES[r.outcome]) if r.outcome in OUTCOMES else r.outcome,
+            bool(r.new_network),
+            r.via,
+        )
+        for r in rows
+    ]
 
 
 def parse_before(raw: str | None) -> int | None:

@@ -68,6 +68,7 @@ RESET_REASONS = {
     "password_breached": N_("Password found in a breach at sign-in"),
     "possible_exposure": N_("Possible exposure in a leak"),
     "security_team": N_("Asked by the security team"),
+    "not_me": N_("The person said a sign-in was not them"),
     "activity_block": N_("Blocked by the activity guard"),
 }
 SIGN_IN_METHODS = {

@@ -26,7 +26,7 @@ from auth.errors import InvalidInput
 from auth.models import Account, Notice, utcnow
 from auth.reset import reasons
 
-KINDS = ("reset_forced", "reset_requested")
+KINDS = ("reset_forced", "reset_requested", "new_sign_in")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 WIDTH = 72  # plain-text lines; links and addresses are never cut
 
@@ -91,10 +91,18 @@ def build_message(
     address (both encoded by the e-mail library), so no header can be injected."""
     language = account.language if account.language in LANGUAGES else settings.default_language
     why = reasons.sentence(notice.reason_code)
+    extra: Mapping[str, object] = {}
+    if notice.kind == "new_sign_in":  # when, where, what browser, and "this wasn't me"
+        from auth.activity import not_me
+
+        extra = not_me.notice_context(
+            notice, account, language=language, settings=settings, now=now or utcnow()
+        )
     subject, text, html = render(
         notice.kind,
         language=language,
         context={
+            **extra,
             "name": account.name,
             "reason": i18n.translations(language).gettext(why),
             "note": notice.reason,

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from auth import audit, i18n
-from auth.activity import signin_risk
+from auth.activity import not_me, signin_risk, user_agents
 from auth.errors import InvalidInput, NotFound
 from auth.mfa import factors, qr, recovery, totp, verify
 from auth.models import Account, AccountStatus, utcnow
@@ -327,8 +327,16 @@ def _security_page(account: Account, **extra: Any) -> str:
         codes_left = recovery.remaining(db, account.id)
         for f in active:
             db.expunge(f)
+        sign_ins = not_me.recent(db, account.id, limit=10)
+        for s in sign_ins:
+            db.expunge(s)
     return render_template(
-        "security.html", account=account, factors=active, codes_left=codes_left, **extra
+        "security.html",
+        account=account,
+        factors=active,
+        codes_left=codes_left,
+        sign_ins=[(s, user_agents.describe(s.user_agent, gettext)) for s in sign_ins],
+        **extra,
     )
 
 
