@@ -21,6 +21,7 @@ from auth.console import views as admin_pages
 from auth.i18n import N_
 from auth.services import Services, build
 from auth.web import (
+    activity_api,
     api,
     hibp_notify,
     hook_api,
@@ -165,6 +166,7 @@ def create_app(
     # A wrong key is a guess at a secret: guesses cost from a small budget per address,
     # which a request holding a valid key neither spends nor is refused by.
     for guarded in (
+        activity_api.bp,
         api.bp,
         range_views.accounts_bp,
         hook_api.bp,
@@ -182,6 +184,7 @@ def create_app(
     # route. A blueprint limit, so that all of them are counted in one pass of the limiter
     # (route decorators would make a second pass on every sign-in).
     limiter.limit(budget.hook)(hook_api.bp)
+    limiter.limit(budget.hook)(activity_api.bp)  # the portal's reports: its key's budget
     per_person = {
         "hook_api.login": budget.login,
         "hook_api.mfa": budget.mfa_ip,
@@ -213,6 +216,7 @@ def create_app(
 
     csrf = CSRFProtect(app)
     for keyed in (
+        activity_api.bp,
         api.bp,
         hook_api.bp,
         range_views.accounts_bp,
@@ -225,6 +229,7 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(metrics_view.bp)  # /metrics: loopback or an admin key
     app.register_blueprint(hook_api.bp)
+    app.register_blueprint(activity_api.bp)  # POST /api/v1/activity
     app.register_blueprint(hibp_notify.bp)  # HIBP's breach callback
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.account_bp)
