@@ -2,7 +2,8 @@
 home, sign-in, forgotten password, a reset page (a valid link) and a dead link, the second
 step and the lost-phone page, the account's security, an authenticator app's enrollment,
 recovery codes, the confirmations (remove a factor, new recovery codes), the password
-change and a 404. Zero violations on each; a failure names the page and its violations.
+change, "this wasn't me" (a dead link, a live one, done) and a 404. Zero violations on
+each; a failure names the page and its violations.
 
 One Chromium (test_e2e_browser.py's), one context per language. The console has its own
 axe test (test_console_browser.py).
@@ -21,7 +22,8 @@ import pytest
 from sqlalchemy import select
 
 from auth import audit, notify
-from auth.models import Account, MfaFactor
+from auth.activity import not_me
+from auth.models import Account, MfaFactor, SignInRecord
 from auth.reset import forced
 from tests import test_e2e_browser as e2e
 from tests.test_e2e_browser import PASSWORD, Site, expect
@@ -59,6 +61,19 @@ def reset_link(site: Site, language: str) -> str:
     assert body is not None
     [link] = re.findall(rf"{re.escape(settings.public_url)}(/reset/\S+)", str(body.get_content()))
     return site.url + link  # the served app's address, not PUBLIC_URL's
+
+
+def not_me_token(site: Site) -> str:
+    """The "this wasn't me" token a new sign-in's e-mail carries, for the last sign-in."""
+    with site.registry.db.session() as db:
+        record = db.execute(select(SignInRecord).order_by(SignInRecord.id.desc())).scalars().first()
+        assert record is not None
+        return not_me.make_token(
+            site.registry.settings.secret_key,
+            sign_in_id=record.id,
+            epoch=db.get_one(Account, record.account_id).session_epoch,
+            expires=dt.datetime.now(dt.UTC) + not_me.LIFETIME,
+        )
 
 
 class Sweep:
@@ -157,6 +172,12 @@ def test_every_page_a_person_meets_has_no_axe_violations(
         expect(page).to_have_url(e2e.LOGIN_MFA)
         sweep.check("/login/mfa")
         sweep.visit("/login/lost", "/login/lost")
+
+        # "this wasn't me": a dead link, and the link of a new sign-in's e-mail, acted on
+        sweep.visit("/not-me/1.0.0.forged", "/not-me/<dead link>", status=404)
+        sweep.visit(f"/not-me/{not_me_token(site)}", "/not-me/<valid link>")
+        sweep.submit("form[action^='/not-me/'] button[type=submit]")
+        sweep.check("this wasn't me: done")
 
         assert sweep.found == {}, f"axe-core violations ({language}): {sweep.found}"
     finally:
