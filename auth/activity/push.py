@@ -33,7 +33,7 @@ from auth.config import LANGUAGES, Settings
 from auth.console import labels
 from auth.errors import BreachguardError
 from auth.models import Alert
-from auth.notify.messages import _environment, message_id
+from auth.notify.messages import _environment, message_id  # the notices' own, reused
 
 SIGNATURE_HEADER = "X-Breachguard-Signature"
 TIMESTAMP_HEADER = "X-Breachguard-Timestamp"
