@@ -413,3 +413,24 @@ def test_the_incident_report_counts_the_exposed_subjects(
 
     assert incident.exposed_subjects == 17
     assert "looked up: 17 subject key(s)" in report.to_markdown(incident)
+
+
+def test_many_accounts_working_from_one_network_ask_for_a_step_up(
+    registry: Services, guard: Guard, now: dt.datetime
+) -> None:
+    with registry.db.session() as s:
+        for n in range(26):
+            accounts.create(
+                s, email=f"pro{n}@example.org", hasher=registry.hasher, actor=ACTOR, now=now
+            )
+
+    rulings = [
+        guard.report(
+            ActivityReport(f"pro{n}@example.org", f"s{n}", f"203.0.113.{n + 1}", "patient_lookup"),
+            now=now + dt.timedelta(seconds=10 * n),
+        )
+        for n in range(26)
+    ]
+
+    assert {r.decision for r in rulings[:25]} == {Decision.ALLOW}
+    assert (rulings[25].decision, rulings[25].reasons) == (Decision.STEP_UP, ("network_burst",))

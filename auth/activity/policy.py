@@ -59,7 +59,7 @@ class ActionPolicy:
     block_per_hour: int = 400
     step_up_per_day: int = 600
     block_per_day: int = 1500
-    step_up_subjects_per_hour: int = 120  # distinct subjects for the account
+    step_up_subjects_per_hour: int = 150  # distinct subjects for the account
     block_subjects_per_hour: int = 300
     # Machine-regular spacing: the last `regular_intervals` gaps of a session vary less
     # than `regular_cv` (standard deviation over mean) at a pace faster than one look-up
