@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from auth.activity import user_agents
 from auth.activity.risk import (
     NetworkTally,
     RiskPolicy,
@@ -127,3 +128,43 @@ def test_a_networks_tally_counts_addresses_attempts_and_failures_in_its_window()
     counters.forget_network("198.51.100.0/24")
     fresh = counters.network("198.51.100.0/24", "d", failed=True, now=T0 + dt.timedelta(minutes=11))
     assert fresh == NetworkTally(accounts=1, attempts=1, failures=1)
+
+
+def _words(message: str, **values: object) -> str:
+    return message % values if values else message
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "words"),
+    [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0",
+            "Firefox on Windows",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+            "Safari on iPhone",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Mobile Safari/537.36",
+            "Chrome on Android",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "Edge on Windows",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like "
+            "Gecko) Version/18.1 Safari/605.1.15",
+            "Safari on macOS",
+        ),
+        ("python-requests/2.32.3", "an unknown browser or program"),
+        ("", "an unknown browser or program"),
+        ("Mozilla/5.0 (X11; Linux x86_64)", "a browser on Linux"),
+    ],
+)
+def test_a_user_agent_reads_as_a_browser_and_a_system_in_words(user_agent: str, words: str) -> None:
+    assert user_agents.describe(user_agent, _words) == words

@@ -326,3 +326,76 @@ def test_the_security_page_lists_ones_sign_ins_and_this_wasnt_me_secures_the_acc
     assert alert.suspected_from == first_new
     assert "203.0.113.7" in alert.addresses
     assert isinstance(alert.suspected_from, dt.datetime)
+
+
+def test_a_forged_or_expired_not_me_link_acts_on_nothing(site: Services, web: Flask) -> None:
+    from auth.activity import not_me
+
+    account_id = make(site, "paul@example.fr")
+    with site.db.session() as s:
+        s.add(
+            SignInRecord(
+                account_id=account_id, ip="203.0.113.7", network="203.0.113.0/24", outcome="allow"
+            )
+        )
+        s.flush()
+        record_id = s.execute(select(SignInRecord.id)).scalar_one()
+    key, now = site.settings.secret_key, utcnow()
+    live = not_me.make_token(
+        key, sign_in_id=record_id, epoch=0, expires=now + dt.timedelta(hours=1)
+    )
+    expired = not_me.make_token(
+        key, sign_in_id=record_id, epoch=0, expires=now - dt.timedelta(seconds=1)
+    )
+    other_key = not_me.make_token(
+        "another-key", sign_in_id=record_id, epoch=0, expires=now + dt.timedelta(hours=1)
+    )
+    forged = live.replace(f"{record_id}.0.", f"{record_id}.1.")  # another epoch, same MAC
+    browser = french(web)
+    assert browser.get(f"/not-me/{live}").status_code == 200
+    for dead in (expired, other_key, forged, "not-a-token", live + "x"):
+        assert browser.get(f"/not-me/{dead}").status_code == 404, dead
+        answer = browser.post(f"/not-me/{dead}", data={"csrf_token": csrf(browser)})
+        assert answer.status_code == 404, dead
+    with site.db.session() as s:
+        assert s.get_one(Account, account_id).status == "active"
+    assert alerts(site, AlertKind.NOT_ME) == []
+
+
+def test_through_the_hook_a_new_network_becomes_known_after_the_second_step(
+    site: Services, portal: FlaskClient
+) -> None:
+    from tests.totp_helpers import enroll_totp, next_code
+
+    account_id = make(site, "marc@example.fr")
+    secret = enroll_totp(site, account_id)
+    first = hook(portal, "marc@example.fr", PASSWORD, ip="2001:db8:1:2::5")
+    assert first["decision"] == "mfa_required"
+    with site.db.session() as s:
+        assert s.execute(select(AccountNetwork)).first() is None
+    body = {
+        "continuation": first["continuation"],
+        "ip": "2001:db8:1:2::5",
+        "code": next_code(secret),
+    }
+    assert portal.post("/api/v1/hook/mfa", json=body).json["decision"] == "allow"
+    with site.db.session() as s:
+        (network,) = s.execute(select(AccountNetwork.network)).scalars()
+    assert network == "2001:db8:1::/48"
+
+
+def test_the_new_sign_in_e_mail_speaks_the_persons_language(
+    site: Services, portal: FlaskClient, smtp: Smtp
+) -> None:
+    account_id = make(site, "anna@example.org")
+    with site.db.session() as s:
+        s.get_one(Account, account_id).language = "en"
+    hook(portal, "anna@example.org", PASSWORD, ip="192.0.2.10")
+    hook(portal, "anna@example.org", PASSWORD, ip="203.0.113.7")
+    notify.drain(site.db, mailer=notify.SmtpMailer(smtp.url, timeout=5), settings=site.settings)
+    (mail,) = smtp.messages
+    assert mail["Subject"] == "New sign-in to your account"
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    for body in (text, html):
+        assert "Firefox on Windows" in body and "(Paris time)" in body and "/not-me/" in body

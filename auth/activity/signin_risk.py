@@ -33,6 +33,7 @@ from auth.activity.networks import network_of
 from auth.activity.risk_counters import MemoryCounters, RedisCounters, RiskCounters
 from auth.config import Settings
 from auth.db import Database, dialect_insert
+from auth.errors import InvalidInput
 from auth.models import (
     Account,
     AccountNetwork,
@@ -188,7 +189,7 @@ class SignInRisk:
         window = int(self.policy.stuffing_window.total_seconds())
         length = self.settings.ip_ban_seconds
         with db.session() as session:
-            if length > 0:
+            if length > 0 and _is_network(network):
                 bans.add(
                     session,
                     network,
@@ -309,6 +310,14 @@ def _known_pg(attempt: Attempt) -> Any:
         .returning(_AN.c.account_id)
         .cte("known")
     )
+
+
+def _is_network(network: str) -> bool:
+    try:
+        bans.parse_network(network)
+    except InvalidInput:
+        return False  # an address the caller could not give in IP form: alert, no ban
+    return True
 
 
 def notice_record_id(notice: Notice) -> int | None:
