@@ -399,3 +399,31 @@ def test_the_new_sign_in_e_mail_speaks_the_persons_language(
     html = mail.get_body(("html",)).get_content()
     for body in (text, html):
         assert "Firefox on Windows" in body and "(Paris time)" in body and "/not-me/" in body
+
+
+def test_the_console_lists_an_accounts_recent_sign_ins(
+    site: Services, portal: FlaskClient, web: Flask
+) -> None:
+    from auth.console import admins
+    from tests.test_admin_console import sign_in
+    from tests.totp_helpers import enroll_totp, next_code
+
+    admin_id = make(site, "secu@chu.example")
+    with site.db.session() as s:
+        admins.set_admin(s, email="secu@chu.example", admin=True, actor=ACTOR, now=utcnow())
+    user = make(site, "remi@example.fr")
+    hook(portal, "remi@example.fr", PASSWORD, ip="192.0.2.10")
+    hook(portal, "remi@example.fr", "wrong", ip="203.0.113.7", ua="curl/8.5.0")
+    console = french(web)
+    sign_in(console, "secu@chu.example", next_code(enroll_totp(site, admin_id)))
+    page = console.get(f"/admin/accounts/{user}").get_data(as_text=True)
+    listed = page[
+        page.index('id="account-sign-ins"') : page.index(
+            "</table>", page.index('id="account-sign-ins"')
+        )
+    ]
+    rows = re.findall(r"<tr>(.*?)</tr>", listed, re.S)[1:]
+    assert len(rows) == 2
+    assert "203.0.113.7" in rows[0] and "Refusée" in rows[0] and "Oui" in rows[0]
+    assert "un navigateur ou programme inconnu" in rows[0]
+    assert "192.0.2.10" in rows[1] and "Admis" in rows[1] and "Firefox sur Windows" in rows[1]
