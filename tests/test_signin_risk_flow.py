@@ -427,3 +427,21 @@ def test_the_console_lists_an_accounts_recent_sign_ins(
     assert "203.0.113.7" in rows[0] and "Refusée" in rows[0] and "Oui" in rows[0]
     assert "un navigateur ou programme inconnu" in rows[0]
     assert "192.0.2.10" in rows[1] and "Admis" in rows[1] and "Firefox sur Windows" in rows[1]
+
+
+def test_without_its_redis_a_sign_in_still_answers_and_the_outage_is_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from auth.signin.flow import SignIn
+    from tests.test_redis_down import free_port
+
+    down = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    registry = build(down)
+    try:
+        make(registry, "hugo@example.fr")
+        flow = SignIn(registry, sleep=lambda _: None)
+        assert flow.login("hugo@example.fr", PASSWORD, ip="192.0.2.10").decision == "allow"
+        assert flow.login("hugo@example.fr", SPRAYED, ip="192.0.2.10").decision == "deny"
+    finally:
+        registry.close()
+    assert "sign-in risk counters unavailable: ConnectionError" in caplog.text
