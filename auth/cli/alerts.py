@@ -16,7 +16,7 @@ from auth.activity import alerts as alert_records
 from auth.activity import deliveries, push
 from auth.cli.common import Exit, handle_errors, services
 from auth.errors import NotFound
-from auth.models import Alert, utcnow
+from auth.models import Alert, AlertKind, utcnow
 
 
 @click.group("alerts")
@@ -31,7 +31,9 @@ def _time(value: object) -> str:
 
 @alerts_group.command("list")
 @click.option("--open", "only_open", is_flag=True, help="Only the alerts not closed yet.")
-@click.option("--kind", default=None, help="Only this kind (e.g. credential_stuffing).")
+@click.option(
+    "--kind", type=click.Choice([k.value for k in AlertKind]), default=None, help="Only this kind."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
     "--format",
