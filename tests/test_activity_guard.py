@@ -5,6 +5,7 @@ a step-up is answered by the hook's second step; the portal's session id is neve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -20,7 +21,7 @@ from auth import accounts, audit, report
 from auth.activity import counters as counting
 from auth.activity import exposure
 from auth.activity.guard import ActivityReport, Guard, Ruling
-from auth.activity.policy import Decision
+from auth.activity.policy import Decision, parse_policy
 from auth.cli import main as cli
 from auth.errors import InvalidInput, NotFound
 from auth.models import (
@@ -415,22 +416,32 @@ def test_the_incident_report_counts_the_exposed_subjects(
     assert "looked up: 17 subject key(s)" in report.to_markdown(incident)
 
 
-def test_many_accounts_working_from_one_network_ask_for_a_step_up(
-    registry: Services, guard: Guard, now: dt.datetime
+def test_many_accounts_new_to_one_network_ask_but_a_shared_known_network_does_not(
+    registry: Services, now: dt.datetime
 ) -> None:
+    quiet = parse_policy("*.new_network_step_up=false")  # the burst rule alone
+    guard = Guard(
+        dataclasses.replace(
+            registry, settings=dataclasses.replace(registry.settings, activity_policy=quiet)
+        )
+    )
     with registry.db.session() as s:
-        for n in range(26):
-            accounts.create(
+        for n in range(41):
+            made = accounts.create(
                 s, email=f"pro{n}@example.org", hasher=registry.hasher, actor=ACTOR, now=now
             )
+            s.add(AccountNetwork(account_id=made.id, network="198.51.100.0/24", first_at=now))
 
-    rulings = [
-        guard.report(
-            ActivityReport(f"pro{n}@example.org", f"s{n}", f"203.0.113.{n + 1}", "patient_lookup"),
-            now=now + dt.timedelta(seconds=10 * n),
+    def report(n: int, ip: str, at: dt.datetime) -> Ruling:
+        return guard.report(
+            ActivityReport(f"pro{n}@example.org", f"s{n}", ip, "patient_lookup"), now=at
         )
-        for n in range(26)
+
+    hospital = [report(n, f"198.51.100.{n + 1}", now) for n in range(30)]
+    attack = [
+        report(30 + n, f"203.0.113.{n + 1}", now + dt.timedelta(seconds=20 * n)) for n in range(11)
     ]
 
-    assert {r.decision for r in rulings[:25]} == {Decision.ALLOW}
-    assert (rulings[25].decision, rulings[25].reasons) == (Decision.STEP_UP, ("network_burst",))
+    assert {r.decision for r in hospital} == {Decision.ALLOW}  # 30 behind one known NAT
+    assert {r.decision for r in attack[:10]} == {Decision.ALLOW}
+    assert (attack[10].decision, attack[10].reasons) == (Decision.STEP_UP, ("network_burst",))

@@ -107,8 +107,8 @@ CASES = [
         (),
     ),
     (
-        "26 accounts from one network within ten minutes ask",
-        Facts(network_accounts=26),
+        "11 accounts new to one network within ten minutes ask",
+        Facts(network_accounts=11),
         "step_up",
         ("network_burst",),
     ),

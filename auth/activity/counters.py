@@ -26,6 +26,7 @@ from sqlalchemy import (
     case,
     delete,
     distinct,
+    exists,
     func,
     insert,
     or_,
@@ -35,12 +36,12 @@ from sqlalchemy import (
 from auth.activity.policy import DAY, HOUR, LONGEST_WINDOW, MINUTE, NETWORK_WINDOW, Counts, Facts
 from auth.config import Settings
 from auth.db import Database
-from auth.models import ActivityEvent, ActivitySession, UTCDateTime, table
+from auth.models import AccountNetwork, ActivityEvent, ActivitySession, UTCDateTime, table
 
 PURGE_EVERY = 60.0  # seconds of activity between two purge batches (database counters)
 PURGE_BATCH = 5000
 REDIS_TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
-_E, _S = table(ActivityEvent), table(ActivitySession)
+_E, _S, _N = table(ActivityEvent), table(ActivitySession), table(AccountNetwork)
 
 
 def session_digest(portal_session: str) -> str:
@@ -57,6 +58,7 @@ class Event:
     action: str
     subject: str  # "" when the action names none
     at: dt.datetime
+    new_network: bool = False  # the account never used this network (a burst counts these)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ def _at(name: str) -> Any:
 _MINE = _E.c.account_id == bindparam("account")
 _SESSION = _E.c.session == bindparam("session")
 _NETWORK = _E.c.network == bindparam("network")
+# The network is new to the account that acted from it: a burst counts only these, not a
+# hospital's many people behind its one address.
+_NEW = ~exists().where(_N.c.account_id == _E.c.account_id, _N.c.network == _E.c.network)
 
 
 def _count(where: Any, since: str) -> Any:
@@ -119,7 +124,9 @@ _COUNTS = select(
     func.count(
         distinct(case((and_(_MINE, _E.c.at >= _at("hour"), _E.c.subject != ""), _E.c.subject)))
     ),
-    func.count(distinct(case((and_(_NETWORK, _E.c.at >= _at("network_since")), _E.c.account_id)))),
+    func.count(
+        distinct(case((and_(_NETWORK, _E.c.at >= _at("network_since"), _NEW), _E.c.account_id)))
+    ),
 ).where(
     _E.c.action == bindparam("action"),
     or_(
@@ -184,7 +191,7 @@ class DatabaseCounters:
         return [Touched(r.at.timestamp(), r.network, r.subject) for r in rows]
 
 
-def row_of(event: Event) -> dict[str, Any]:
+def row_of(event: Event) -> dict[str, Any]:  # new_network is not kept: see _NEW
     return {
         "account_id": event.account_id,
         "session": event.session,
@@ -212,57 +219,77 @@ def purge(conn: Connection, *, now: dt.datetime, batch: int = PURGE_BATCH) -> in
 # --- Redis --------------------------------------------------------------------------------
 
 
+# One script, one round trip: record the action in every set (trimmed to the longest window
+# and expiring with it), then read every count and the session's latest times.
+OBSERVE = """
+local t, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cut = '(' .. ARGV[3]
+local function add(key, member)
+  redis.call('ZADD', key, t, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', cut)
+  redis.call('EXPIRE', key, keep + 1)
+end
+add(KEYS[1], ARGV[4])
+add(KEYS[2], ARGV[4])
+if ARGV[13] == '1' then add(KEYS[4], ARGV[6]) end
+add(KEYS[5], ARGV[7])
+if ARGV[5] ~= '' then add(KEYS[3], ARGV[5]) end
+local out = {}
+for _, key in ipairs({KEYS[1], KEYS[2]}) do
+  for i = 8, 10 do out[#out + 1] = redis.call('ZCOUNT', key, ARGV[i], '+inf') end
+end
+out[#out + 1] = redis.call('ZCOUNT', KEYS[3], ARGV[9], '+inf')
+out[#out + 1] = redis.call('ZCOUNT', KEYS[4], ARGV[11], '+inf')
+local recent = redis.call('ZREVRANGEBYSCORE', KEYS[2], '+inf', ARGV[10], 'WITHSCORES',
+  'LIMIT', 0, tonumber(ARGV[12]))
+for i = 2, #recent, 2 do out[#out + 1] = recent[i] end
+return out
+"""
+
+
 class RedisCounters:
-    """Sorted sets scored by time, trimmed to the longest window and expiring with it:
-    per account and action (`a:`), per session and action (`s:`), the account's subjects
-    with their latest time (`j:`), the accounts seen per network (`n:`), and every action
-    of the account (`e:`, members `nonce|network|subject`) for an exposure report."""
+    """Sorted sets scored by time: per account and action (`a:`), per session and action
+    (`s:`), the account's subjects with their latest time (`j:`), the accounts seen per
+    network while it was new to them (`n:`), and every action of the account (`e:`,
+    members `nonce|network|subject`) for an exposure report. A single Redis (the keys of
+    one action are not in one slot of a cluster)."""
 
     def __init__(self, client: redis.Redis, *, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-
-    def _keys(self, event: Event) -> dict[str, str]:
-        p, a, act = self.prefix, event.account_id, event.action
-        return {
-            "account": f"{p}:a:{a}:{act}",
-            "session": f"{p}:s:{event.session}:{act}",
-            "subjects": f"{p}:j:{a}:{act}",
-            "network": f"{p}:n:{event.network}:{act}",
-            "touched": f"{p}:e:{a}",
-        }
+        self._observe = client.register_script(OBSERVE)
 
     def observe(self, event: Event, *, floor: float, recent: int) -> Facts:
         t = event.at.timestamp()
-        starts = _starts(t, floor)
-        keys = self._keys(event)
+        s = _starts(t, floor)
+        p, a, act = self.prefix, event.account_id, event.action
         nonce = secrets.token_hex(6)
-        members = {
-            "account": nonce,
-            "session": nonce,
-            "network": str(event.account_id),
-            "touched": f"{nonce}|{event.network}|{event.subject}",
-        }
-        if event.subject:
-            members["subjects"] = event.subject
-        pipe = self.client.pipeline(transaction=False)
-        for name, member in members.items():
-            pipe.zadd(keys[name], {member: t})
-            pipe.zremrangebyscore(keys[name], "-inf", f"({t - LONGEST_WINDOW}")
-            pipe.expire(keys[name], LONGEST_WINDOW + 1)
-        for scope in ("account", "session"):
-            for window in ("minute", "hour", "day"):
-                pipe.zcount(keys[scope], starts[window], "+inf")
-        pipe.zcount(keys["subjects"], starts["hour"], "+inf")
-        pipe.zcount(keys["network"], starts["network_since"], "+inf")
-        pipe.zrevrangebyscore(keys["session"], "+inf", starts["day"], 0, recent, withscores=True)
-        replies = pipe.execute()[3 * len(members) :]
+        keys = [
+            f"{p}:a:{a}:{act}",
+            f"{p}:s:{event.session}:{act}",
+            f"{p}:j:{a}:{act}",
+            f"{p}:n:{event.network}:{act}",
+            f"{p}:e:{a}",
+        ]
+        args: list[str | int] = [
+            repr(t),
+            LONGEST_WINDOW,
+            repr(t - LONGEST_WINDOW),
+            nonce,
+            event.subject,
+            a,
+            f"{nonce}|{event.network}|{event.subject}",
+            *(repr(s[w]) for w in ("minute", "hour", "day", "network_since")),
+            recent,
+            int(event.new_network),
+        ]
+        out = cast(list[Any], self._observe(keys=keys, args=args))
         return Facts(
-            account=Counts(*replies[0:3]),
-            session=Counts(*replies[3:6]),
-            subjects_hour=replies[6],
-            recent=tuple(score for _, score in reversed(replies[8])),
-            network_accounts=replies[7],
+            account=Counts(*out[0:3]),
+            session=Counts(*out[3:6]),
+            subjects_hour=out[6],
+            recent=tuple(float(score) for score in reversed(out[8:])),
+            network_accounts=out[7],
             floor=floor,
         )
 

@@ -195,18 +195,15 @@ class Guard:
             self._first_network(state.id, network, now)
         floors = [t.timestamp() for t in (stepped_up, state.account_blocked_at) if t]
         row = self.settings.activity_policy.row(action)
-        event = counting.Event(state.id, digest, ip, network, action, subject, at)
+        new_network = bool(state.any_known and not state.known and stepped_up is None)
+        event = counting.Event(state.id, digest, ip, network, action, subject, at, new_network)
         try:
             facts = self.counters.observe(
                 event, floor=max(floors, default=0.0), recent=row.regular_intervals + 1
             )
         except redis.RedisError as exc:
             raise GuardUnavailable(f"the activity counters did not answer: {exc}") from None
-        facts = replace(
-            facts,
-            new_network=bool(state.any_known and not state.known and stepped_up is None),
-            stepped_up=stepped_up is not None,
-        )
+        facts = replace(facts, new_network=new_network, stepped_up=stepped_up is not None)
         verdict = decide(facts, row, at)
         if verdict.decision is Decision.ALLOW:
             return Ruling(verdict, state.id)

@@ -68,10 +68,10 @@ class ActionPolicy:
     regular_cv: float = 0.3
     regular_max_interval: float = 5.0
     new_network_step_up: bool = True  # a network the account never used asks for a step-up
-    # Distinct accounts working from one network within NETWORK_WINDOW. A large site behind
-    # one address (a hospital's NAT) may need more; a session that made its second step is
-    # not held to it.
-    network_accounts_step_up: int = 25
+    # Distinct accounts working within NETWORK_WINDOW from one network that is new to each
+    # of them (a hospital's many people behind its one known address do not count); a
+    # session that made its second step is not held to it.
+    network_accounts_step_up: int = 10
     network_accounts_block: int = 0
 
 
@@ -142,7 +142,7 @@ class Facts:
     session: Counts = Counts()
     subjects_hour: int = 0  # distinct subjects the account touched in the last hour
     recent: tuple[float, ...] = ()  # the session's latest times (epoch seconds), ascending
-    network_accounts: int = 0  # distinct accounts from this network in NETWORK_WINDOW
+    network_accounts: int = 0  # distinct accounts new to this network in NETWORK_WINDOW
     new_network: bool = False  # the account never used this network
     stepped_up: bool = False  # the session made a second step: windows count from then
     floor: float = 0.0  # windows start no earlier than this (a step-up, a block)

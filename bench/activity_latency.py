@@ -1,0 +1,256 @@
+"""Latency of POST /api/v1/activity under an open-loop load, against /healthz of the same
+server at the same rate.
+
+A fresh database gets --accounts accounts, each with its known network; `breachguard
+serve` (gunicorn gthread, 2 workers x 4 threads by default) listens on 127.0.0.1 with
+REDIS_URL set, so the counters are Redis sorted sets. The load is open-loop: request i is
+due at start + i / rate whatever the earlier answers did, and its latency runs from that
+due time to the last byte of its answer (a closed loop would wait for slow answers and
+hide them). Each report names a random account with its own portal session and subject,
+from its known network, at a person's pace: the answers are `allow`, the path every
+ordinary look-up takes. `--rounds` pairs of runs alternate /healthz and the reports (the
+order swapped every other round); figures are over every round's requests. Floor from
+issue #25: p99 <= 5 ms at 500 requests/s with Redis.
+
+    .venv/bin/python bench/activity_latency.py                    # 500/s, Redis db 1, SQLite
+    .venv/bin/python bench/activity_latency.py --rate 300 --seconds 5 --db postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import bench_db, cli_env, insert_accounts, percentile, served, table, verdict, workdir
+
+FLOOR_P99_MS = 5.0
+ACTION = "patient_lookup"
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)  # seconds, from the due time
+    statuses: Counter[int] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rate", type=float, default=500.0, help="requests per second")
+    ap.add_argument("--seconds", type=float, default=10.0, help="per run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--accounts", type=int, default=2000)
+    ap.add_argument("--connections", type=int, default=32, help="kept-alive client connections")
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/1")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=25)
+    args = ap.parse_args()
+
+    with workdir() as work, bench_db(args.db, work, "activity") as db:
+        token = _prepare(db.url, args.accounts)
+        env = cli_env(db, work / "instance")
+        prefix = f"bgbench-activity-{random.Random().getrandbits(32):08x}"
+        env.update(
+            REDIS_URL=args.redis,
+            RATELIMIT_KEY_PREFIX=prefix,
+            HOOK_RATE_LIMIT="10000000 per minute",
+            LOG_LEVEL="WARNING",
+        )
+        try:
+            with served(env, workers=args.workers, threads=args.threads) as base:
+                runs = _measure(base, token, args)
+        finally:
+            _forget(args.redis, prefix)
+
+    rows = []
+    for name, run in runs.items():
+        ms = sorted(t * 1000 for t in run.latencies)
+        errors = sum(n for status, n in run.statuses.items() if status != 200)
+        rows.append(
+            [
+                name,
+                len(ms),
+                percentile(ms, 50),
+                percentile(ms, 99),
+                ms[-1] if ms else float("nan"),
+                errors,
+                ", ".join(f"{d} {n}" for d, n in sorted(run.decisions.items())) or "-",
+            ]
+        )
+    print()
+    print(
+        f"open loop at {args.rate:g} requests/s, {args.rounds} x {args.seconds:g} s per endpoint, "
+        f"{args.connections} kept-alive connections; gunicorn gthread {args.workers} workers x "
+        f"{args.threads} threads; {args.db} + Redis on 127.0.0.1, the same 2-core machine"
+    )
+    print(table(["endpoint", "requests", "p50 ms", "p99 ms", "max ms", "errors", "answers"], rows))
+    p99 = rows[1][3]
+    print()
+    print(
+        f"floor POST /api/v1/activity p99 <= {FLOOR_P99_MS:g} ms at {args.rate:g}/s: "
+        f"{p99:.2f} ms: {verdict(p99 <= FLOOR_P99_MS and rows[1][5] == 0)}"
+    )
+
+
+def _prepare(url: str, accounts: int) -> str:
+    """The accounts, each with its known network, and a hook key; returns the key."""
+    from auth import apikeys, audit
+    from auth.db import Database
+    from auth.models import AccountNetwork, utcnow
+
+    database = Database(url)
+    now = utcnow()
+    try:
+        ids = insert_accounts(database, range(1, accounts + 1), prefix="pro", now=now)
+        with database.engine.begin() as conn:
+            conn.execute(
+                AccountNetwork.__table__.insert(),
+                [
+                    {"account_id": i, "network": _network(i), "first_at": now, "last_at": now}
+                    for i in ids
+                ],
+            )
+        with database.session() as s:
+            created = apikeys.create(
+                s, role="hook", name="bench", actor=audit.Actor.cli("bench"), now=now
+            )
+            return created.token
+    finally:
+        database.dispose()
+
+
+def _ip(i: int) -> str:
+    return f"10.{i // 256 % 256}.{i % 256}.7"
+
+
+def _network(i: int) -> str:
+    return f"10.{i // 256 % 256}.{i % 256}.0/24"
+
+
+def _measure(base: str, token: str, args: argparse.Namespace) -> dict[str, Run]:
+    rng = random.Random(args.seed)
+    runs = {"GET /healthz (baseline)": Run(), "POST /api/v1/activity": Run()}
+    healthz, activity = runs.values()
+    # warm both endpoints (connections, statement caches, Redis scripts) before timing
+    asyncio.run(_open_loop(base, token, args, Run(), rng, activity=False, seconds=1))
+    asyncio.run(_open_loop(base, token, args, Run(), rng, activity=True, seconds=1))
+    for r in range(args.rounds):
+        order = [(False, healthz), (True, activity)]
+        for is_activity, run in order if r % 2 == 0 else reversed(order):
+            asyncio.run(_open_loop(base, token, args, run, rng, activity=is_activity))
+        print(f"  round {r + 1}/{args.rounds} done", flush=True)
+    return runs
+
+
+def _request(host: str, token: str, body: bytes | None) -> bytes:
+    if body is None:
+        return f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    head = (
+        f"POST /api/v1/activity HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _report(rng: random.Random, accounts: int) -> bytes:
+    i = rng.randint(1, accounts)
+    return json.dumps(
+        {
+            "account": f"pro-{i:06d}@example.org",
+            "session": f"portal-session-{i}",
+            "ip": _ip(i),
+            "action": ACTION,
+            "subject": f"{rng.getrandbits(64):016x}",
+        }
+    ).encode()
+
+
+async def _open_loop(
+    base: str,
+    token: str,
+    args: argparse.Namespace,
+    run: Run,
+    rng: random.Random,
+    *,
+    activity: bool,
+    seconds: float | None = None,
+) -> None:
+    """Requests due at start + i / rate, sent over a pool of kept-alive connections; a
+    request waits for a free connection, and that wait is part of its latency."""
+    parts = urlsplit(base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    total = int(args.rate * (seconds or args.seconds))
+    due: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        while (item := await due.get()) is not None:
+            scheduled, payload = item
+            for _attempt in range(2):  # the server may have closed an idle connection
+                try:
+                    writer.write(payload)
+                    status, body = await _answer(reader)
+                    break
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+            else:
+                status, body = 0, b""
+            run.latencies.append(loop.time() - scheduled)
+            run.statuses[status] += 1
+            if activity and status == 200:
+                run.decisions[json.loads(body)["decision"]] += 1
+        writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(args.connections)]
+    start = loop.time() + 0.05
+    for i in range(total):
+        scheduled = start + i / args.rate
+        payload = _request(host, token, _report(rng, args.accounts) if activity else None)
+        wait = scheduled - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        due.put_nowait((scheduled, payload))
+    for _ in workers:
+        due.put_nowait(None)
+    await asyncio.gather(*workers)
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return status, await reader.readexactly(length) if length else b""
+
+
+def _forget(url: str, prefix: str) -> None:
+    """The run's counters, out of the shared Redis database."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+
+
+if __name__ == "__main__":
+    main()
