@@ -2,20 +2,28 @@
 portal needs them to find the people it must inform (GDPR article 34), and their
 retention.
 
-The guard keeps them when it blocks (auth/activity/guard.py); `breachguard report exposure`
-reads them; `purge` deletes them after EXPOSURE_RETENTION_DAYS, with the activity events
-and sessions past the guard's longest window.
+The guard keeps them when it blocks (auth/activity/guard.py); a "this wasn't me" can keep
+them the same way:
+
+    touched = Guard(services).counters.touched(account_id, since=start, until=end)
+    keep(session, alert_id=alert.id, account_id=account_id, subjects=first_touches(touched))
+
+`breachguard report exposure` reads them; `purge` deletes them after
+EXPOSURE_RETENTION_DAYS, with the activity events and sessions past the guard's longest
+window.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, distinct, func, select
+from sqlalchemy.orm import Session
 
 from auth.activity import counters
-from auth.db import Database
+from auth.db import Database, dialect_insert
 from auth.errors import InvalidInput, NotFound
 from auth.models import Alert, AlertKind, ExposedSubject, table
 
@@ -28,6 +36,43 @@ class Exposed:
     subject: str
     first_at: dt.datetime
     account_id: int
+
+
+def first_touches(touched: Iterable[counters.Touched]) -> dict[str, float]:
+    """Each subject with the first time it was touched (epoch seconds), oldest first."""
+    first: dict[str, float] = {}
+    for t in sorted(touched, key=lambda t: t.at):
+        if t.subject:
+            first.setdefault(t.subject, t.at)
+    return first
+
+
+def keep(
+    session: Session,
+    *,
+    alert_id: int,
+    account_id: int,
+    subjects: Mapping[str, float],
+    now: dt.datetime,
+) -> None:
+    """Keep the subjects for the alert, in the caller's transaction (a subject already kept
+    for it keeps its first time)."""
+    if not subjects:
+        return
+    rows = [
+        {
+            "alert_id": alert_id,
+            "subject": subject,
+            "account_id": account_id,
+            "first_at": dt.datetime.fromtimestamp(first, dt.UTC),
+            "kept_at": now,
+        }
+        for subject, first in subjects.items()
+    ]
+    insert = dialect_insert(session)(_X).on_conflict_do_nothing(
+        index_elements=[_X.c.alert_id, _X.c.subject]
+    )
+    session.execute(insert, rows)
 
 
 def listing(db: Database, alert_id: int) -> list[Exposed]:

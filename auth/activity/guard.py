@@ -32,6 +32,7 @@ from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from auth.activity import counters as counting
+from auth.activity import exposure
 from auth.activity.alerts import raise_alert
 from auth.activity.networks import network_of
 from auth.activity.policy import LONGEST_WINDOW, Decision, Facts, Reason, Verdict, decide
@@ -45,7 +46,6 @@ from auth.models import (
     ActivityEvent,
     ActivitySession,
     AlertKind,
-    ExposedSubject,
     LoginContinuation,
     MfaFactor,
     ResetReason,
@@ -240,7 +240,7 @@ class Guard:
         self, account_id: int, digest: str, network: str, at: dt.datetime, now: dt.datetime
     ) -> None:
         """The second step the guard asked for succeeded: the session counts from then and
-        the network it was made from is the account's."""
+        the network it works from is the account's."""
         with self.services.db.session() as session:
             _mark_session(session, digest, account_id, now, stepped_up_at=at)
             _know(session, account_id, network, now)
@@ -302,10 +302,7 @@ class Guard:
         if facts.new_network:  # the account's first action from the network it never used
             start = min([start, *(t.at for t in window if t.network == event.network)])
         touched = [t for t in window if t.at >= start]
-        exposed: dict[str, float] = {}
-        for t in touched:
-            if t.subject:
-                exposed.setdefault(t.subject, t.at)
+        exposed = exposure.first_touches(touched)
         suspected_from = dt.datetime.fromtimestamp(start, dt.UTC)
         with self.services.db.session() as session:
             if not self._take(session, event.account_id):
@@ -327,7 +324,13 @@ class Guard:
                 suspected_from=suspected_from,
             )
             self._consequences(session, event, verdict, now)
-            _keep_exposed(session, raised.alert_id, event.account_id, exposed, now)
+            exposure.keep(
+                session,
+                alert_id=raised.alert_id,
+                account_id=event.account_id,
+                subjects=exposed,
+                now=now,
+            )
             _mark_session(session, event.session, event.account_id, now, blocked_at=now)
         return Ruling(verdict, event.account_id, alert_id=raised.alert_id)
 
@@ -433,28 +436,6 @@ def _mark_session(
     session.execute(
         upsert.on_conflict_do_update(index_elements=[_S.c.session], set_={"seen_at": now, **values})
     )
-
-
-def _keep_exposed(
-    session: Session, alert_id: int, account_id: int, exposed: dict[str, float], now: dt.datetime
-) -> None:
-    if not exposed:
-        return
-    t = table(ExposedSubject)
-    rows = [
-        {
-            "alert_id": alert_id,
-            "subject": subject,
-            "account_id": account_id,
-            "first_at": dt.datetime.fromtimestamp(first, dt.UTC),
-            "kept_at": now,
-        }
-        for subject, first in exposed.items()
-    ]
-    upsert = dialect_insert(session)(t).on_conflict_do_nothing(
-        index_elements=[t.c.alert_id, t.c.subject]
-    )
-    session.execute(upsert, rows)
 
 
 def _evidence(verdict: Verdict, facts: Facts, event: counting.Event) -> dict[str, Any]:
