@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from auth import audit
@@ -41,6 +41,7 @@ from auth.models import (
     Notice,
     NoticeStatus,
     SignInRecord,
+    UTCDateTime,
     table,
 )
 from auth.signin import bans
@@ -51,6 +52,13 @@ NOTICE = "new_sign_in"  # the notice kind (auth/notify/messages.py)
 USER_AGENT_CHARS = 200
 _SI, _AN, _A, _N = table(SignInRecord), table(AccountNetwork), table(Account), table(Notice)
 T = TypeVar("T")
+# A known network's last use moves at most this often: the sign-ins of an office every
+# morning need not each rewrite its row.
+LAST_USE_STEP = dt.timedelta(days=1)
+_COLUMNS = ("account_id", "at", "ip", "network", "user_agent", "outcome", "new_network", "via")
+_RECORD = insert(_SI).values(
+    {c: bindparam(c, type_=UTCDateTime if c == "at" else None) for c in _COLUMNS}
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class Attempt:
     outcome: str  # the flow's decision
     new_network: bool
     at: dt.datetime
+    network_last_used: dt.datetime | None = None  # this network's last use, when known
 
     @property
     def network(self) -> str:
@@ -227,15 +236,16 @@ class SignInRisk:
             with db.session() as session:
                 self._from_new_network(session, attempt, complete=complete)
             return
-        record = insert(_SI).values(attempt.values())
-        if not complete:
-            db.run(record)
+        last = attempt.network_last_used
+        touch = complete and (last is None or last <= attempt.at - LAST_USE_STEP)
+        values = attempt.values()
+        if not touch:
+            db.run(_RECORD, values)
         elif db.dialect == "postgresql":
-            known = _known_pg(attempt)
-            db.run(select(record.returning(_SI.c.id).cte("rec").c.id).add_cte(known))
+            db.run(_RECORD_AND_USE_PG, values)
         else:
             with db.connection() as conn:
-                conn.execute(record)
+                conn.execute(_RECORD, values)
                 conn.execute(_known(conn, attempt.account_id, attempt.network, attempt.at))
 
     def _from_new_network(self, session: Session, attempt: Attempt, *, complete: bool) -> None:
@@ -294,22 +304,23 @@ class SignInRisk:
         )
 
 
-def _known_pg(attempt: Attempt) -> Any:
+def _record_and_use_pg() -> Any:
+    """WITH rec AS (INSERT INTO sign_ins …), used AS (INSERT INTO account_networks … ON
+    CONFLICT DO UPDATE) SELECT rec.id FROM rec: one statement on PostgreSQL."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+    at = bindparam("at", type_=UTCDateTime)
     upsert = pg_insert(_AN).values(
-        account_id=attempt.account_id,
-        network=attempt.network,
-        first_at=attempt.at,
-        last_at=attempt.at,
+        account_id=bindparam("account_id"), network=bindparam("network"), first_at=at, last_at=at
     )
-    return (
-        upsert.on_conflict_do_update(
-            index_elements=[_AN.c.account_id, _AN.c.network], set_={"last_at": attempt.at}
-        )
-        .returning(_AN.c.account_id)
-        .cte("known")
-    )
+    used = upsert.on_conflict_do_update(
+        index_elements=[_AN.c.account_id, _AN.c.network], set_={"last_at": at}
+    ).returning(_AN.c.account_id)
+    rec = _RECORD.returning(_SI.c.id).cte("rec")
+    return select(rec.c.id).add_cte(used.cte("used"))
+
+
+_RECORD_AND_USE_PG = _record_and_use_pg()
 
 
 def _is_network(network: str) -> bool:

@@ -63,9 +63,10 @@ _FACTS = select(
     .label("has_findings"),
     _SEEN.label("seen"),
     # The sign-in risk's new-network rule (auth/activity/risk.py): by the primary key.
-    exists()
+    select(_AN.c.last_at)
     .where(_AN.c.account_id == _A.c.id, _AN.c.network == bindparam("network"))
-    .label("known_here"),
+    .scalar_subquery()
+    .label("network_last_used"),
     exists().where(_AN.c.account_id == _A.c.id).label("known_any"),
 ).select_from(select(literal(1)).subquery().outerjoin(_A, _A.c.email == bindparam("email")))
 
@@ -98,7 +99,13 @@ class Found:
         row = self.account
         if row is None:
             return False
-        return is_new_network(known_here=bool(row.known_here), known_any=bool(row.known_any))
+        known_here = row.network_last_used is not None
+        return is_new_network(known_here=known_here, known_any=bool(row.known_any))
+
+    @property
+    def network_last_used(self) -> dt.datetime | None:
+        """When the account last signed in from the address's network (None: never)."""
+        return self.account.network_last_used if self.account is not None else None
 
 
 def read(db: Database, *, address: str, password: str, ip: str, now: dt.datetime) -> Found:

@@ -245,7 +245,14 @@ class SignIn:
         details = {"ip": ip, "via": via, "user_agent": user_agent[:200]}
         attempt = (
             signin_risk.Attempt(
-                account.id, ip, user_agent, via, verdict.decision.value, new_network, now
+                account.id,
+                ip,
+                user_agent,
+                via,
+                verdict.decision.value,
+                new_network,
+                now,
+                found.network_last_used,
             )
             if account is not None
             else None
