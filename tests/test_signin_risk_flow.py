@@ -138,6 +138,14 @@ def test_one_wrong_password_against_many_accounts_raises_one_spray_alert_and_req
     assert digest not in everything_stored(site)
     assert digest not in caplog.text and SPRAYED not in caplog.text
     assert digest not in json.dumps([spray.cause, spray.evidence])
+    if site.settings.redis_url:  # kept there only under its key, expiring with the window
+        import redis
+
+        client = redis.Redis.from_url(site.settings.redis_url)
+        prefix = site.settings.ratelimit_key_prefix
+        (key,) = client.keys(f"{prefix}:risk:spray:*")
+        assert key.decode() == f"{prefix}:risk:spray:{digest}"
+        assert 0 < client.ttl(key) <= site.settings.spray_window + 1
     # a person of a sprayed account with the right password must now add a factor
     assert hook(portal, "dr.0@example.org", PASSWORD, ip="192.0.2.10")["decision"] == (
         "enroll_required"
