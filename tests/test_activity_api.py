@@ -4,6 +4,7 @@ blocked then answered `block` at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -12,8 +13,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from auth import accounts, apikeys, audit
+from auth.config import Settings
 from auth.models import Account, ExposedSubject, utcnow
-from auth.services import Services
+from auth.services import Services, build
+from auth.web.factory import create_app
 
 EMAIL = "dr.martin@example.org"
 IP = "198.51.100.23"
@@ -155,3 +158,17 @@ def test_a_step_up_hands_the_portal_what_the_second_step_needs(
         "factors": [],
         "enroll_required": True,
     }
+
+
+def test_reports_are_not_held_to_the_login_hooks_budget(
+    settings: Settings, account_id: int
+) -> None:
+    """A busy portal reports far more often than people sign in: the guard counts every
+    report itself, and HOOK_RATE_LIMIT is the sign-in's budget."""
+    registry = build(dataclasses.replace(settings, hook_rate_limit="2 per minute"))
+    portal = keyed(create_app(registry=registry), registry, "hook")
+
+    answers = [report(portal, subject=f"k{n}")[0] for n in range(5)]
+
+    assert answers == [200] * 5
+    registry.close()

@@ -184,7 +184,9 @@ def create_app(
     # route. A blueprint limit, so that all of them are counted in one pass of the limiter
     # (route decorators would make a second pass on every sign-in).
     limiter.limit(budget.hook)(hook_api.bp)
-    limiter.limit(budget.hook)(activity_api.bp)  # the portal's reports: its key's budget
+    # The portal's activity reports have no budget of their own: at HOOK_RATE_LIMIT they
+    # would be refused long before a busy portal's pace, and the guard counts every report
+    # itself (a wrong key still spends the address's budget of guesses, above).
     per_person = {
         "hook_api.login": budget.login,
         "hook_api.mfa": budget.mfa_ip,
