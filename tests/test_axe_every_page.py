@@ -163,6 +163,7 @@ def test_every_page_a_person_meets_has_no_axe_violations(
         sweep.visit(f"/account/security/factors/{factor_id}/remove", "confirm: remove a factor")
         sweep.visit("/account/security/recovery", "confirm: new recovery codes")
         sweep.visit("/account/password", "/account/password")
+        sweep.visit("/account/security/not-me", "confirm: this wasn't me")
 
         sweep.submit("form[action='/logout'] button[type=submit]")
         expect(page).to_have_url(e2e.LOGIN)

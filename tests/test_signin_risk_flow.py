@@ -313,8 +313,13 @@ def test_the_security_page_lists_ones_sign_ins_and_this_wasnt_me_secures_the_acc
     page = browser.get("/account/security").get_data(as_text=True)
     listed = page[page.index('id="sign-ins"') :]
     assert "Safari sur iPhone" in listed and "nouveau réseau" in listed
-    assert "refusée : mauvais mot de passe" in listed or "refusée" in listed
-    token = csrf(browser, "/account/security")
+    assert "refusée : mauvais mot de passe" in listed
+    assert 'href="/account/security/not-me"' in listed  # asked first, on a page of its own
+    asked = browser.get("/account/security/not-me").get_data(as_text=True)
+    assert 'action="/account/security/not-me"' in asked and "y compris celui-ci" in asked
+    with site.db.session() as s:
+        assert s.get_one(Account, account_id).status == "active"  # asking changes nothing
+    token = csrf(browser, "/account/security/not-me")
     assert browser.post("/account/security/not-me", data={}).status_code == 400  # no CSRF
     done = browser.post("/account/security/not-me", data={"csrf_token": token})
     assert done.status_code == 200 and 'id="not-me-done"' in done.get_data(as_text=True)

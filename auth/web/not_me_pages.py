@@ -57,6 +57,13 @@ def act(token: str) -> Any:
     return render_template("not_me_done.html", outcome=outcome)
 
 
+@bp.get("/account/security/not-me")
+@web_session.login_required
+def confirm_from_security_page() -> Any:
+    """Asked first: acting ends this session too and makes the password stop working."""
+    return render_template("not_me.html", invalid=False, token=None, sign_in=None)
+
+
 @bp.post("/account/security/not-me")
 @web_session.login_required
 def from_security_page() -> Any:
