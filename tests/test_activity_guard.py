@@ -20,10 +20,10 @@ from sqlalchemy import select, text
 from auth import accounts, audit, report
 from auth.activity import counters as counting
 from auth.activity import exposure
-from auth.activity.guard import ActivityReport, Guard, Ruling
+from auth.activity.guard import ActivityReport, BadReport, Guard, Ruling
 from auth.activity.policy import Decision, parse_policy
 from auth.cli import main as cli
-from auth.errors import InvalidInput, NotFound
+from auth.errors import NotFound
 from auth.models import (
     Account,
     AccountNetwork,
@@ -304,8 +304,9 @@ def test_an_unknown_account_or_a_malformed_report_is_refused(
         (ActivityReport(EMAIL, "s", OFFICE, "x", at=dt.datetime(2026, 1, 1)), "at"),
         (ActivityReport("not an address", "s", OFFICE, "x"), "account"),
     ):
-        with pytest.raises(InvalidInput, match=field):
+        with pytest.raises(BadReport) as refused:
             guard.report(bad, now=now)
+        assert refused.value.field == field
 
 
 def test_after_the_reset_the_person_starts_afresh(

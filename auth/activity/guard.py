@@ -66,6 +66,14 @@ _A, _S, _E, _N = table(Account), table(ActivitySession), table(ActivityEvent), t
 _C, _F = table(LoginContinuation), table(MfaFactor)
 
 
+class BadReport(InvalidInput):
+    """A report the guard cannot read; `field` names the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class GuardUnavailable(BreachguardError):
     """The counters (Redis) did not answer: no decision could be taken."""
 
@@ -174,8 +182,8 @@ class Guard:
         self.counters = counters or counting.build(services.settings, services.db)
 
     def report(self, report: ActivityReport, *, now: dt.datetime | None = None) -> Ruling:
-        """Decide on one reported action; NotFound for an unknown account, InvalidInput
-        for a malformed report, GuardUnavailable when the counters do not answer."""
+        """Decide on one reported action; NotFound for an unknown account, BadReport for
+        a malformed one, GuardUnavailable when the counters do not answer."""
         now = now or utcnow()
         at = report.at or now
         ip, action, subject = _checked(report)
@@ -221,8 +229,8 @@ class Guard:
             try:
                 email = normalise_email(account)
             except InvalidInput:
-                raise InvalidInput(
-                    "account: not an e-mail address or a breachguard account id"
+                raise BadReport(
+                    "account", "account: not an e-mail address or a breachguard account id"
                 ) from None
             rows = self.services.db.run(_BY_EMAIL, params | {"email": email})
         if not rows:
@@ -390,30 +398,32 @@ class Guard:
 
 
 def _checked(report: ActivityReport) -> tuple[str, str, str]:
-    """The report's address (normalised), action and subject; InvalidInput names a field."""
+    """The report's address (normalised), action and subject, or BadReport."""
     for name in ("account", "session"):
         value = getattr(report, name)
         if not isinstance(value, str) or not value.strip():
-            raise InvalidInput(f"{name} is required and must be a non-empty string")
+            raise BadReport(name, f"{name} is required and must be a non-empty string")
         if len(value) > LIMITS[name]:
-            raise InvalidInput(f"{name} is longer than {LIMITS[name]} characters")
+            raise BadReport(name, f"{name} is longer than {LIMITS[name]} characters")
     try:
         address = ipaddress.ip_address(report.ip.strip())
     except (ValueError, AttributeError):
-        raise InvalidInput(f"ip: {str(report.ip)[:60]!r} is not an IP address") from None
+        raise BadReport("ip", f"ip: {str(report.ip)[:60]!r} is not an IP address") from None
     mapped = getattr(address, "ipv4_mapped", None)
     ip = str(mapped or address)
     if not isinstance(report.action, str) or not ACTION.fullmatch(report.action):
-        raise InvalidInput(
-            "action must be 1 to 64 letters, digits or _ . : - (e.g. patient_lookup)"
+        raise BadReport(
+            "action", "action must be 1 to 64 letters, digits or _ . : - (e.g. patient_lookup)"
         )
     subject = report.subject or ""
-    if len(subject) > LIMITS["subject"] or has_control(subject):
-        raise InvalidInput(
-            f"subject must be at most {LIMITS['subject']} characters, without control characters"
+    if not isinstance(subject, str) or len(subject) > LIMITS["subject"] or has_control(subject):
+        raise BadReport(
+            "subject",
+            f"subject must be a string of at most {LIMITS['subject']} characters, without "
+            "control characters",
         )
     if report.at is not None and report.at.tzinfo is None:
-        raise InvalidInput("at must carry its time zone (e.g. 2026-12-07T10:00:00Z)")
+        raise BadReport("at", "at must carry its time zone (e.g. 2026-12-07T10:00:00Z)")
     return ip, report.action, subject
 
 
