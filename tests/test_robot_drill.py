@@ -20,7 +20,7 @@ DRILL = Path(__file__).resolve().parent.parent / "bench" / "robot_drill.py"
 
 
 @pytest.fixture(scope="module")
-def outcomes() -> list[dict[str, Any]]:
+def outcome() -> dict[str, Any]:
     args = ["--professionals", "100", "--robots", "3", "--spray", "40", "--hours", "1.5"]
     args += ["--db", "postgres" if PG_URL else "sqlite", "--json"]
     if REDIS_URL:
@@ -31,36 +31,32 @@ def outcomes() -> list[dict[str, Any]]:
         [sys.executable, str(DRILL), *args], capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0, run.stderr
-    return list(json.loads(run.stdout))
+    return dict(json.loads(run.stdout))
 
 
 def test_every_robot_is_stopped_within_a_hundred_look_ups(
-    outcomes: list[dict[str, Any]],
+    outcome: dict[str, Any],
 ) -> None:
-    for outcome in outcomes:
-        assert outcome["attacked_accounts"] == 3
-        assert outcome["blocked"] == 3, outcome["robots"]
-        assert 0 < outcome["served_max"] <= 100
+    assert outcome["attacked_accounts"] == 3
+    assert outcome["blocked"] == 3, outcome["robots"]
+    assert 0 < outcome["served_max"] <= 100
 
 
-def test_an_alert_comes_as_the_attack_starts(outcomes: list[dict[str, Any]]) -> None:
-    for outcome in outcomes:
-        assert outcome["first_alert_after_s"] is not None
-        assert outcome["first_alert_after_s"] < 60
+def test_an_alert_comes_as_the_attack_starts(outcome: dict[str, Any]) -> None:
+    assert outcome["first_alert_after_s"] is not None
+    assert outcome["first_alert_after_s"] < 60
 
 
 def test_nobody_at_work_is_blocked_and_few_are_asked_again(
-    outcomes: list[dict[str, Any]],
+    outcome: dict[str, Any],
 ) -> None:
-    for outcome in outcomes:
-        assert outcome["professional_lookups"] > 1000
-        assert outcome["false_blocks"] == 0
-        assert outcome["step_up_share"] <= 0.01
+    assert outcome["professional_lookups"] > 1000
+    assert outcome["false_blocks"] == 0
+    assert outcome["step_up_share"] <= 0.01
 
 
 def test_the_spray_is_alerted_at_its_threshold_and_its_accounts_need_a_second_factor(
-    outcomes: list[dict[str, Any]],
+    outcome: dict[str, Any],
 ) -> None:
-    for outcome in outcomes:
-        assert outcome["spray_attempts_to_alert"] == 20  # SPRAY_ACCOUNTS
-        assert outcome["spray_accounts_needing_mfa"] == 40
+    assert outcome["spray_attempts_to_alert"] == 20  # SPRAY_ACCOUNTS
+    assert outcome["spray_accounts_needing_mfa"] == 40
