@@ -30,6 +30,7 @@ from auth.models import (
     ActivityEvent,
     ActivitySession,
     Alert,
+    AlertDelivery,
     AuditEvent,
     ExposedSubject,
     IpBan,
@@ -446,3 +447,30 @@ def test_many_accounts_new_to_one_network_ask_but_a_shared_known_network_does_no
     assert {r.decision for r in hospital} == {Decision.ALLOW}  # 30 behind one known NAT
     assert {r.decision for r in attack[:10]} == {Decision.ALLOW}
     assert (attack[10].decision, attack[10].reasons) == (Decision.STEP_UP, ("network_burst",))
+
+
+def test_a_block_is_pushed_to_the_webhook_and_the_security_teams_address(
+    registry: Services, account_id: int, now: dt.datetime
+) -> None:
+    pushing = dataclasses.replace(
+        registry.settings,
+        alert_webhook_url="http://127.0.0.1:9/alerts",
+        alert_webhook_secret="s3cret",
+        security_alert_email="soc@example.org",
+    )
+    guard = Guard(dataclasses.replace(registry, settings=pushing))
+
+    assert robot(guard, now)[-1].decision is Decision.BLOCK
+
+    with registry.db.session() as s:
+        queued = s.execute(
+            select(Alert.kind, AlertDelivery.channel).join(
+                AlertDelivery, AlertDelivery.alert_id == Alert.id
+            )
+        ).all()
+    assert sorted(queued) == [  # the step-up for the new network, then the block
+        ("activity_block", "email"),
+        ("activity_block", "webhook"),
+        ("activity_step_up", "email"),
+        ("activity_step_up", "webhook"),
+    ]

@@ -27,7 +27,6 @@ from tests.test_admin_console import make_account
 from tests.test_notify import Smtp, _Collect
 
 SECRET = "whsec-test-0123456789abcdef"
-GROUP = 3600
 
 
 # --- a webhook receiver on loopback -------------------------------------------------------
@@ -110,8 +109,7 @@ def raise_one(
             addresses=["198.51.100.7", "198.51.100.9"],
             evidence={"failures": 40, "timeline": [{"at": now.isoformat(), "count": 40}]},
             now=now,
-            group_seconds=GROUP,
-            channels=alerts.channels(site.settings),
+            settings=site.settings,
         )
 
 

@@ -13,8 +13,6 @@ from auth.activity.networks import network_of
 from auth.models import Alert, AlertKind, AuditEvent
 from auth.services import Services
 
-GROUP = 3600
-
 
 def stuffing(registry: Services, now: dt.datetime, accounts: list[int], cause: str = "n1") -> int:
     with registry.db.session() as session:
@@ -26,7 +24,7 @@ def stuffing(registry: Services, now: dt.datetime, accounts: list[int], cause: s
             addresses=["203.0.113.7"],
             evidence={"failures": len(accounts), "timeline": [{"at": now.isoformat()}]},
             now=now,
-            group_seconds=GROUP,
+            settings=registry.settings,
         )
         return raised.alert_id
 
@@ -54,7 +52,9 @@ def test_another_cause_or_a_late_repeat_is_a_new_alert(
 ) -> None:
     first = stuffing(registry, now, [1])
     other = stuffing(registry, now, [1], cause="n2")
-    late = stuffing(registry, now + dt.timedelta(seconds=GROUP + 1), [1])
+    late = stuffing(
+        registry, now + dt.timedelta(seconds=registry.settings.alert_group_seconds + 1), [1]
+    )
 
     assert len({first, other, late}) == 3
 

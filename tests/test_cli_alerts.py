@@ -30,8 +30,7 @@ def raise_one(site: Services, kind: AlertKind, at: dt.datetime, accounts: list[i
             addresses=["192.0.2.1"],
             evidence={"accounts": len(accounts)},
             now=at,
-            group_seconds=60,
-            channels=alerts.channels(site.settings),
+            settings=dataclasses.replace(site.settings, alert_group_seconds=60),
         ).alert_id
 
 

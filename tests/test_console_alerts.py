@@ -44,7 +44,7 @@ def raise_one(
             addresses=["203.0.113.7"],
             evidence=evidence or {"timeline": [{"at": at.isoformat()}]},
             now=at,
-            group_seconds=3600,
+            settings=site.settings,
         ).alert_id
 
 

@@ -48,7 +48,7 @@ def raise_stuffing(site: Site) -> int:
             addresses=["198.51.100.7", "198.51.100.8"],
             evidence={"failures": 57, "accounts": len(ids), "timeline": timeline},
             now=now,
-            group_seconds=3600,
+            settings=site.registry.settings,
         ).alert_id
 
 

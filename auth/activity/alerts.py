@@ -4,7 +4,7 @@
 same `cause` key, within ALERT_GROUP_SECONDS of its last occurrence) joins it: its count
 and last time move, its accounts and addresses are merged, its timeline grows; the security
 team sees one alert, not a thousand. A new alert is written to the audit trail and counted
-in the metrics, and queued for each channel the caller names (`channels(settings)`: the
+in the metrics, and queued for each configured channel (`channels(settings)`: the
 webhook, the security team's address), in the same transaction; auth/activity/deliveries.py
 pushes them. A `cause` names what repeats (a network, an account); it never holds a
 secret, not even a digest of one.
@@ -60,16 +60,15 @@ def raise_alert(
     addresses: Iterable[str] = (),
     evidence: Mapping[str, Any] | None = None,
     now: dt.datetime,
-    group_seconds: int,
+    settings: Settings,
     suspected_from: dt.datetime | None = None,
-    channels: Iterable[str] = (),
 ) -> Raised:
     """Record an alert inside the caller's transaction, or join the open one of its cause.
 
     `evidence` holds counts (the latest replace the earlier) and a `timeline` list (appended)
     of entries `{"at": ISO time, …}`, with `"count": n` when one entry stands for several
-    events: the console charts it. `channels` (pass `channels(settings)`) are where a new
-    alert is pushed; a grouped repeat is not pushed again.
+    events: the console charts it. A repeat within ALERT_GROUP_SECONDS of the open alert's
+    last occurrence joins it and is not pushed again.
     """
     evidence = dict(evidence or {})
     timeline = list(evidence.pop("timeline", []))
@@ -79,7 +78,7 @@ def raise_alert(
             Alert.kind == kind.value,
             Alert.cause == cause,
             Alert.closed_at.is_(None),
-            Alert.last_at >= now - dt.timedelta(seconds=group_seconds),
+            Alert.last_at >= now - dt.timedelta(seconds=settings.alert_group_seconds),
         )
         .order_by(Alert.id.desc())
         .limit(1)
@@ -128,7 +127,7 @@ def raise_alert(
     )
     session.add_all(
         AlertDelivery(alert_id=alert.id, channel=channel, next_attempt_at=now, created_at=now)
-        for channel in dict.fromkeys(channels)
+        for channel in channels(settings)
     )
     session.flush()
     metrics.alert_raised(kind.value, new=True)

@@ -287,7 +287,7 @@ class Guard:
                 evidence=_evidence(verdict, facts, event)
                 | {"timeline": [_moment(verdict, event, now)]},
                 now=now,
-                group_seconds=self.settings.alert_group_seconds,
+                settings=self.settings,
             )
         return Ruling(
             verdict,
@@ -328,7 +328,7 @@ class Guard:
                 addresses=[event.ip],
                 evidence=evidence,
                 now=now,
-                group_seconds=self.settings.alert_group_seconds,
+                settings=self.settings,
                 suspected_from=suspected_from,
             )
             self._consequences(session, event, verdict, now)

@@ -156,7 +156,7 @@ def disown(
             ],
         },
         now=now,
-        group_seconds=settings.alert_group_seconds,
+        settings=settings,
         suspected_from=min(starts) if starts else None,
     )
     return Outcome(ended, bool(result.reset), raised.alert_id)

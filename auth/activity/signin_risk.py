@@ -174,7 +174,7 @@ class SignInRisk:
                 "timeline": [{"at": _iso(now), "account": account_id, "ip": ip}],
             },
             now=now,
-            group_seconds=self.settings.alert_group_seconds,
+            settings=self.settings,
         )
         if self.policy.spray_requires_mfa:
             session.execute(
@@ -225,7 +225,7 @@ class SignInRisk:
                     "timeline": [{"at": _iso(now), "ip": ip, "banned": length > 0}],
                 },
                 now=now,
-                group_seconds=self.settings.alert_group_seconds,
+                settings=self.settings,
             )
 
     def signed_in(self, db: Database, attempt: Attempt, *, complete: bool) -> None:
@@ -300,7 +300,7 @@ class SignInRisk:
                 ]
             },
             now=now,
-            group_seconds=self.settings.alert_group_seconds,
+            settings=self.settings,
         )
 
 
