@@ -13,12 +13,14 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from auth import accounts, apikeys, audit, notify
 from auth.activity.signin_risk import SignInRisk
+from auth.cli import main as cli
 from auth.config import Settings
 from auth.models import (
     Account,
@@ -458,3 +460,36 @@ def test_without_its_redis_a_sign_in_still_answers_and_the_outage_is_logged(
     finally:
         registry.close()
     assert "sign-in risk counters unavailable: ConnectionError" in caplog.text
+
+
+def test_this_wasnt_me_keeps_what_was_looked_up_since_the_new_networks_sign_in(
+    site: Services, portal: FlaskClient, web: Flask, runner: CliRunner
+) -> None:
+    make(site, "zoe@example.fr")
+    start = utcnow()
+
+    def lookup(subject: str, ip: str, at: dt.datetime) -> None:
+        body = {"account": "zoe@example.fr", "session": f"s-{ip}", "ip": ip}
+        body |= {"action": "patient_lookup", "subject": subject, "at": at.isoformat()}
+        assert portal.post("/api/v1/activity", json=body).status_code == 200
+
+    hook(portal, "zoe@example.fr", PASSWORD, ip="192.0.2.10")  # her office, her first network
+    lookup("OWN-1", "192.0.2.10", start - dt.timedelta(minutes=30))
+    hook(portal, "zoe@example.fr", PASSWORD, ip="203.0.113.7")  # someone else, elsewhere
+    for n in range(3):
+        lookup(f"THEIRS-{n}", "203.0.113.7", utcnow())
+
+    browser = french(web)
+    browser.environ_base["REMOTE_ADDR"] = "192.0.2.10"
+    form = {"email": "zoe@example.fr", "password": PASSWORD, "csrf_token": csrf(browser)}
+    assert browser.post("/login", data=form).status_code == 302
+    token = csrf(browser, "/account/security/not-me")
+    assert browser.post("/account/security/not-me", data={"csrf_token": token}).status_code == 200
+
+    (alert,) = alerts(site, AlertKind.NOT_ME)
+    listed = runner.invoke(
+        cli, ["report", "exposure", "--alert", str(alert.id), "--format", "json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    subjects = [s["subject"] for s in json.loads(listed.output)["subjects"]]
+    assert subjects == ["THEIRS-0", "THEIRS-1", "THEIRS-2"]

@@ -16,20 +16,26 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from auth import audit, i18n
-from auth.activity import signin_risk, user_agents
+from auth.activity import exposure, signin_risk, user_agents
 from auth.activity.alerts import raise_alert
+from auth.activity.counters import Counters
+from auth.activity.policy import LONGEST_WINDOW
 from auth.config import Settings
 from auth.models import Account, AlertKind, Notice, SignInRecord
 from auth.reset import forced, reasons
 from auth.web.session import end_all
+
+log = logging.getLogger(__name__)
 
 LIFETIME = dt.timedelta(days=7)  # a person may read their e-mail days later
 TOKEN_MAX = 200
@@ -100,11 +106,15 @@ def disown(
     account_id: int,
     *,
     settings: Settings,
+    counters: Counters,
     ip: str,
     now: dt.datetime,
     sign_in: SignInRecord | None = None,
 ) -> Outcome:
-    """End every session, force a reset, alert the security team; one transaction."""
+    """End every session, force a reset, alert the security team and keep the subjects
+    the account touched since the suspected start (for `report exposure`); one
+    transaction. The suspected start is the first sign-in from a new network, or the one
+    the link names; without either, as far back as the activity counters reach."""
     new_ones = list(
         session.execute(
             select(SignInRecord)
@@ -158,6 +168,19 @@ def disown(
         now=now,
         settings=settings,
         suspected_from=min(starts) if starts else None,
+    )
+    since = min(starts) if starts else now - dt.timedelta(seconds=LONGEST_WINDOW)
+    try:
+        touched = counters.touched(account_id, since=since.timestamp(), until=now.timestamp())
+    except redis.RedisError as exc:  # the account is secured all the same
+        log.error("not_me: the activity counters did not answer (%s)", type(exc).__name__)
+        touched = []
+    exposure.keep(
+        session,
+        alert_id=raised.alert_id,
+        account_id=account_id,
+        subjects=exposure.first_touches(touched),
+        now=now,
     )
     return Outcome(ended, bool(result.reset), raised.alert_id)
 

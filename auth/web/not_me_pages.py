@@ -10,6 +10,7 @@ from flask import Blueprint, render_template, request
 
 from auth.activity import not_me, user_agents
 from auth.models import utcnow
+from auth.web import activity_api
 from auth.web import session as web_session
 from auth.web.context import services
 from auth.web.i18n import gettext
@@ -49,6 +50,7 @@ def act(token: str) -> Any:
             db,
             found.account.id,
             settings=registry.settings,
+            counters=activity_api.guard().counters,
             ip=request.remote_addr or "",
             now=now,
             sign_in=found.sign_in,
@@ -72,7 +74,12 @@ def from_security_page() -> Any:
     registry = services()
     with registry.db.session() as db:
         outcome = not_me.disown(
-            db, account.id, settings=registry.settings, ip=request.remote_addr or "", now=utcnow()
+            db,
+            account.id,
+            settings=registry.settings,
+            counters=activity_api.guard().counters,
+            ip=request.remote_addr or "",
+            now=utcnow(),
         )
     web_session.close()
     return render_template("not_me_done.html", outcome=outcome)
