@@ -2,12 +2,9 @@
 portal needs them to find the people it must inform (GDPR article 34), and their
 retention.
 
-The guard keeps them when it blocks (auth/activity/guard.py); a "this wasn't me" can keep
-them the same way:
-
-    touched = Guard(services).counters.touched(account_id, since=start, until=end)
-    keep(session, alert_id=alert.id, account_id=account_id, subjects=first_touches(touched))
-
+The guard keeps them when it blocks (auth/activity/guard.py), and a "this wasn't me" when
+the person disowns a sign-in (auth/activity/not_me.py): what the counters say the account
+touched since the suspected start, each subject with its first time (`first_touches`).
 `breachguard report exposure` reads them; `purge` deletes them after
 EXPOSURE_RETENTION_DAYS, with the activity events and sessions past the guard's longest
 window.
