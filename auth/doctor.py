@@ -43,6 +43,8 @@ class Code(enum.StrEnum):
     ARGON2_BELOW_OWASP = "argon2_below_owasp"
     SMTP_NOT_SET = "smtp_not_set"
     MAIL_FROM_LOCALHOST = "mail_from_localhost"
+    ALERT_WEBHOOK_UNSIGNED = "alert_webhook_unsigned"
+    ALERTS_GO_NOWHERE = "alerts_go_nowhere"
     DATABASE_NOT_READY = "database_not_ready"
     REDIS_UNREACHABLE = "redis_unreachable"
     SMTP_UNREACHABLE = "smtp_unreachable"
@@ -301,6 +303,25 @@ def check_mail(settings: Settings, secrets: Secrets) -> Iterable[Finding]:
         )
 
 
+def check_alerts(settings: Settings, secrets: Secrets) -> Iterable[Finding]:
+    if settings.alert_webhook_url and not settings.alert_webhook_secret:
+        yield Finding(
+            Code.ALERT_WEBHOOK_UNSIGNED,
+            Severity.ERROR,
+            "ALERT_WEBHOOK_URL is set without ALERT_WEBHOOK_SECRET: alerts cannot be signed, "
+            "so they wait in the queue and are never pushed",
+            (Change("ALERT_WEBHOOK_SECRET", NEW_SECRET),),
+        )
+    if not settings.alert_webhook_url and not settings.security_alert_email:
+        yield Finding(
+            Code.ALERTS_GO_NOWHERE,
+            Severity.WARNING,
+            "neither ALERT_WEBHOOK_URL nor SECURITY_ALERT_EMAIL is set: alerts (a robot "
+            "blocked, a password spray) are only seen in the console",
+            (Change("SECURITY_ALERT_EMAIL", "soc@your-domain"),),
+        )
+
+
 CHECKS: tuple[Check, ...] = (
     check_secrets,
     check_public_url,
@@ -309,6 +330,7 @@ CHECKS: tuple[Check, ...] = (
     check_hibp,
     check_argon2,
     check_mail,
+    check_alerts,
 )
 
 

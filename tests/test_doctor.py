@@ -45,6 +45,7 @@ def ready(tmp_path: Path) -> Settings:
         smtp_url=f"smtp://notices:{SMTP_PASSWORD}@mail.example.fr:587",
         mail_from="breachguard <no-reply@example.fr>",
         mfa_encryption_keys=(TEST_MFA_KEY,),
+        security_alert_email="soc@example.fr",
     )
 
 
@@ -248,6 +249,16 @@ def test_no_smtp_url_is_a_warning_and_a_sender_at_localhost_too(ready: Settings)
     assert not codes(ready) & {Code.SMTP_NOT_SET, Code.MAIL_FROM_LOCALHOST}
 
 
+def test_a_webhook_without_its_secret_is_an_error_and_alerts_going_nowhere_a_warning(
+    ready: Settings,
+) -> None:
+    unsigned = dataclasses.replace(ready, alert_webhook_url="https://soc.example.fr/hook")
+    assert one(unsigned, Code.ALERT_WEBHOOK_UNSIGNED).severity is Severity.ERROR
+    nowhere = dataclasses.replace(ready, alert_webhook_url=None, security_alert_email=None)
+    assert one(nowhere, Code.ALERTS_GO_NOWHERE).severity is Severity.WARNING
+    assert not codes(ready) & {Code.ALERT_WEBHOOK_UNSIGNED, Code.ALERTS_GO_NOWHERE}
+
+
 def test_errors_come_before_warnings(ready: Settings) -> None:
     both = dataclasses.replace(ready, smtp_url=None, public_url="http://portal.example.fr")
     severities = [f.severity for f in doctor.check(both, FROM_ENV)]
@@ -349,6 +360,7 @@ def doctor_env(database_url: str, smtp_url: str, **overrides: str | None) -> dic
         "WEBAUTHN_ORIGINS": "https://portal.example.fr",
         "SMTP_URL": smtp_url,
         "MAIL_FROM": "breachguard <no-reply@example.fr>",
+        "SECURITY_ALERT_EMAIL": "soc@example.fr",
         "BREACH_SOURCES": "local",
         "HIBP_API_KEY": None,
         "ARGON2_TIME_COST": None,
