@@ -35,6 +35,7 @@ from auth.models import (
     ExposedSubject,
     IpBan,
     Notice,
+    SignInRecord,
     WebSession,
     utcnow,
 )
@@ -329,16 +330,20 @@ def test_exposed_subjects_and_old_events_are_purged(
     registry: Services, guard: Guard, account_id: int, now: dt.datetime
 ) -> None:
     robot(guard, now, ip="198.51.100.99")
+    SignIn(registry).login(EMAIL, "Correct-Horse-42", ip=OFFICE, now=now)
     days = registry.settings.exposure_retention_days
     with registry.db.connection() as conn:
         assert exposure.purge(conn, now=now + dt.timedelta(days=days - 1), retention_days=days) == 0
     with registry.db.session() as s:
         assert s.execute(select(ActivityEvent)).first() is None  # past the longest window
         assert s.execute(select(ExposedSubject)).first() is not None
+        assert s.execute(select(SignInRecord)).first() is not None
     with registry.db.connection() as conn:
         assert (
             exposure.purge(conn, now=now + dt.timedelta(days=days + 1), retention_days=days) == 17
         )
+    with registry.db.session() as s:
+        assert s.execute(select(SignInRecord)).first() is None
 
 
 def test_report_exposure_lists_the_subjects_as_csv_and_json(

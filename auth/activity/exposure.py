@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from auth.activity import counters
 from auth.db import Database, dialect_insert
 from auth.errors import InvalidInput, NotFound
-from auth.models import Alert, AlertKind, ExposedSubject, table
+from auth.models import Alert, AlertKind, ExposedSubject, SignInRecord, table
 
 KINDS = (AlertKind.ACTIVITY_BLOCK, AlertKind.NOT_ME)  # the alerts that keep subjects
-_X = table(ExposedSubject)
+_X, _SIGN_INS = table(ExposedSubject), table(SignInRecord)
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,11 @@ def count(conn: Connection, *, since: dt.datetime, until: dt.datetime) -> int:
 
 
 def purge(conn: Connection, *, now: dt.datetime, retention_days: int) -> int:
-    """Delete subjects kept longer than the retention, and one batch of activity events
-    (and sessions) past the guard's longest window; returns the subjects deleted."""
+    """Delete subjects and sign-in records kept longer than the retention (a "this
+    wasn't me" looks no further back), and one batch of activity events (and sessions)
+    past the guard's longest window; returns the subjects deleted."""
     cutoff = now - dt.timedelta(days=retention_days)
     deleted = conn.execute(delete(_X).where(_X.c.kept_at < cutoff)).rowcount
+    conn.execute(delete(_SIGN_INS).where(_SIGN_INS.c.at < cutoff))
     counters.purge(conn, now=now)
     return int(deleted)
