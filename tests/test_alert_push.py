@@ -387,6 +387,8 @@ def test_the_security_team_receives_an_email_with_the_link_and_no_secret(
         assert "claire@cabinet.example" in part and "luc@infirmier.example" in part
         assert "198.51.100.7" in part and SECRET not in part
     assert "Failures: 40" in text
+    assert "Credential stuffing: 2 accounts</h1>" in html
+    assert "Hello" not in html and "never ask for your password" not in html  # not a person's
     assert [r.status for r in rows(site)] == ["sent"]
 
 
