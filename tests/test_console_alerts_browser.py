@@ -14,11 +14,10 @@ from sqlalchemy import select
 from auth.activity import alerts
 from auth.models import Account, AlertKind, utcnow
 from tests import test_e2e_browser as e2e
-from tests.test_admin_browser import ADMIN, seed, sign_in_with_totp
-from tests.test_console_browser import click_to, no_sideways_scroll, smallest_chart_text, speak
+from tests.test_admin_browser import seed
+from tests.test_console_browser import admin_at, click_to, no_sideways_scroll, smallest_chart_text
 from tests.test_e2e_browser import Site, expect
-from tests.test_phone_browser import DESK, PHONE, assert_accessible, person_at
-from tests.totp_helpers import enroll_totp
+from tests.test_phone_browser import assert_accessible
 
 pytestmark = pytest.mark.browser  # once, on SQLite (Makefile)
 
@@ -59,14 +58,9 @@ def test_the_open_alerts_tile_to_an_alert_with_its_chart_then_closed(
 ) -> None:
     ids = seed(site)
     alert_id = raise_stuffing(site)
-    secret = enroll_totp(site.registry, ids["admin"])
-    viewport = PHONE if size == "phone" else DESK
-    extra = {"is_mobile": True, "has_touch": True} if size == "phone" else {}
-    person = person_at(browser, site, viewport, **extra)
+    person = admin_at(browser, site, ids["admin"], size, language)
     try:
         page, words = person.page, WORDS[language]
-        sign_in_with_totp(person, ADMIN, secret)
-        speak(person, language)
 
         page.goto("/admin")
         tile = page.locator("#tile-alerts")

@@ -50,6 +50,18 @@ def speak(person: Person, language: str) -> None:
     person.context.add_cookies([{"name": i18n.COOKIE, "value": language, "url": person.site.url}])
 
 
+def admin_at(browser: Any, site: Site, admin_id: int, size: str, language: str) -> Person:
+    """The administrator, signed in with an authenticator app, at a phone's or a desk's
+    size, reading the console in `language` (close its context when done)."""
+    secret = enroll_totp(site.registry, admin_id)
+    viewport = PHONE if size == "phone" else DESK
+    extra = {"is_mobile": True, "has_touch": True} if size == "phone" else {}
+    person = person_at(browser, site, viewport, **extra)
+    sign_in_with_totp(person, ADMIN, secret)
+    speak(person, language)
+    return person
+
+
 def click_to(page: Any, selector: str) -> None:
     with page.expect_navigation():
         page.click(selector)
@@ -61,14 +73,9 @@ def test_dashboard_to_filtered_list_to_a_confirmed_mass_action(
     browser: Any, site: Site, language: str, size: str
 ) -> None:
     ids = seed(site)
-    secret = enroll_totp(site.registry, ids["admin"])
-    viewport = PHONE if size == "phone" else DESK
-    extra = {"is_mobile": True, "has_touch": True} if size == "phone" else {}
-    person = person_at(browser, site, viewport, **extra)
+    person = admin_at(browser, site, ids["admin"], size, language)
     try:
         page, words = person.page, WORDS[language]
-        sign_in_with_totp(person, ADMIN, secret)
-        speak(person, language)
 
         page.goto("/admin")
         expect(page.locator("html")).to_have_attribute("lang", language)
