@@ -9,7 +9,8 @@ due time to the last byte of its answer (a closed loop would wait for slow answe
 hide them). Each report names a random account with its own portal session and subject,
 from its known network, at a person's pace: the answers are `allow`, the path every
 ordinary look-up takes. `--rounds` pairs of runs alternate /healthz and the reports (the
-order swapped every other round); figures are over every round's requests. Floor from
+order swapped every other round); figures are over every round's requests. "server CPU"
+is what the server's processes (gunicorn and its workers) spent per request, from /proc. Floor from
 issue #25: p99 <= 5 ms at 500 requests/s with Redis.
 
     .venv/bin/python bench/activity_latency.py            # 500/s, Redis db 1, SQLite
@@ -31,7 +32,18 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_db, cli_env, insert_accounts, percentile, served, table, verdict, workdir
+from _common import (
+    bench_db,
+    cli_env,
+    insert_accounts,
+    listening,
+    percentile,
+    serve_command,
+    table,
+    tree_cpu_seconds,
+    verdict,
+    workdir,
+)
 
 FLOOR_P99_MS = 5.0
 FLOOR_RATE = 500.0
@@ -43,6 +55,7 @@ class Run:
     latencies: list[float] = field(default_factory=list)  # seconds, from the due time
     statuses: Counter[int] = field(default_factory=Counter)
     decisions: Counter[str] = field(default_factory=Counter)
+    server_cpu: float = 0.0  # seconds the server's processes spent on the timed runs
 
 
 def main() -> None:
@@ -74,8 +87,9 @@ def main() -> None:
             LOG_LEVEL="WARNING",
         )
         try:
-            with served(env, workers=args.workers, threads=args.threads) as base:
-                runs = {rate: _measure(base, token, args, rate) for rate in args.rates}
+            server = serve_command(args.workers, args.threads)
+            with listening(server, env) as (base, pid):
+                runs = {rate: _measure(base, pid, token, args, rate) for rate in args.rates}
         finally:
             _forget(args.redis, prefix)
 
@@ -91,6 +105,7 @@ def main() -> None:
                 percentile(ms, 50),
                 percentile(ms, 99),
                 ms[-1] if ms else float("nan"),
+                run.server_cpu * 1000 / len(ms) if ms else float("nan"),
                 errors,
                 ", ".join(f"{d} {n}" for d, n in sorted(run.decisions.items())) or "-",
             ]
@@ -103,10 +118,11 @@ def main() -> None:
         f"{args.connections} kept-alive connections; gunicorn gthread {args.workers} workers x "
         f"{args.threads} threads; {args.db} + Redis on 127.0.0.1, the same 2-core machine"
     )
-    headers = ["endpoint", "per s", "requests", "p50 ms", "p99 ms", "max ms", "errors", "answers"]
+    headers = ["endpoint", "per s", "requests", "p50 ms", "p99 ms", "max ms", "server CPU ms"]
+    headers += ["errors", "answers"]
     print(table(headers, rows))
     if floor is not None:
-        p99, errors = floor[4], floor[6]
+        p99, errors = floor[4], floor[7]
         print()
         print(
             f"floor POST /api/v1/activity p99 <= {FLOOR_P99_MS:g} ms at {FLOOR_RATE:g}/s: "
@@ -149,7 +165,9 @@ def _network(i: int) -> str:
     return f"10.{i // 256 % 256}.{i % 256}.0/24"
 
 
-def _measure(base: str, token: str, args: argparse.Namespace, rate: float) -> dict[str, Run]:
+def _measure(
+    base: str, pid: int, token: str, args: argparse.Namespace, rate: float
+) -> dict[str, Run]:
     rng = random.Random(args.seed)
     runs = {"GET /healthz (baseline)": Run(), "POST /api/v1/activity": Run()}
     healthz, activity = runs.values()
@@ -159,7 +177,9 @@ def _measure(base: str, token: str, args: argparse.Namespace, rate: float) -> di
     for r in range(args.rounds):
         order = [(False, healthz), (True, activity)]
         for is_activity, run in order if r % 2 == 0 else reversed(order):
+            before = tree_cpu_seconds(pid)
             asyncio.run(_open_loop(base, token, args, run, rng, rate, activity=is_activity))
+            run.server_cpu += tree_cpu_seconds(pid) - before
         print(f"  {rate:g}/s: round {r + 1}/{args.rounds} done", flush=True)
     return runs
 
