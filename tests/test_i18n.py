@@ -196,6 +196,20 @@ def test_a_signed_in_persons_choice_is_stored_on_the_account_and_follows_them(
     assert lang(page(phone, "/account/security")) == "en"
 
 
+def test_a_choice_made_before_signing_in_goes_to_an_account_that_had_none(
+    web: Flask, site: Services
+) -> None:
+    laptop = browser(web)
+    switch(laptop, "en", back="/login")
+    sign_in(laptop)
+    assert stored_language(site) == "en"
+    # A later choice before signing in elsewhere does not overwrite the account's own.
+    phone = browser(web)
+    switch(phone, "fr", back="/login")
+    sign_in(phone)
+    assert stored_language(site) == "en"
+
+
 # --- what the pages say -----------------------------------------------------------------------
 
 

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 from flask import g, redirect, request, session, url_for
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
-from auth import audit
-from auth.config import Settings
+from auth import audit, i18n
+from auth.config import LANGUAGES, Settings
 from auth.models import Account, AccountStatus, WebSession, table, utcnow
 from auth.web.context import services
 
@@ -72,6 +72,13 @@ def open_session(
         )
         if method is not None:
             audit.append(conn, [started(account, method)], now=now)
+        chosen = request.cookies.get(i18n.COOKIE)
+        if chosen in LANGUAGES:  # the switch used before signing in: the e-mails follow it
+            conn.execute(
+                update(_ACCOUNTS)
+                .where(_ACCOUNTS.c.id == account.id, _ACCOUNTS.c.language.is_(None))
+                .values(language=chosen, updated_at=now)
+            )
     session.clear()
     session["sid"] = secret
     session.permanent = False  # a browser-session cookie; the row decides how long it lives
