@@ -181,3 +181,32 @@ def test_a_forced_reset_says_why_in_the_same_words_in_the_e_mail_and_on_its_page
         expect(page.locator("#reset-reason")).to_contain_text(WHY[other])
     finally:
         reader.context.close()
+
+
+def test_a_security_key_registered_twice_is_told_in_french_on_a_phone(
+    browser: Any, site: Site
+) -> None:
+    someone = person(browser, site, "phone", "fr")
+    try:
+        page = someone.page
+        someone.virtual_authenticator()
+        email = site.add_account("lea@cabinet.example")
+        page.goto("/login")
+        page.fill("#email", email)
+        page.fill("#password", e2e.PASSWORD)
+        someone.submit("Se connecter")
+        expect(page).to_have_url(e2e.SECURITY)
+        someone.register_passkey("Clé USB")
+
+        page.goto("/account/security")  # the same key again: the browser refuses it
+        page.fill("#key-name", "La même clé")
+        page.click("#webauthn-register")
+
+        error = page.locator("#webauthn-error")
+        expect(error).to_be_visible(timeout=10_000)
+        expect(error).to_have_text("Cette clé de sécurité est déjà enregistrée sur votre compte.")
+        expect(page.locator("html")).to_have_attribute("lang", "fr")
+        fits_the_screen(page)
+        no_axe_violations(page)
+    finally:
+        someone.context.close()
