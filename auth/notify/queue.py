@@ -109,10 +109,6 @@ def claim_due(db: Database, model: Queued, *, now: dt.datetime, batch: int) -> l
         return sorted((Claim(i, a) for i, a in session.execute(stmt)), key=lambda c: c.id)
 
 
-def _claim(db: Database, *, now: dt.datetime, batch: int) -> list[Claim]:
-    return claim_due(db, Notice, now=now, batch=batch)
-
-
 def _ours(claim: Claim, model: Queued = Notice) -> Any:
     return and_(
         model.id == claim.id,
@@ -130,10 +126,6 @@ def finish(session: Session, model: Queued, claim: Claim, **values: object) -> b
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
-
-
-def _finish(session: Session, claim: Claim, **values: object) -> bool:
-    return finish(session, Notice, claim, **values)
 
 
 def renew(session: Session, model: Queued, claim: Claim, *, now: dt.datetime) -> bool:
@@ -157,8 +149,9 @@ def _prepare(
         notice = session.get_one(Notice, claim.id)
         account = session.get_one(Account, notice.account_id)
         if claim.attempts > settings.notice_max_attempts:  # workers kept dying on this one
-            _finish(
+            finish(
                 session,
+                Notice,
                 claim,
                 status=NoticeStatus.FAILED,
                 last_error="gave up: no worker finished sending it",
@@ -166,7 +159,7 @@ def _prepare(
             return SendResult.FAILED
         link = _link(session, notice, settings=settings, now=now)
         if link is None:  # used, revoked (newer link, password changed): do not send
-            _finish(session, claim, status=NoticeStatus.FAILED, last_error=SUPERSEDED)
+            finish(session, Notice, claim, status=NoticeStatus.FAILED, last_error=SUPERSEDED)
             return SendResult.SKIPPED
         message = build_message(notice, account, link=link, settings=settings, now=now)
         token = link.removeprefix(f"{settings.public_url}/reset/")
@@ -261,11 +254,11 @@ def _record_failure(
                 "next_attempt_at": now + FIRST_RETRY,
             }
             # its last_error stays as it was: this notice was not tried
-            return outcome if _finish(session, claim, **values) else SendResult.LOST
+            return outcome if finish(session, Notice, claim, **values) else SendResult.LOST
         outcome, values = after_failure(
             refused_for_good(exc), claim, max_attempts=settings.notice_max_attempts, now=now
         )
-        if not _finish(session, claim, last_error=error, **values):
+        if not finish(session, Notice, claim, last_error=error, **values):
             return SendResult.LOST
     log.warning("notice %s: attempt %s %s: %s", claim.id, claim.attempts, outcome.value, error)
     return outcome
@@ -290,7 +283,9 @@ def _deliver(
     except Exception as exc:  # any failure of one notice must not stop the others
         return _record_failure(db, claim, exc, settings=settings, now=now(), secrets=secrets)
     with db.session() as session:
-        if not _finish(session, claim, status=NoticeStatus.SENT, sent_at=now(), last_error=None):
+        if not finish(
+            session, Notice, claim, status=NoticeStatus.SENT, sent_at=now(), last_error=None
+        ):
             log.warning("notice %s was sent, but its lease had run out: it may go twice", claim.id)
     log.info(
         "notice %s sent (attempt %s)%s", claim.id, claim.attempts, f" by {worker}" if worker else ""
@@ -321,7 +316,7 @@ def drain(
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="notice") as pool:
         while limit is None or handled < limit:
             size = batch if limit is None else min(batch, limit - handled)
-            claims = _claim(db, now=now(), batch=size)
+            claims = claim_due(db, Notice, now=now(), batch=size)
             if not claims:
                 break
             for result in pool.map(deliver, claims):
