@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from auth import accounts, audit
+from auth.db import Database
 from auth.mfa import census
 from auth.models import FactorKind, MfaFactor, utcnow
 from auth.services import Services
@@ -87,18 +89,23 @@ def test_the_server_counts_coverage_between_notices_at_most_once_an_hour(
 ) -> None:
     from auth.web import server as serve
 
+    def housekeeping(db: Database, clock: Callable[[], float]) -> None:
+        serve._housekeeping(
+            db, retention_days=registry.settings.exposure_retention_days, clock=clock
+        )
+
     (a,) = _accounts(registry, 1)
     ticks = [1000.0]
     serve._last_coverage.clear()
-    serve._housekeeping(registry.db, clock=lambda: ticks[0])
+    housekeeping(registry.db, clock=lambda: ticks[0])
     enroll_totp(registry, a)
     ticks[0] += serve.COVERAGE_EVERY - 1
-    serve._housekeeping(registry.db, clock=lambda: ticks[0])  # within the hour: not again
+    housekeeping(registry.db, clock=lambda: ticks[0])  # within the hour: not again
     today = utcnow().date()
     with registry.db.session() as s:
         assert [r.covered for r in census.history(s, today)] == [0]
     ticks[0] += 2
-    serve._housekeeping(registry.db, clock=lambda: ticks[0])
+    housekeeping(registry.db, clock=lambda: ticks[0])
     with registry.db.session() as s:
         assert [r.covered for r in census.history(s, today)] == [1]
     serve._last_coverage.clear()

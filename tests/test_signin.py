@@ -416,7 +416,7 @@ def test_housekeeping_forgets_old_continuations_and_failure_counts(
     counting = SignIn(build(dataclasses.replace(site.settings, ip_ban_after=50)))
     counting.login(EMAIL, "wrong", ip="192.0.2.50", now=old)
     counting.login(EMAIL, "wrong", ip="192.0.2.51")
-    _purge_expired(site.db)
+    _purge_expired(site.db, retention_days=site.settings.exposure_retention_days)
     with site.db.session() as s:
         assert s.scalar(select(func.count()).select_from(LoginContinuation)) == 1
         assert s.execute(select(IpFailure.ip)).scalars().all() == ["192.0.2.51"]

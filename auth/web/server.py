@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import signal
@@ -71,9 +72,10 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         return atoms
 
 
-def _purge_expired(db: Any) -> None:
+def _purge_expired(db: Any, *, retention_days: int) -> None:
     """Spent and expired WebAuthn challenges, sign-in continuations and page sessions, and
-    stale per-address failure counts, would otherwise pile up for ever."""
+    stale per-address failure counts, would otherwise pile up for ever; so would exposed
+    subjects and sign-in records kept past `retention_days` (EXPOSURE_RETENTION_DAYS)."""
     from auth.activity import exposure
     from auth.mfa.webauthn import purge_expired_challenges
     from auth.models import utcnow
@@ -86,22 +88,24 @@ def _purge_expired(db: Any) -> None:
         continuations.purge(conn, now=now)
         bans.purge_failures(conn, now=now)
         session.purge(conn, now=now)
-        # Exposed subjects past EXPOSURE_RETENTION_DAYS, activity past the guard's windows.
-        exposure.purge(conn, now=now, retention_days=load_settings().exposure_retention_days)
+        # Exposed subjects and sign-in records past the retention, activity past the windows.
+        exposure.purge(conn, now=now, retention_days=retention_days)
 
 
 COVERAGE_EVERY = 3600.0  # seconds between counts of second-factor coverage
 _last_coverage: list[float] = []
 
 
-def _housekeeping(db: Any, *, clock: Callable[[], float] = time.monotonic) -> None:
+def _housekeeping(
+    db: Any, *, retention_days: int, clock: Callable[[], float] = time.monotonic
+) -> None:
     """What the server does between notices: purge what expired and, once an hour, count
     second-factor coverage into today's row (the console's chart and the incident report
     read that history, even on days nobody opens the dashboard)."""
     from auth.mfa import census
     from auth.models import utcnow
 
-    _purge_expired(db)
+    _purge_expired(db, retention_days=retention_days)
     if _last_coverage and clock() - _last_coverage[0] < COVERAGE_EVERY:
         return
     _last_coverage[:] = [clock()]
@@ -118,11 +122,9 @@ def _start_notice_drain(server: Any) -> None:
         from auth import notify
         from auth.config import load_settings
 
-        _drains.append(
-            notify.start_background(
-                load_settings(), interval=NOTICE_DRAIN_SECONDS, idle=_housekeeping
-            )
-        )
+        settings = load_settings()
+        idle = functools.partial(_housekeeping, retention_days=settings.exposure_retention_days)
+        _drains.append(notify.start_background(settings, interval=NOTICE_DRAIN_SECONDS, idle=idle))
     except Exception:
         server.log.exception("notices will not be sent by this server: the drain did not start")
 
