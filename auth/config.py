@@ -127,7 +127,7 @@ class Settings:
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
     # Alerts for the security team (auth/activity/alerts.py): grouped per cause, then pushed.
     security_alert_email: str | None = None
-    alert_webhook_url: str | None = None
+    alert_webhook_url: str | None = field(default=None, repr=False)  # may hold a token
     alert_webhook_secret: str | None = field(default=None, repr=False)  # HMAC-SHA256 key
     alert_group_seconds: int = 3600  # a repeat of an open alert's cause within this joins it
     exposure_retention_days: int = 90  # subject keys kept for `report exposure`

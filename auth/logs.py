@@ -137,6 +137,8 @@ def configure(log_format: str, level: str) -> None:
         root.addHandler(handler)
     handler.setFormatter(formatter(log_format))
     root.setLevel(level.upper())
+    # At DEBUG, urllib3 logs each request's path, and a webhook's path may be its secret.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
 
 
 def configure_cli(log_format: str, level: str) -> None:

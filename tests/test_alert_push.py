@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from auth import metrics
+from auth import logs, metrics
 from auth.activity import alerts, deliveries, push
 from auth.config import Settings
 from auth.models import AlertDelivery, AlertKind
@@ -283,6 +284,21 @@ def test_a_webhook_that_does_not_answer_is_retried_and_its_url_never_logged(
     [row] = rows(site)
     assert row.status == "queued" and row.last_error
     assert "team-token-42" not in row.last_error and SECRET not in row.last_error
+
+
+def test_even_at_debug_level_the_webhooks_path_is_never_logged(
+    settings: Settings, now: dt.datetime, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    logs.configure("text", "DEBUG")
+    caplog.set_level(logging.DEBUG)
+    try:
+        site = pushing(settings, alert_webhook_url=receiver.url, alert_webhook_secret=SECRET)
+        raise_one(site, now, [1])
+        assert drain(site, now).sent == 1
+    finally:
+        logs.configure("text", "INFO")
+    assert receiver.received and caplog.records  # it was pushed, and logs were written
+    assert "team-token-42" not in caplog.text and SECRET not in caplog.text
 
 
 def test_the_last_attempt_fails_for_good(settings: Settings, now: dt.datetime) -> None:
