@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth import metrics
@@ -89,12 +89,10 @@ def _prepare(
             return _Ready(WEBHOOK, body=push.body_of(push.payload(alert, settings=settings)))
         if delivery.channel == EMAIL:
             if not settings.security_alert_email:
-                raise push.NotConfigured(
-                    "SECURITY_ALERT_EMAIL must be set to e-mail alerts", channel=EMAIL
-                )
+                raise push.NotConfigured("SECURITY_ALERT_EMAIL must be set to e-mail alerts")
             message = push.email_message(alert, delivery=claim.id, settings=settings, now=now)
             return _Ready(EMAIL, message=message)
-        raise push.NotConfigured(f"unknown channel {delivery.channel!r}", channel=delivery.channel)
+        raise push.NotConfigured(f"unknown channel {delivery.channel!r}")
 
 
 def _record_failure(
@@ -209,14 +207,9 @@ class DeliveryRow:
     last_error: str | None
 
 
-def troubled(db: Database, *, limit: int = 50) -> tuple[dict[str, int], list[DeliveryRow]]:
-    """Counts per status, and the deliveries that failed or wait for a retry."""
+def troubled(db: Database, *, limit: int = 50) -> list[DeliveryRow]:
+    """The deliveries that failed or wait for a retry, newest first."""
     with db.session() as session:
-        counts = dict.fromkeys((s.value for s in NoticeStatus), 0)
-        for name, count in session.execute(
-            select(AlertDelivery.status, func.count()).group_by(AlertDelivery.status)
-        ):
-            counts[name] = count
         rows = session.execute(
             select(
                 AlertDelivery.id,
@@ -226,8 +219,8 @@ def troubled(db: Database, *, limit: int = 50) -> tuple[dict[str, int], list[Del
                 AlertDelivery.attempts,
                 AlertDelivery.last_error,
             )
-            .where(AlertDelivery.last_error.is_not(None), AlertDelivery.status != "sent")
+            .where(AlertDelivery.last_error.is_not(None), AlertDelivery.status != NoticeStatus.SENT)
             .order_by(AlertDelivery.id.desc())
             .limit(limit)
         ).all()
-    return counts, [DeliveryRow(*row) for row in rows]
+    return [DeliveryRow(*row) for row in rows]

@@ -67,10 +67,6 @@ class NotConfigured(BreachguardError):
     """A channel's settings are missing (ALERT_WEBHOOK_URL or ALERT_WEBHOOK_SECRET,
     SECURITY_ALERT_EMAIL): retried, so setting them lets the queue drain."""
 
-    def __init__(self, why: str, *, channel: str) -> None:
-        super().__init__(why)
-        self.channel = channel
-
 
 def _time(value: dt.datetime | None) -> str | None:
     if value is None:
@@ -138,8 +134,7 @@ class Webhook:
         errors (no answer)."""
         if not self.url or not self._secret:
             raise NotConfigured(
-                "ALERT_WEBHOOK_URL and ALERT_WEBHOOK_SECRET must both be set to push alerts",
-                channel="webhook",
+                "ALERT_WEBHOOK_URL and ALERT_WEBHOOK_SECRET must both be set to push alerts"
             )
         answer = self._http.post(
             self.url,

@@ -113,7 +113,7 @@ def alerts_send(ctx: click.Context, limit: int | None) -> None:
         parts.append(f"not tried {report.waiting} (the mail server stopped answering)")
     click.echo(", ".join(parts))
     if report.retrying + report.failed + report.waiting:
-        _, rows = deliveries.troubled(registry.db, limit=20)
+        rows = deliveries.troubled(registry.db, limit=20)
         for row in rows:
             click.echo(
                 f"delivery #{row.id} alert #{row.alert_id} {row.channel} {row.status} "

@@ -49,7 +49,8 @@ def start_background(
     The thread lives in gunicorn's master, which forks workers. A fork in the middle of a
     database call would give the child a C-level lock (SQLite's) that nobody will release,
     and the worker hangs. So a fork waits for the notices in hand (SMTP_CONNECTIONS of
-    them, sent at once, so at most one SMTP exchange's time), and the child drops its
+    them, sent at once, so at most one SMTP exchange's time) and for at most one alert
+    push (a webhook's timeout at worst), and the child drops its
     copies of our connections without closing them, which would break them for the master.
     """
     from auth.activity import deliveries, push  # it imports this package's queue
@@ -84,12 +85,9 @@ def start_background(
                         parallel=settings.smtp_connections,
                     )
                     handled = report.sent + report.retrying + report.failed + report.skipped
+                    # One push a pass: a webhook may take its whole timeout, and a fork waits.
                     handled += deliveries.drain(
-                        db,
-                        settings=settings,
-                        mailer=mailer,
-                        webhook=webhook,
-                        limit=settings.smtp_connections,
+                        db, settings=settings, mailer=mailer, webhook=webhook, limit=1
                     ).handled
                     if not handled and idle is not None:
                         idle(db)
