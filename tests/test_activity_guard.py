@@ -295,6 +295,10 @@ def test_an_unknown_account_or_a_malformed_report_is_refused(
         guard.report(ActivityReport("nobody@example.org", "s", OFFICE, "patient_lookup"))
     with pytest.raises(NotFound):
         guard.report(ActivityReport(str(account_id + 1000), "s", OFFICE, "patient_lookup"))
+    with pytest.raises(NotFound):  # more digits than any id: not a number the column holds
+        guard.report(ActivityReport("9" * 30, "s", OFFICE, "patient_lookup"))
+    with pytest.raises(BadReport):  # a digit, not a number
+        guard.report(ActivityReport("²", "s", OFFICE, "patient_lookup"))
     assert guard.report(ActivityReport(str(account_id), "s", OFFICE, "x")).decision.value == (
         "allow"
     )
@@ -304,6 +308,7 @@ def test_an_unknown_account_or_a_malformed_report_is_refused(
         (ActivityReport(EMAIL, "s", OFFICE, "~step_up"), "action"),
         (ActivityReport(EMAIL, "s", OFFICE, "x", subject="k" * 129), "subject"),
         (ActivityReport(EMAIL, "s", OFFICE, "x", at=dt.datetime(2026, 1, 1)), "at"),
+        (ActivityReport(EMAIL, "s", OFFICE, "x", at=now + dt.timedelta(hours=2)), "at"),
         (ActivityReport("not an address", "s", OFFICE, "x"), "account"),
     ):
         with pytest.raises(BadReport) as refused:

@@ -368,7 +368,7 @@ def test_a_forged_or_expired_not_me_link_acts_on_nothing(site: Services, web: Fl
     forged = live.replace(f"{record_id}.0.", f"{record_id}.1.")  # another epoch, same MAC
     browser = french(web)
     assert browser.get(f"/not-me/{live}").status_code == 200
-    for dead in (expired, other_key, forged, "not-a-token", live + "x"):
+    for dead in (expired, other_key, forged, "not-a-token", live + "x", "1.2.3.é"):
         assert browser.get(f"/not-me/{dead}").status_code == 404, dead
         answer = browser.post(f"/not-me/{dead}", data={"csrf_token": csrf(browser)})
         assert answer.status_code == 404, dead

@@ -61,6 +61,8 @@ ACTOR = reasons.ACTIVITY  # audit.Actor.policy("activity")
 STEP_UP_MARK = "~step_up"  # an event row naming the continuation a step-up handed out
 ACTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 LIMITS = {"account": 320, "session": 512, "subject": 128}
+CLOCK_SKEW = dt.timedelta(minutes=1)  # how far ahead of ours the portal's clock may be
+ACCOUNT_ID_DIGITS = 18  # longer ids would overflow the column; no account has one
 
 _A, _S, _E, _N = table(Account), table(ActivitySession), table(ActivityEvent), table(AccountNetwork)
 _C, _F = table(LoginContinuation), table(MfaFactor)
@@ -187,6 +189,8 @@ class Guard:
         now = now or utcnow()
         at = report.at or now
         ip, action, subject = _checked(report)
+        if at > now + CLOCK_SKEW:  # it would trim every window that others share, too
+            raise BadReport("at", "at is ahead of breachguard's clock by more than a minute")
         digest = counting.session_digest(report.session)
         network = network_of(ip)
         state = self._state(report.account, digest, network)
@@ -223,8 +227,11 @@ class Guard:
 
     def _state(self, account: str, digest: str, network: str) -> Any:
         params: dict[str, Any] = {"session": digest, "network": network}
-        if account.strip().isdigit():
-            rows = self.services.db.run(_BY_ID, params | {"id": int(account)})
+        key = account.strip()
+        if key.isascii() and key.isdecimal():  # an id ("²" is a digit too, not a number)
+            if len(key) > ACCOUNT_ID_DIGITS:
+                raise NotFound("account: no such account")
+            rows = self.services.db.run(_BY_ID, params | {"id": int(key)})
         else:
             try:
                 email = normalise_email(account)

@@ -65,7 +65,7 @@ class Disowned:
 
 def find(session: Session, token: str, *, secret_key: str, now: dt.datetime) -> Disowned | None:
     """The sign-in behind a live token, or None (forged, expired, or already acted on)."""
-    if not token or len(token) > TOKEN_MAX or token.count(".") != 3:
+    if not token or len(token) > TOKEN_MAX or not token.isascii() or token.count(".") != 3:
         return None
     payload, _, mac = token.rpartition(".")
     if not hmac.compare_digest(mac, _mac(secret_key, payload)):
