@@ -62,6 +62,12 @@ _RECORD = insert(_SI).values(
 
 
 @dataclass(frozen=True)
+class Spray:
+    label: str  # names the spray without its digest (alerts.raise_alert's cause)
+    accounts: list[int]  # the accounts tried with the password within the window
+
+
+@dataclass(frozen=True)
 class Attempt:
     """A hashed sign-in attempt on an existing account, as it is recorded."""
 
@@ -153,19 +159,27 @@ class SignInRisk:
         """Record a refused attempt, in the caller's transaction."""
         session.execute(insert(_SI).values(attempt.values()))
 
-    def wrong_password(
-        self, session: Session, *, account_id: int, digest: str, ip: str, now: dt.datetime
-    ) -> None:
-        """A wrong password on an existing account, in the caller's transaction: counted
-        under its digest; past the line, a spray."""
+    def spray_of(self, password: str, *, account_id: int, now: dt.datetime) -> Spray | None:
+        """A wrong password on an existing account, counted under its keyed digest (in
+        Redis or memory, before any database transaction); the spray it belongs to once
+        past the line, else None."""
+        digest = self.digest(password)
         tried = self._count(self.counters.spray, digest, account_id, now=now)
         if tried is None or not risk.is_spray(len(tried), self.policy):
-            return
+            return None
         label = self._count(self.counters.spray_label, digest, now=now) or "spray"
+        return Spray(label, tried)
+
+    def spray_found(
+        self, session: Session, spray: Spray, *, account_id: int, ip: str, now: dt.datetime
+    ) -> None:
+        """In the refusal's transaction: the alert, and the second factor the accounts it
+        tried must now use."""
+        tried = spray.accounts
         raise_alert(
             session,
             kind=AlertKind.PASSWORD_SPRAY,
-            cause=label,
+            cause=spray.label,
             accounts=tried,
             addresses=[ip],
             evidence={

@@ -175,15 +175,14 @@ class SignIn:
                 failed=step.decision is Decision.DENY,
                 now=now,
             )
+        spray = None
         if known.password_ok is False and account is not None:
-            wrong: str | None = self.risk.digest(password)  # keyed: counted for sprays
-        else:
-            wrong = None
+            spray = self.risk.spray_of(password, account_id=account.id, now=now)
         return self._carry_out(
             step,
             known,
             found=found,
-            wrong=wrong,
+            spray=spray,
             check=check,
             ip=ip,
             user_agent=user_agent,
@@ -226,7 +225,7 @@ class SignIn:
         facts: Facts,
         *,
         found: Found,
-        wrong: str | None,
+        spray: signin_risk.Spray | None,
         check: Check | None,
         ip: str,
         user_agent: str,
@@ -259,7 +258,7 @@ class SignIn:
         )
         if verdict.decision is Decision.DENY:
             self._denied(
-                verdict, facts, details=details, started=started, attempt=attempt, wrong=wrong
+                verdict, facts, details=details, started=started, attempt=attempt, spray=spray
             )
             return Answer(verdict, account_id)
         assert account is not None and attempt is not None
@@ -324,7 +323,7 @@ class SignIn:
         details: dict[str, Any],
         started: float,
         attempt: signin_risk.Attempt | None,
-        wrong: str | None,
+        spray: signin_risk.Spray | None,
     ) -> None:
         now, account = facts.now, facts.account
         reason = verdict.reasons[0]
@@ -360,9 +359,9 @@ class SignIn:
             audit.append(session, events, now=now)
             if attempt is not None:
                 self.risk.record(session, attempt)
-            if wrong is not None and account is not None:
-                self.risk.wrong_password(
-                    session, account_id=account.id, digest=wrong, ip=details["ip"], now=now
+            if spray is not None and account is not None:
+                self.risk.spray_found(
+                    session, spray, account_id=account.id, ip=details["ip"], now=now
                 )
             if reason in (Reason.WRONG_PASSWORD, Reason.UNKNOWN_ACCOUNT):
                 bans.record_failure(
