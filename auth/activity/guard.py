@@ -32,7 +32,7 @@ from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from auth.activity import counters as counting
-from auth.activity import exposure
+from auth.activity import exposure, signin_risk
 from auth.activity.alerts import raise_alert
 from auth.activity.networks import network_of
 from auth.activity.policy import LONGEST_WINDOW, Decision, Facts, Reason, Verdict, decide
@@ -249,7 +249,7 @@ class Guard:
     def _first_network(self, account_id: int, network: str, now: dt.datetime) -> None:
         """An account with no known network yet: its first one becomes known."""
         with self.services.db.session() as session:
-            _know(session, account_id, network, now)
+            session.execute(signin_risk.know(session, account_id, network, now))
 
     def _stepped_up(
         self, account_id: int, digest: str, network: str, at: dt.datetime, now: dt.datetime
@@ -258,7 +258,7 @@ class Guard:
         the network it works from is the account's."""
         with self.services.db.session() as session:
             _mark_session(session, digest, account_id, now, stepped_up_at=at)
-            _know(session, account_id, network, now)
+            session.execute(signin_risk.know(session, account_id, network, now))
 
     def _step_up(
         self, verdict: Verdict, facts: Facts, event: counting.Event, epoch: int, now: dt.datetime
@@ -376,7 +376,7 @@ class Guard:
             details={"reason": "activity_block", "rules": list(verdict.reasons)},
         )
         plan = forced.Plan(
-            reason=f"activity guard: {reasons}",
+            reason="",  # the code says why (reasons.ACTIVITY); the rules are in the audit trail
             reset_key=f"activity:{now:%Y%m%dT%H%M%S.%f}",
             job_id=None,
             require_mfa=True,
@@ -432,16 +432,6 @@ def _checked(report: ActivityReport) -> tuple[str, str, str]:
     if report.at is not None and report.at.tzinfo is None:
         raise BadReport("at", "at must carry its time zone (e.g. 2026-12-07T10:00:00Z)")
     return ip, report.action, subject
-
-
-def _know(session: Session, account_id: int, network: str, now: dt.datetime) -> None:
-    row = {"account_id": account_id, "network": network, "first_at": now, "last_at": now}
-    upsert = dialect_insert(session)(_N).values(row)
-    session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[_N.c.account_id, _N.c.network], set_={"last_at": now}
-        )
-    )
 
 
 def _mark_session(

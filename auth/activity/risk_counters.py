@@ -11,15 +11,12 @@ passwords. It is used as a key and never returned, logged or stored elsewhere.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
 import threading
 from collections import deque
 from typing import Any, Protocol
 
 from auth.activity.risk import NetworkTally
-
-log = logging.getLogger(__name__)
 
 
 class RiskCounters(Protocol):

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from auth import audit
 from auth.activity import risk
 from auth.activity.alerts import raise_alert
+from auth.activity.counters import REDIS_TIMEOUTS
 from auth.activity.networks import network_of
 from auth.activity.risk_counters import MemoryCounters, RedisCounters, RiskCounters
 from auth.config import Settings
@@ -100,10 +101,11 @@ class Attempt:
 def known_network(conn: Session | Connection, account_id: int, ip: str, now: dt.datetime) -> None:
     """The network of `ip` becomes (or stays) known to the account: a sign-in from it
     completed."""
-    conn.execute(_known(conn, account_id, network_of(ip), now))
+    conn.execute(know(conn, account_id, network_of(ip), now))
 
 
-def _known(conn: Session | Connection, account_id: int, network: str, now: dt.datetime) -> Any:
+def know(conn: Session | Connection, account_id: int, network: str, now: dt.datetime) -> Any:
+    """The upsert that makes `network` known to the account (its last use moved to now)."""
     upsert = dialect_insert(conn)(_AN).values(
         account_id=account_id, network=network, first_at=now, last_at=now
     )
@@ -113,9 +115,9 @@ def _known(conn: Session | Connection, account_id: int, network: str, now: dt.da
 
 
 class SignInRisk:
-    def __init__(self, settings: Settings, counters: RiskCounters) -> None:
+    def __init__(self, settings: Settings, policy: risk.RiskPolicy, counters: RiskCounters) -> None:
         self.settings = settings
-        self.policy = risk.RiskPolicy.from_settings(settings)
+        self.policy = policy
         self.counters = counters
         # Derived, so SECRET_KEY itself never keys two different things.
         self._key = hmac.new(
@@ -127,13 +129,12 @@ class SignInRisk:
         policy = risk.RiskPolicy.from_settings(settings)
         windows = {"spray_window": policy.spray_window, "stuffing_window": policy.stuffing_window}
         if not settings.redis_url:
-            return cls(settings, MemoryCounters(**windows))
+            return cls(settings, policy, MemoryCounters(**windows))
         import redis
 
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=1, socket_timeout=1
-        )
-        return cls(settings, RedisCounters(client, prefix=settings.ratelimit_key_prefix, **windows))
+        client = redis.Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)
+        counters = RedisCounters(client, prefix=settings.ratelimit_key_prefix, **windows)
+        return cls(settings, policy, counters)
 
     def digest(self, password: str) -> str:
         """The keyed digest a wrong password is counted under."""
@@ -260,7 +261,7 @@ class SignInRisk:
         else:
             with db.connection() as conn:
                 conn.execute(_RECORD, values)
-                conn.execute(_known(conn, attempt.account_id, attempt.network, attempt.at))
+                conn.execute(know(conn, attempt.account_id, attempt.network, attempt.at))
 
     def _from_new_network(self, session: Session, attempt: Attempt, *, complete: bool) -> None:
         now, network = attempt.at, attempt.network
@@ -268,7 +269,7 @@ class SignInRisk:
             insert(_SI).values(attempt.values()).returning(_SI.c.id)
         ).scalar_one()
         if complete:
-            session.execute(_known(session, attempt.account_id, network, now))
+            session.execute(know(session, attempt.account_id, network, now))
         group = dt.timedelta(seconds=self.settings.alert_group_seconds)
         told = session.execute(
             select(func.count())
