@@ -420,6 +420,7 @@ def test_the_email_is_in_the_console_language_french_by_default(
     assert message["Subject"] == "[breachguard] Bourrage d’identifiants : 1 compte"
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Ouvrir l’alerte dans la console de sécurité" in text
+    assert "Alerte : #" in text and "1 compte :" in text  # French puts a space before ":"
 
 
 def test_an_email_refused_by_the_server_is_failed_for_good(

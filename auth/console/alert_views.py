@@ -4,6 +4,7 @@ POST /admin/alerts/<id>/close (audited)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from babel import dates as babel_dates
@@ -53,31 +54,34 @@ def alerts() -> Any:
 
 
 def _bucket_label(bucket: console_alerts.Bucket, step: Any) -> str:
-    skeleton = "MMMd" if step >= console_alerts.STEPS[5] else "Hm"
+    skeleton = "MMMd" if step >= dt.timedelta(days=1) else "Hm"  # days: no hour to show
     return str(babel_dates.format_skeleton(skeleton, bucket.start, locale=current_language()))
 
 
 def _step_words(step: Any) -> str:
+    """The chart's title: how many minutes, hours or days a bar counts, in UTC."""
     minutes = int(step.total_seconds() // 60)
     if minutes < 60:
         return (
-            gettext("Events per %(num)d minutes", num=minutes)
+            gettext("Events per %(num)d minutes (UTC)", num=minutes)
             if minutes > 1
-            else gettext("Events per minute")
+            else gettext("Events per minute (UTC)")
         )
     if minutes < 24 * 60:
         hours = minutes // 60
         return (
-            gettext("Events per %(num)d hours", num=hours)
+            gettext("Events per %(num)d hours (UTC)", num=hours)
             if hours > 1
-            else gettext("Events per hour")
+            else gettext("Events per hour (UTC)")
         )
-    return gettext("Events per week") if minutes > 24 * 60 else gettext("Events per day")
+    if minutes > 24 * 60:
+        return gettext("Events per week (UTC)")
+    return gettext("Events per day (UTC)")
 
 
 def _chart(detail: console_alerts.Detail) -> charts.Figure:
     activity = detail.activity
-    title = _step_words(activity.step) + " (UTC)"
+    title = _step_words(activity.step)
     times = [_bucket_label(b, activity.step) for b in activity.buckets]
     span = gettext("from %(first)s to %(last)s", first=times[0], last=times[-1]) if times else ""
     words = charts.Words(
