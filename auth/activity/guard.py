@@ -21,7 +21,6 @@ account while it lasts) and hands the portal a continuation for the hook's secon
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -413,11 +412,9 @@ def _checked(report: ActivityReport) -> tuple[str, str, str]:
         if len(value) > LIMITS[name]:
             raise BadReport(name, f"{name} is longer than {LIMITS[name]} characters")
     try:
-        address = ipaddress.ip_address(report.ip.strip())
-    except (ValueError, AttributeError):
+        ip = str(bans.parse_ip(report.ip))
+    except (InvalidInput, AttributeError):  # AttributeError: not a string, in process
         raise BadReport("ip", f"ip: {str(report.ip)[:60]!r} is not an IP address") from None
-    mapped = getattr(address, "ipv4_mapped", None)
-    ip = str(mapped or address)
     if not isinstance(report.action, str) or not ACTION.fullmatch(report.action):
         raise BadReport(
             "action", "action must be 1 to 64 letters, digits or _ . : - (e.g. patient_lookup)"

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from auth.errors import InvalidInput
+from auth.signin import bans
+
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
 
@@ -14,11 +17,8 @@ def network_of(ip: str) -> str:
     IPv4-mapped IPv6 address counts as its IPv4 address. An unparsable value is returned as
     it is (the caller validated it; the rules then treat it as a network of its own)."""
     try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
+        address = bans.parse_ip(ip)
+    except InvalidInput:
         return ip
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        address = mapped
     prefix = IPV4_PREFIX if address.version == 4 else IPV6_PREFIX
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

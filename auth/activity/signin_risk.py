@@ -9,8 +9,8 @@ attempt here; the rules (auth/activity/risk.py) judge it on the counters
   from a network new to the account queues a "new sign-in" e-mail and raises NEW_SIGN_IN;
   a network becomes known to the account once a sign-in from it completes.
 
-The counters cost no database round trip; an allowed sign-in from a known network costs
-one statement more than before (its record and the network's last use, together).
+The counters cost no database round trip, and an allowed sign-in's record and its
+network's last use are one statement: the sign-in is what a person waits for.
 """
 
 from __future__ import annotations
