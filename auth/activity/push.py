@@ -15,14 +15,12 @@ one, so a receiver can drop a duplicate.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +31,7 @@ from auth.config import LANGUAGES, Settings
 from auth.console import labels
 from auth.errors import BreachguardError
 from auth.models import Alert
-from auth.notify.messages import _environment, message_id  # the notices' own, reused
+from auth.notify import messages
 
 SIGNATURE_HEADER = "X-Breachguard-Signature"
 TIMESTAMP_HEADER = "X-Breachguard-Timestamp"
@@ -193,19 +191,15 @@ def email_message(
         "link": view.url(settings),
         "listed": LISTED_IN_MAIL,
     }
-    text = _environment(language, html=False).get_template("security_alert.txt").render(context)
-    first, _, body = text.partition("\n")
-    subject = first.removeprefix("Subject: ").strip()
-    html = _environment(language, html=True).get_template("security_alert.html")
-    to = settings.security_alert_email or ""
-    message = EmailMessage(policy=email.policy.default.clone(utf8=not to.isascii()))
-    message["From"] = settings.mail_from
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id(f"alert-delivery:{delivery}", settings.mail_from)
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(body.lstrip("\n"))
-    message.add_alternative(html.render({**context, "subject": subject}), subtype="html")
-    return message
+    subject, text, html = messages.render_template(
+        "security_alert", language=language, context=context
+    )
+    return messages.envelope(
+        settings.security_alert_email or "",
+        subject=subject,
+        text=text,
+        html=html,
+        key=f"alert-delivery:{delivery}",
+        settings=settings,
+        now=now,
+    )

@@ -62,14 +62,49 @@ def render(kind: str, *, language: str, context: Mapping[str, object]) -> tuple[
     `Subject: …`, so subject and body come from one place; the HTML gets it as `subject`."""
     if kind not in KINDS or language not in LANGUAGES:
         raise InvalidInput(f"no e-mail template for kind {kind!r} in language {language!r}")
-    values = {"note": "", **context, "language": language}
-    text = _environment(language, html=False).get_template(f"{kind}.txt").render(values)
+    return render_template(kind, language=language, context={"note": "", **context})
+
+
+def render_template(
+    name: str, *, language: str, context: Mapping[str, object]
+) -> tuple[str, str, str]:
+    """(subject, text, html) of the templates `name`.txt and `name`.html in `language`."""
+    values = {**context, "language": language}
+    text = _environment(language, html=False).get_template(f"{name}.txt").render(values)
     first, _, body = text.partition("\n")
     if not first.startswith("Subject: "):
-        raise InvalidInput(f"{kind}.txt must start with a `Subject: ` line")
+        raise InvalidInput(f"{name}.txt must start with a `Subject: ` line")
     subject = first.removeprefix("Subject: ").strip()
-    html = _environment(language, html=True).get_template(f"{kind}.html")
+    html = _environment(language, html=True).get_template(f"{name}.html")
     return subject, body.lstrip("\n"), html.render({**values, "subject": subject})
+
+
+def envelope(
+    to: str | Address,
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    key: str,
+    settings: Settings,
+    now: dt.datetime,
+) -> EmailMessage:
+    """An automatic e-mail from MAIL_FROM: its headers, its text and HTML parts. `key`
+    makes its Message-ID, the same on every resend."""
+    # An address with non-ASCII characters (jérôme@…) can only travel as SMTPUTF8 (RFC 6531):
+    # such a message is written in UTF-8, and a server without SMTPUTF8 refuses it for good.
+    address = to.addr_spec if isinstance(to, Address) else to
+    message = EmailMessage(policy=email.policy.default.clone(utf8=not address.isascii()))
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id(key, settings.mail_from)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+    message["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
 
 
 def message_id(idempotency_key: str, mail_from: str) -> str:
@@ -113,18 +148,14 @@ def build_message(
             "forgot_url": f"{settings.public_url}/forgot",
         },
     )
-    # An address with non-ASCII characters (jérôme@…) can only travel as SMTPUTF8 (RFC 6531):
-    # such a message is written in UTF-8, and a server without SMTPUTF8 refuses it for good.
-    message = EmailMessage(policy=email.policy.default.clone(utf8=not account.email.isascii()))
-    message["From"] = settings.mail_from
     # By its parts: parsing an addr_spec refuses a non-ASCII local part under any policy.
     local, _, domain = account.email.rpartition("@")
-    message["To"] = Address(" ".join(account.name.split()), username=local, domain=domain)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(now or utcnow())
-    message["Message-ID"] = message_id(notice.idempotency_key, settings.mail_from)
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-    message["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
-    message.set_content(text)
-    message.add_alternative(html, subtype="html")
-    return message
+    return envelope(
+        Address(" ".join(account.name.split()), username=local, domain=domain),
+        subject=subject,
+        text=text,
+        html=html,
+        key=notice.idempotency_key,
+        settings=settings,
+        now=now or utcnow(),
+    )
