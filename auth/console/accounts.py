@@ -20,7 +20,6 @@ from auth.breach.hashing import normalise_email
 from auth.console import labels
 from auth.console.forms import FieldError
 from auth.errors import InvalidInput, NotFound
-from auth.i18n import N_
 from auth.models import (
     Account,
     AccountStatus,
@@ -43,14 +42,6 @@ _A, _M, _F, _R, _E = (
 )
 EVENTS_PAGE = 25
 SIGN_INS = 20  # the latest sign-in attempts shown
-# A sign-in's outcome: the login flow's decision (auth/signin/rules.py).
-OUTCOMES = {
-    "allow": N_("Let in"),
-    "mfa_required": N_("Second factor asked"),
-    "enroll_required": N_("Asked to add a second factor"),
-    "reset_required": N_("Password must change"),
-    "deny": N_("Refused"),
-}
 SEARCH_LIMIT = 50
 
 
@@ -141,7 +132,7 @@ def _sign_ins(conn: Connection, account_id: int) -> list[SignIn]:
             r.ip,
             r.network,
             user_agents.describe(r.user_agent, gettext),
-            gettext(OUTCOMES[r.outcome]) if r.outcome in OUTCOMES else r.outcome,
+            labels.sign_in_outcome(r.outcome),
             bool(r.new_network),
             r.via,
         )

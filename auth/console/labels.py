@@ -71,6 +71,14 @@ RESET_REASONS = {
     "not_me": N_("The person said a sign-in was not them"),
     "activity_block": N_("Blocked by the activity guard"),
 }
+# A sign-in's outcome: the login flow's decision (auth/signin/rules.py).
+SIGN_IN_OUTCOMES = {
+    "allow": N_("Let in"),
+    "mfa_required": N_("Second factor asked"),
+    "enroll_required": N_("Asked to add a second factor"),
+    "reset_required": N_("Password must change"),
+    "deny": N_("Refused"),
+}
 SIGN_IN_METHODS = {
     "password": N_("Password"),
     "totp": N_("Authenticator app"),
@@ -195,6 +203,10 @@ def event(code: object) -> str:
 
 def reset_reason(code: object) -> str:
     return _worded(RESET_REASONS, code)
+
+
+def sign_in_outcome(code: object) -> str:
+    return _worded(SIGN_IN_OUTCOMES, code)
 
 
 def yes_no(value: object) -> str:
