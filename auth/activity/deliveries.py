@@ -104,15 +104,7 @@ def _record_failure(
             select(AlertDelivery.channel).where(AlertDelivery.id == claim.id)
         ).scalar_one()
         if isinstance(exc, ServerUnreachable) and not exc.tried:
-            back = queue.finish(
-                session,
-                AlertDelivery,
-                claim,
-                status=NoticeStatus.QUEUED,
-                attempts=claim.attempts - 1,
-                next_attempt_at=now + queue.FIRST_RETRY,
-            )
-            return SendResult.WAITING if back else SendResult.LOST
+            return queue.put_back_untried(session, AlertDelivery, claim, now=now)
         refused = (isinstance(exc, push.WebhookError) and exc.permanent) or (
             channel == EMAIL and queue.refused_for_good(exc)
         )

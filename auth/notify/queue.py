@@ -234,6 +234,22 @@ def after_failure(
     return SendResult.FAILED, {"status": NoticeStatus.FAILED}
 
 
+def put_back_untried(
+    session: Session, model: Queued, claim: Claim, *, now: dt.datetime
+) -> SendResult:
+    """The mail server had stopped answering before this claim was tried: it waits again,
+    its attempt given back and its last_error as it was."""
+    back = finish(
+        session,
+        model,
+        claim,
+        status=NoticeStatus.QUEUED,
+        attempts=claim.attempts - 1,
+        next_attempt_at=now + FIRST_RETRY,
+    )
+    return SendResult.WAITING if back else SendResult.LOST
+
+
 def _record_failure(
     db: Database,
     claim: Claim,
@@ -245,16 +261,8 @@ def _record_failure(
 ) -> SendResult:
     error = describe(exc, secrets)
     with db.session() as session:
-        values: dict[str, object]
         if isinstance(exc, ServerUnreachable) and not exc.tried:
-            outcome = SendResult.WAITING
-            values = {
-                "status": NoticeStatus.QUEUED,
-                "attempts": claim.attempts - 1,
-                "next_attempt_at": now + FIRST_RETRY,
-            }
-            # its last_error stays as it was: this notice was not tried
-            return outcome if finish(session, Notice, claim, **values) else SendResult.LOST
+            return put_back_untried(session, Notice, claim, now=now)
         outcome, values = after_failure(
             refused_for_good(exc), claim, max_attempts=settings.notice_max_attempts, now=now
         )
