@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from auth.cli.common import Exit, actor, handle_errors, services
+from auth.cli.common import Exit, Failed, actor, handle_errors, services
 
 
 @click.command()
@@ -28,7 +28,7 @@ def init(ctx: click.Context) -> None:
 def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
     """Run the service under gunicorn."""
     from auth import migrate
-    from auth.web.server import run
+    from auth.web.server import AddressInUse, run
 
     registry = services(ctx)  # fail early, with a clear message, on an uninitialised database
     stale = migrate.behind(registry.db.engine)
@@ -37,7 +37,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
             f"the database schema is at revision {stale[0]}, this version needs {stale[1]}: "
             "run `breachguard init` to upgrade it"
         )
-    run(host=host, port=port, workers=workers, threads=threads)
+    try:
+        run(host=host, port=port, workers=workers, threads=threads)
+    except AddressInUse as exc:
+        raise Failed(f"cannot serve: {exc}") from None
 
 
 @click.command()

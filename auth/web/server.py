@@ -6,6 +6,7 @@ import functools
 import re
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -163,7 +164,29 @@ def _post_worker_init(worker: Any) -> None:
         worker.alive = False
 
 
+class AddressInUse(OSError):
+    """Another process listens on the address `serve` was given."""
+
+
+def check_free(host: str, port: int) -> None:
+    """AddressInUse when something already listens on host:port. The workers bind with
+    SO_REUSEPORT, which would let a second breachguard started on the same port by mistake
+    share its connections, and turns any other conflict into a worker that fails to boot:
+    a plain bind first says which address is taken, before anything starts."""
+    for family, kind, proto, _name, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise AddressInUse(f"{host}:{port} is already in use ({exc.strerror})") from None
+            return
+
+
 def run(*, host: str, port: int, workers: int, threads: int) -> None:
+    check_free(host, port)
     settings = load_settings()
     _gunicorn_format["format"] = settings.log_format
     logs.configure(settings.log_format, settings.log_level)
@@ -178,6 +201,11 @@ def run(*, host: str, port: int, workers: int, threads: int) -> None:
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",
+            # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new
+            # connections across them. On one shared socket, the worker that wins the accepts
+            # takes a client's whole kept-alive pool (the portal's, nginx's upstream one) and
+            # serves it alone while the others idle.
+            "reuse_port": True,
             "accesslog": None,  # the app writes one access line per request (auth/logs.py)
             "loglevel": settings.log_level.lower(),
             "logger_class": "auth.web.server.RedactingLogger",
