@@ -122,6 +122,27 @@ def test_only_a_key_whose_role_grants_hook_may_report(
     assert anonymous.post("/api/v1/activity", json=body).status_code == 401
 
 
+def test_wrong_keys_spend_the_guessing_budget_and_a_valid_key_has_no_budget(
+    settings: Settings, account_id: int
+) -> None:
+    """The portal reports every look-up: it is never refused for its pace (the guard counts
+    reports itself), while a wrong key is a guess at a secret, from a budget per address."""
+    tight = dataclasses.replace(settings, secret_rate_limit="3 per minute")
+    registry = build(tight)
+    app = create_app(registry=registry)
+    portal = keyed(app, registry, "hook")
+    guesser = app.test_client()
+    guesser.environ_base["HTTP_AUTHORIZATION"] = "Bearer bg_0000_guess"
+    body = {"account": EMAIL, "session": "s-1", "ip": IP, "action": "patient_lookup"}
+
+    guesses = [guesser.post("/api/v1/activity", json=body).status_code for _ in range(4)]
+    reports = [portal.post("/api/v1/activity", json=body) for _ in range(10)]
+
+    assert guesses == [401, 401, 401, 429]
+    assert [r.status_code for r in reports] == [200] * 10
+    assert not any("X-RateLimit-Limit" in r.headers for r in reports)
+
+
 def test_a_robot_is_blocked_over_http_and_then_answered_block_at_once(
     portal: FlaskClient, registry: Services, account_id: int
 ) -> None:

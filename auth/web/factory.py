@@ -184,9 +184,16 @@ def create_app(
     # route. A blueprint limit, so that all of them are counted in one pass of the limiter
     # (route decorators would make a second pass on every sign-in).
     limiter.limit(budget.hook)(hook_api.bp)
+
     # The portal's activity reports have no budget of their own: at HOOK_RATE_LIMIT they
     # would be refused long before a busy portal's pace, and the guard counts every report
-    # itself (a wrong key still spends the address's budget of guesses, above).
+    # itself (a wrong key still spends the address's budget of guesses, above). A report
+    # holding a valid key is therefore exempt from every limit, and says so before the
+    # limiter resolves any: the portal sends one per look-up a professional makes.
+    @limiter.request_filter
+    def valid_activity_report() -> bool:
+        return request.blueprint == activity_api.bp.name and holds_a_valid_key()
+
     per_person = {
         "hook_api.login": budget.login,
         "hook_api.mfa": budget.mfa_ip,
