@@ -385,6 +385,23 @@ def listening(
             server.wait(timeout=30)
 
 
+def wait_listeners(port: int, count: int, timeout: float = 30.0) -> None:
+    """Until `count` sockets listen on the loopback port: `serve`'s workers each bind their
+    own (SO_REUSEPORT) once booted, and the first answers /healthz before the others do;
+    a pool opened earlier would be held by that first worker alone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()  # local address, remote, state ("0A": listening)
+                listening += int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A"
+        if listening >= count:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{count} workers were not listening on port {port} after {timeout:g} s")
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and its children, from /proc: what a server
     and its workers spent, to divide by the requests they answered."""

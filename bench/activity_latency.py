@@ -25,9 +25,12 @@ import asyncio
 import json
 import random
 import sys
+import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,12 +45,15 @@ from _common import (
     table,
     tree_cpu_seconds,
     verdict,
+    wait_listeners,
     workdir,
 )
 
 FLOOR_P99_MS = 5.0
 FLOOR_RATE = 500.0
 ACTION = "patient_lookup"
+IN_PROCESS = "Guard.report (in process)"
+T = TypeVar("T")
 
 
 @dataclass
@@ -89,7 +95,10 @@ def main() -> None:
         try:
             server = serve_command(args.workers, args.threads)
             with listening(server, env) as (base, pid):
+                wait_listeners(int(urlsplit(base).port or 80), args.workers)
                 runs = {rate: _measure(base, pid, token, args, rate) for rate in args.rates}
+            for rate in args.rates:
+                runs[rate][IN_PROCESS] = _in_process(env, args, rate)
         finally:
             _forget(args.redis, prefix)
 
@@ -168,20 +177,100 @@ def _network(i: int) -> str:
 def _measure(
     base: str, pid: int, token: str, args: argparse.Namespace, rate: float
 ) -> dict[str, Run]:
+    return _loop_run(_measure_on_pool(base, pid, token, args, rate))
+
+
+async def _measure_on_pool(
+    base: str, pid: int, token: str, args: argparse.Namespace, rate: float
+) -> dict[str, Run]:
+    """Every run of one rate over one pool of kept-alive connections, opened and warmed
+    before any timing: a portal keeps its connections open, and opening them inside a timed
+    run would measure the server's accept path rather than its answers."""
     rng = random.Random(args.seed)
     runs = {"GET /healthz (baseline)": Run(), "POST /api/v1/activity": Run()}
     healthz, activity = runs.values()
-    # warm both endpoints (connections, statement caches, Redis scripts) before timing
-    asyncio.run(_open_loop(base, token, args, Run(), rng, rate, activity=False, seconds=1))
-    asyncio.run(_open_loop(base, token, args, Run(), rng, rate, activity=True, seconds=1))
-    for r in range(args.rounds):
-        order = [(False, healthz), (True, activity)]
-        for is_activity, run in order if r % 2 == 0 else reversed(order):
-            before = tree_cpu_seconds(pid)
-            asyncio.run(_open_loop(base, token, args, run, rng, rate, activity=is_activity))
-            run.server_cpu += tree_cpu_seconds(pid) - before
-        print(f"  {rate:g}/s: round {r + 1}/{args.rounds} done", flush=True)
+    pool = await Pool.open(base, args.connections)
+    try:
+        # warm both endpoints (statement caches, Redis scripts, every connection) first
+        for warm in (False, True):
+            await _open_loop(pool, token, args, Run(), rng, rate, activity=warm, seconds=1)
+        for r in range(args.rounds):
+            order = [(False, healthz), (True, activity)]
+            for is_activity, run in order if r % 2 == 0 else reversed(order):
+                before = tree_cpu_seconds(pid)
+                await _open_loop(pool, token, args, run, rng, rate, activity=is_activity)
+                run.server_cpu += tree_cpu_seconds(pid) - before
+            print(f"  {rate:g}/s: round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        pool.close()
     return runs
+
+
+def _loop_run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """uvloop when installed (the dev extra): the load generator shares the server's two
+    cores, and uvloop spends about half of asyncio's CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+@dataclass
+class Pool:
+    """Kept-alive connections to the server, reused by every run."""
+
+    host: str
+    port: int
+    connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+
+    @classmethod
+    async def open(cls, base: str, size: int) -> Pool:
+        parts = urlsplit(base)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        opened = [await asyncio.open_connection(host, port) for _ in range(size)]
+        return cls(host, port, opened)
+
+    def close(self) -> None:
+        for _reader, writer in self.connections:
+            writer.close()
+
+
+def _in_process(env: dict[str, str], args: argparse.Namespace, rate: float) -> Run:
+    """The same reports at the same rate through Guard.report in this process (what a
+    Python portal embedding the guard waits for), open loop on one thread: the guard's own
+    cost, without HTTP. "server CPU" is this process's CPU per report."""
+    import os
+
+    from auth.activity.guard import ActivityReport, Guard
+    from auth.config import load_settings
+    from auth.services import build
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        guard = Guard(build(load_settings()))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    rng, run = random.Random(args.seed), Run()
+    reports = [
+        ActivityReport(**json.loads(_report(rng, args.accounts)))
+        for _ in range(int(rate * args.seconds * args.rounds))
+    ]
+    for report in reports[: int(rate)]:  # warm: statement caches, the Redis script
+        guard.report(report)
+    cpu, start = time.process_time(), time.perf_counter() + 0.05
+    for i, report in enumerate(reports):
+        scheduled = start + i / rate
+        wait = scheduled - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        run.decisions[guard.report(report).decision.value] += 1
+        run.latencies.append(time.perf_counter() - scheduled)
+        run.statuses[200] += 1
+    run.server_cpu = time.process_time() - cpu
+    return run
 
 
 def _request(host: str, token: str, body: bytes | None) -> bytes:
@@ -208,7 +297,7 @@ def _report(rng: random.Random, accounts: int) -> bytes:
 
 
 async def _open_loop(
-    base: str,
+    pool: Pool,
     token: str,
     args: argparse.Namespace,
     run: Run,
@@ -218,16 +307,14 @@ async def _open_loop(
     activity: bool,
     seconds: float | None = None,
 ) -> None:
-    """Requests due at start + i / rate, sent over a pool of kept-alive connections; a
-    request waits for a free connection, and that wait is part of its latency."""
-    parts = urlsplit(base)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    """Requests due at start + i / rate, sent over the pool's connections; a request waits
+    for a free connection, and that wait is part of its latency. Times come from
+    perf_counter (uvloop's clock counts whole milliseconds)."""
     total = int(rate * (seconds or args.seconds))
     due: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
 
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def connection(index: int) -> None:
+        reader, writer = pool.connections[index]
         while (item := await due.get()) is not None:
             scheduled, payload = item
             for _attempt in range(2):  # the server may have closed an idle connection
@@ -237,21 +324,21 @@ async def _open_loop(
                     break
                 except (ConnectionError, asyncio.IncompleteReadError):
                     writer.close()
-                    reader, writer = await asyncio.open_connection(host, port)
+                    reader, writer = await asyncio.open_connection(pool.host, pool.port)
+                    pool.connections[index] = reader, writer
             else:
                 status, body = 0, b""
-            run.latencies.append(loop.time() - scheduled)
+            run.latencies.append(time.perf_counter() - scheduled)
             run.statuses[status] += 1
             if activity and status == 200:
                 run.decisions[json.loads(body)["decision"]] += 1
-        writer.close()
 
-    workers = [asyncio.create_task(connection()) for _ in range(args.connections)]
-    start = loop.time() + 0.05
+    workers = [asyncio.create_task(connection(i)) for i in range(len(pool.connections))]
+    start = time.perf_counter() + 0.05
     for i in range(total):
         scheduled = start + i / rate
-        payload = _request(host, token, _report(rng, args.accounts) if activity else None)
-        wait = scheduled - loop.time()
+        payload = _request(pool.host, token, _report(rng, args.accounts) if activity else None)
+        wait = scheduled - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
         due.put_nowait((scheduled, payload))
