@@ -48,6 +48,7 @@ from auth.models import (
     LoginContinuation,
     MfaFactor,
     ResetReason,
+    iso_utc,
     table,
     utcnow,
 )
@@ -117,9 +118,7 @@ class Ruling:
             expires = self.continuation_expires_at
             body |= {
                 "continuation": self.continuation,
-                "continuation_expires_at": expires.isoformat().replace("+00:00", "Z")
-                if expires
-                else None,
+                "continuation_expires_at": iso_utc(expires) if expires else None,
                 "factors": list(self.factors),
                 "enroll_required": self.enroll_required,
             }
@@ -465,7 +464,7 @@ def _evidence(verdict: Verdict, facts: Facts, event: counting.Event) -> dict[str
 
 def _moment(verdict: Verdict, event: counting.Event, now: dt.datetime) -> dict[str, Any]:
     return {
-        "at": now.isoformat(),
+        "at": iso_utc(now),
         "decision": verdict.decision.value,
         "reasons": list(verdict.reasons),
         "ip": event.ip,
@@ -476,6 +475,6 @@ def _per_minute(touched: list[counting.Touched]) -> list[dict[str, Any]]:
     """The account's actions per minute, from the suspected start to the block."""
     minutes = Counter(int(t.at // 60) * 60 for t in touched)
     return [
-        {"at": dt.datetime.fromtimestamp(m, dt.UTC).isoformat(), "actions": n}
+        {"at": iso_utc(dt.datetime.fromtimestamp(m, dt.UTC)), "actions": n}
         for m, n in sorted(minutes.items())
     ]

@@ -31,7 +31,7 @@ from auth.activity.alerts import raise_alert
 from auth.activity.counters import Counters
 from auth.activity.policy import LONGEST_WINDOW
 from auth.config import Settings
-from auth.models import Account, AlertKind, Notice, SignInRecord
+from auth.models import Account, AlertKind, Notice, SignInRecord, iso_utc
 from auth.reset import forced, reasons
 from auth.web.session import end_all
 
@@ -158,7 +158,7 @@ def disown(
             "new_network_sign_ins": len(new_ones),
             "timeline": [
                 {
-                    "at": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+                    "at": iso_utc(now),
                     "from": "e-mail" if sign_in is not None else "security page",
                     "sign_in": sign_in.id if sign_in is not None else None,
                     "ip": ip,

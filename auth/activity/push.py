@@ -30,7 +30,7 @@ from auth import i18n
 from auth.config import LANGUAGES, Settings
 from auth.console import labels
 from auth.errors import BreachguardError
-from auth.models import Alert
+from auth.models import Alert, iso_utc
 from auth.notify import messages
 
 SIGNATURE_HEADER = "X-Breachguard-Signature"
@@ -67,9 +67,7 @@ class NotConfigured(BreachguardError):
 
 
 def _time(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return iso_utc(value) if value is not None else None
 
 
 def payload(view: AlertView, *, settings: Settings) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from auth.activity.risk import NetworkTally
+from auth.models import iso_utc
 
 
 class RiskCounters(Protocol):
@@ -167,4 +168,4 @@ class RedisCounters:
 
 
 def _stamp(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return iso_utc(now.replace(microsecond=0))

@@ -43,6 +43,7 @@ from auth.models import (
     NoticeStatus,
     SignInRecord,
     UTCDateTime,
+    iso_utc,
     table,
 )
 from auth.signin import bans
@@ -186,7 +187,7 @@ class SignInRisk:
             evidence={
                 "accounts_tried": len(tried),
                 "window_seconds": int(self.policy.spray_window.total_seconds()),
-                "timeline": [{"at": _iso(now), "account": account_id, "ip": ip}],
+                "timeline": [{"at": iso_utc(now), "account": account_id, "ip": ip}],
             },
             now=now,
             settings=self.settings,
@@ -237,7 +238,7 @@ class SignInRisk:
                     "failures": tally.failures,
                     "window_seconds": window,
                     "banned_seconds": length,
-                    "timeline": [{"at": _iso(now), "ip": ip, "banned": length > 0}],
+                    "timeline": [{"at": iso_utc(now), "ip": ip, "banned": length > 0}],
                 },
                 now=now,
                 settings=self.settings,
@@ -306,7 +307,7 @@ class SignInRisk:
             evidence={
                 "timeline": [
                     {
-                        "at": _iso(now),
+                        "at": iso_utc(now),
                         "sign_in": record_id,
                         "ip": attempt.ip,
                         "network": network,
@@ -353,7 +354,3 @@ def notice_record_id(notice: Notice) -> int | None:
     if not key.startswith(prefix) or not key[len(prefix) :].isdigit():
         return None
     return int(key[len(prefix) :])
-
-
-def _iso(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -17,7 +17,7 @@ from auth.models.activity import (
     SignInRecord,
 )
 from auth.models.audit import AuditEvent, AuditHead
-from auth.models.base import Base, UTCDateTime, table, utcnow
+from auth.models.base import Base, UTCDateTime, iso_utc, table, utcnow
 from auth.models.breach import (
     Breach,
     BreachedEmail,
@@ -89,6 +89,7 @@ __all__ = [
     "UTCDateTime",
     "WebSession",
     "WebauthnChallenge",
+    "iso_utc",
     "table",
     "utcnow",
 ]

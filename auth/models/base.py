@@ -27,6 +27,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def iso_utc(value: dt.datetime) -> str:
+    """An aware time as the APIs, alerts and evidence write it: ISO 8601 in UTC, with Z."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite hands back naive values)."""
 

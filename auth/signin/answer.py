@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from auth.models import iso_utc
 from auth.signin.rules import Decision, Verdict
 
 
@@ -37,4 +38,4 @@ class Answer:
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return iso_utc(value) if value else None
