@@ -118,7 +118,7 @@ class ActivityEvent(Base):
 
 
 class ActivitySession(Base):
-    """A portal session the guard has ruled on, when there is no Redis: when a second
+    """A portal session the guard has ruled on, with Redis or without: when a second
     factor was last checked for it (a step-up), and when it was blocked."""
 
     __tablename__ = "activity_sessions"
