@@ -122,5 +122,22 @@ def test_serve_refuses_an_address_already_in_use_by_name(
             timeout=60,
         )
     assert result.returncode == 1, result.stderr
-    assert f"cannot serve: 127.0.0.1:{port} is already in use" in result.stderr
+    assert f"cannot serve: 127.0.0.1:{port} is already in use\n" in result.stderr
     assert "Booting worker" not in result.stderr
+
+
+def test_serve_says_why_it_cannot_listen_on_an_address_of_another_machine(
+    env: dict[str, str],
+) -> None:
+    """192.0.2.1 (TEST-NET-1) is no address of this machine: refused, and not as "in use"."""
+    result = subprocess.run(
+        [str(CLI), "serve", "--host", "192.0.2.1", "--port", str(closed_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot serve: 192.0.2.1:" in result.stderr
+    assert "Cannot assign requested address" in result.stderr
+    assert "in use" not in result.stderr

@@ -28,7 +28,7 @@ def init(ctx: click.Context) -> None:
 def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
     """Run the service under gunicorn."""
     from auth import migrate
-    from auth.web.server import AddressInUse, run
+    from auth.web.server import CannotListen, run
 
     registry = services(ctx)  # fail early, with a clear message, on an uninitialised database
     stale = migrate.behind(registry.db.engine)
@@ -39,7 +39,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
         )
     try:
         run(host=host, port=port, workers=workers, threads=threads)
-    except AddressInUse as exc:
+    except CannotListen as exc:
         raise Failed(f"cannot serve: {exc}") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import re
 import shutil
@@ -164,25 +165,29 @@ def _post_worker_init(worker: Any) -> None:
         worker.alive = False
 
 
-class AddressInUse(OSError):
-    """Another process listens on the address `serve` was given."""
+class CannotListen(OSError):
+    """`serve` cannot listen on the address it was given: taken, or not this machine's."""
 
 
 def check_free(host: str, port: int) -> None:
-    """AddressInUse when something already listens on host:port. The workers bind with
+    """CannotListen when host:port cannot be bound, naming why. The workers bind with
     SO_REUSEPORT, which would let a second breachguard started on the same port by mistake
     share its connections, and turns any other conflict into a worker that fails to boot:
     a plain bind first says which address is taken, before anything starts."""
-    for family, kind, proto, _name, address in socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    ):
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                raise AddressInUse(f"{host}:{port} is already in use ({exc.strerror})") from None
-            return
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CannotListen(f"{host}:{port}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CannotListen(f"{host}:{port} is already in use") from None
+            raise CannotListen(f"{host}:{port}: {exc.strerror}") from None
 
 
 def run(*, host: str, port: int, workers: int, threads: int) -> None:
