@@ -8,9 +8,12 @@ due at start + i / rate whatever the earlier answers did, and its latency runs f
 due time to the last byte of its answer (a closed loop would wait for slow answers and
 hide them). Each report names a random account with its own portal session and subject,
 from its known network, at a person's pace: the answers are `allow`, the path every
-ordinary look-up takes. `--rounds` pairs of runs alternate /healthz and the reports (the
-order swapped every other round); figures are over every round's requests. "server CPU"
-is what the server's processes (gunicorn and its workers) spent per request, from /proc. Floor from
+ordinary look-up takes. The client's kept-alive connections are opened once every worker
+listens and warmed before any timing, as a portal keeps its pool. `--rounds` pairs of runs
+alternate /healthz and the reports (the order swapped every other round); figures are over
+every round's requests. "server CPU" is what the server's processes (gunicorn and its
+workers) spent per request, from /proc. After the server, the same reports go through
+`Guard.report` in this process at each rate: the guard's own cost, without HTTP. Floor from
 issue #25: p99 <= 5 ms at 500 requests/s with Redis.
 
     .venv/bin/python bench/activity_latency.py            # 500/s, Redis db 1, SQLite
@@ -208,7 +211,7 @@ async def _measure_on_pool(
 
 def _loop_run(coroutine: Coroutine[Any, Any, T]) -> T:
     """uvloop when installed (the dev extra): the load generator shares the server's two
-    cores, and uvloop spends about half of asyncio's CPU per request."""
+    cores, and uvloop's loop spends less of them per request than asyncio's."""
     try:
         import uvloop
     except ImportError:
@@ -240,19 +243,11 @@ def _in_process(env: dict[str, str], args: argparse.Namespace, rate: float) -> R
     """The same reports at the same rate through Guard.report in this process (what a
     Python portal embedding the guard waits for), open loop on one thread: the guard's own
     cost, without HTTP. "server CPU" is this process's CPU per report."""
-    import os
-
     from auth.activity.guard import ActivityReport, Guard
     from auth.config import load_settings
     from auth.services import build
 
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        guard = Guard(build(load_settings()))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    guard = Guard(build(load_settings(env)))
     rng, run = random.Random(args.seed), Run()
     reports = [
         ActivityReport(**json.loads(_report(rng, args.accounts)))
