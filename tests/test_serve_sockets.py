@@ -11,16 +11,13 @@ import http.client
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers_server import ServeProcess, closed_port
-
-CLI = Path(sys.executable).parent / "breachguard"
+from tests.helpers_server import CLI, ServeProcess, closed_port
 
 
 @pytest.fixture
