@@ -13,6 +13,7 @@ alert goes again with the same X-Breachguard-Delivery (webhook) or Message-ID (e
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,20 +168,10 @@ def drain(
 ) -> DeliveryReport:
     """Push every alert delivery due now, `batch` claimed at a time; safe with several
     workers. Stops claiming once the mail server stops answering."""
-    counts = dict.fromkeys(SendResult, 0)
-    handled = 0
-    while limit is None or handled < limit:
-        size = batch if limit is None else min(batch, limit - handled)
-        claims = queue.claim_due(db, AlertDelivery, now=now(), batch=size)
-        if not claims:
-            break
-        for claim in claims:
-            counts[
-                _deliver(db, claim, settings=settings, mailer=mailer, webhook=webhook, now=now)
-            ] += 1
-        handled += len(claims)
-        if counts[SendResult.WAITING]:
-            break
+    deliver = functools.partial(
+        _deliver, db, settings=settings, mailer=mailer, webhook=webhook, now=now
+    )
+    counts = queue.drain_due(db, AlertDelivery, deliver, now=now, batch=batch, limit=limit)
     return DeliveryReport(
         sent=counts[SendResult.SENT],
         retrying=counts[SendResult.RETRYING],

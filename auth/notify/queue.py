@@ -15,7 +15,7 @@ import functools
 import logging
 import re
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -301,6 +301,34 @@ def _deliver(
     return SendResult.SENT
 
 
+def drain_due(
+    db: Database,
+    model: Queued,
+    deliver: Callable[[Claim], SendResult],
+    *,
+    now: Callable[[], dt.datetime],
+    batch: int,
+    limit: int | None,
+    send_each: Callable[..., Iterable[SendResult]] = map,
+) -> dict[SendResult, int]:
+    """Claim the rows of `model` due now, `batch` at a time, and deliver each (through
+    `send_each`, a thread pool's map when several go at once); stop claiming once one
+    waits for the mail server. The results, counted: notices and alert deliveries alike."""
+    counts = dict.fromkeys(SendResult, 0)
+    handled = 0
+    while limit is None or handled < limit:
+        size = batch if limit is None else min(batch, limit - handled)
+        claims = claim_due(db, model, now=now(), batch=size)
+        if not claims:
+            break
+        for result in send_each(deliver, claims):
+            counts[result] += 1
+        handled += len(claims)
+        if counts[SendResult.WAITING]:
+            break
+    return counts
+
+
 def drain(
     db: Database,
     *,
@@ -316,22 +344,13 @@ def drain(
     `parallel` notices are sent at once (threads: an SMTP exchange is mostly waiting,
     and after a mass reset the queue holds one notice per account). The run stops
     claiming once the server stops answering; what it had claimed waits, untried."""
-    counts = dict.fromkeys(SendResult, 0)
     deliver = functools.partial(
         _deliver, db, mailer=mailer, settings=settings, now=now, worker=worker
     )
-    handled = 0
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="notice") as pool:
-        while limit is None or handled < limit:
-            size = batch if limit is None else min(batch, limit - handled)
-            claims = claim_due(db, Notice, now=now(), batch=size)
-            if not claims:
-                break
-            for result in pool.map(deliver, claims):
-                counts[result] += 1
-            handled += len(claims)
-            if counts[SendResult.WAITING]:
-                break
+        counts = drain_due(
+            db, Notice, deliver, now=now, batch=batch, limit=limit, send_each=pool.map
+        )
     return DrainReport(
         sent=counts[SendResult.SENT],
         retrying=counts[SendResult.RETRYING],
