@@ -232,3 +232,34 @@ def test_only_an_administrator_with_a_second_factor_opens_the_alerts(
         assert s.get_one(Alert, alert_id).closed_at is None
     refused = web.get("/admin/alerts").get_data(as_text=True)
     assert "203.0.113.7" not in refused and "data-alert=" not in refused  # nothing of it shown
+
+
+def test_an_alert_raised_by_the_guard_opens_with_its_evidence_worded_and_counted(
+    admin: FlaskClient, site: Services
+) -> None:
+    """The guard's own evidence (a bool, strings, its per-minute counts), not a hand-made
+    one: the page opens, in French, every fact named, the chart summing the look-ups."""
+    from auth.activity.guard import ActivityReport, Guard
+    from auth.activity.policy import Decision
+
+    make_account(site, USER)
+    guard, start, served = Guard(site), utcnow() - dt.timedelta(minutes=2), 0
+    ruling = None
+    for n in range(100):
+        at = start + dt.timedelta(seconds=n / 2)
+        report = ActivityReport(USER, "robot", "203.0.113.7", "patient_lookup", f"S{n}", at)
+        ruling = guard.report(report, now=at)
+        if ruling.decision is Decision.BLOCK:
+            break
+        served += 1
+    assert ruling is not None and ruling.alert_id is not None
+
+    response = admin.get(f"/admin/alerts/{ruling.alert_id}", headers=FRENCH)
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert "<dt>Réseau</dt>" in page and "<dt>Sujets exposés</dt>" in page
+    for code in ("subjects_hour", "network_accounts", "exposed_subjects", "reasons"):
+        assert f"<dt>{code}</dt>" not in page
+    bars = re.findall(r'class="bar"[^>]*data-value="(\d+)"', page)
+    assert sum(map(int, bars)) >= served + 1  # every look-up, and the blocked one's moment

@@ -475,6 +475,6 @@ def _per_minute(touched: list[counting.Touched]) -> list[dict[str, Any]]:
     """The account's actions per minute, from the suspected start to the block."""
     minutes = Counter(int(t.at // 60) * 60 for t in touched)
     return [
-        {"at": iso_utc(dt.datetime.fromtimestamp(m, dt.UTC)), "actions": n}
+        {"at": iso_utc(dt.datetime.fromtimestamp(m, dt.UTC)), "count": n}
         for m, n in sorted(minutes.items())
     ]

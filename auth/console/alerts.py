@@ -179,7 +179,11 @@ def detail(session: Session, alert_id: int) -> Detail:
     view = deliveries.view(session, alert_id)
     evidence = dict(view.alert.evidence or {})
     timeline = entries(evidence.pop("timeline", []))
-    counts = [(k, v) for k, v in evidence.items() if isinstance(v, int | float | str)]
+    counts = [
+        (k, v)
+        for k, v in evidence.items()
+        if isinstance(v, int | float | str) and not isinstance(v, bool)  # bools: a number too
+    ]
     pushes = session.execute(
         select(AlertDelivery.channel, AlertDelivery.status, AlertDelivery.attempts)
         .where(AlertDelivery.alert_id == alert_id)

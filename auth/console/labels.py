@@ -140,6 +140,23 @@ FIELDS = {
     "occurrences": N_("Occurrences"),
     "cause": N_("Cause"),
     "accounts": N_("Accounts"),
+    "network": N_("Network"),
+    "subjects_hour": N_("Subjects looked up in the hour"),
+    "network_accounts": N_("Accounts new to the network"),
+    "new_network": N_("Network new to the account"),
+    "exposed_subjects": N_("Subjects exposed"),
+    "reasons": N_("Rules"),
+    "sessions_ended": N_("Sessions ended"),
+    "new_network_sign_ins": N_("Sign-ins from new networks"),
+    "accounts_tried": N_("Accounts tried"),
+    "window_seconds": N_("Window (seconds)"),
+    "attempts": N_("Attempts"),
+    "banned_seconds": N_("Ban (seconds)"),
+    "sign_in": N_("Sign-in"),
+    "from": N_("Reported from"),
+    "outcome": N_("Outcome"),
+    "banned": N_("Banned"),
+    "account": N_("Account"),
 }
 # Details that hold a person's own words: quoted, never translated.
 FREE_TEXT = {"note"}

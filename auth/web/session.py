@@ -73,7 +73,9 @@ def open_session(
         if method is not None:
             audit.append(conn, [started(account, method)], now=now)
         chosen = request.cookies.get(i18n.COOKIE)
-        if chosen in LANGUAGES:  # the switch used before signing in: the e-mails follow it
+        # The switch used before signing in, for an account with no language yet: the
+        # e-mails follow it (the statement checks again, for a concurrent sign-in).
+        if chosen in LANGUAGES and account.language is None:
             conn.execute(
                 update(_ACCOUNTS)
                 .where(_ACCOUNTS.c.id == account.id, _ACCOUNTS.c.language.is_(None))
