@@ -267,6 +267,10 @@ def instance_secret(
     return value
 
 
+# Every Redis client of the service: a Redis that does not answer costs a second, not a hang.
+REDIS_TIMEOUTS: dict[str, int] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from environment variables (``os.environ`` by default)."""
     env = os.environ if env is None else env

@@ -34,13 +34,12 @@ from sqlalchemy import (
 )
 
 from auth.activity.policy import DAY, HOUR, LONGEST_WINDOW, MINUTE, NETWORK_WINDOW, Counts, Facts
-from auth.config import Settings
+from auth.config import REDIS_TIMEOUTS, Settings
 from auth.db import Database
 from auth.models import AccountNetwork, ActivityEvent, ActivitySession, UTCDateTime, table
 
 PURGE_EVERY = 60.0  # seconds of activity between two purge batches (database counters)
 PURGE_BATCH = 5000
-REDIS_TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
 _E, _S, _N = table(ActivityEvent), table(ActivitySession), table(AccountNetwork)
 
 

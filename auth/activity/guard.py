@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import redis
@@ -192,10 +192,7 @@ class Guard:
         digest = counting.session_digest(report.session)
         network = network_of(ip)
         state = self._state(report.account, digest, network)
-        if (
-            state.status == AccountStatus.RESET_REQUIRED
-            and state.reset_reason_code == ResetReason.ACTIVITY_BLOCK
-        ) or state.blocked_at is not None:
+        if _blocked(state.status, state.reset_reason_code) or state.blocked_at is not None:
             return Ruling(Verdict(Decision.BLOCK, (Reason.BLOCKED.value,)), state.id)
         stepped_up = state.stepped_up_at
         if state.proved_at is not None and (stepped_up is None or state.proved_at > stepped_up):
@@ -357,10 +354,7 @@ class Guard:
             .values(mfa_required=True)
             .returning(_A.c.status, _A.c.reset_reason_code)
         ).one()
-        return not (
-            row.status == AccountStatus.RESET_REQUIRED
-            and row.reset_reason_code == ResetReason.ACTIVITY_BLOCK
-        )
+        return not _blocked(row.status, row.reset_reason_code)
 
     def _consequences(
         self, session: Session, event: counting.Event, verdict: Verdict, now: dt.datetime
@@ -430,6 +424,11 @@ def _checked(report: ActivityReport) -> tuple[str, str, str]:
     return ip, report.action, subject
 
 
+def _blocked(status: str, reset_reason: str | None) -> bool:
+    """Whether the account's standing is the guard's own block (a reset it required)."""
+    return status == AccountStatus.RESET_REQUIRED and reset_reason == ResetReason.ACTIVITY_BLOCK
+
+
 def _mark_session(
     session: Session, digest: str, account_id: int, now: dt.datetime, **values: dt.datetime
 ) -> None:
@@ -446,16 +445,8 @@ def _evidence(verdict: Verdict, facts: Facts, event: counting.Event) -> dict[str
         "reasons": list(verdict.reasons),
         "action": event.action,
         "network": event.network,
-        "account": {
-            "minute": facts.account.minute,
-            "hour": facts.account.hour,
-            "day": facts.account.day,
-        },
-        "session": {
-            "minute": facts.session.minute,
-            "hour": facts.session.hour,
-            "day": facts.session.day,
-        },
+        "account": asdict(facts.account),
+        "session": asdict(facts.session),
         "subjects_hour": facts.subjects_hour,
         "network_accounts": facts.network_accounts,
         "new_network": facts.new_network,

@@ -29,10 +29,9 @@ from sqlalchemy.orm import Session
 from auth import audit
 from auth.activity import risk
 from auth.activity.alerts import raise_alert
-from auth.activity.counters import REDIS_TIMEOUTS
 from auth.activity.networks import network_of
 from auth.activity.risk_counters import MemoryCounters, RedisCounters, RiskCounters
-from auth.config import Settings
+from auth.config import REDIS_TIMEOUTS, Settings
 from auth.db import Database, dialect_insert
 from auth.errors import InvalidInput
 from auth.models import (

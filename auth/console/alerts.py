@@ -35,9 +35,6 @@ class Filters:
     kind: str = ""
     status: str = "open"  # "" means open and closed
 
-    def as_query(self) -> dict[str, str]:
-        return {"kind": self.kind, "status": self.status or "any"}
-
 
 def parse_filters(args: Mapping[str, str]) -> Filters:
     """`kind` (one of the alert kinds, or empty) and `status` (open, closed or any)."""

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from auth import logs
-from auth.config import Settings, load_settings
+from auth.config import REDIS_TIMEOUTS, Settings, load_settings
 from auth.console import views as admin_pages
 from auth.i18n import N_
 from auth.services import Services, build
@@ -80,9 +80,6 @@ ERROR_PAGES = {
         ),
     },
 }
-
-
-REDIS_TIMEOUTS: dict[str, str | int] = {"socket_connect_timeout": 1, "socket_timeout": 1}
 
 
 def _by_address() -> str:
@@ -155,7 +152,7 @@ def create_app(
         # (one warning per outage), rather than a 500 on every sign-in. A hung Redis costs
         # at most a second, and only when the limiter tries it again.
         in_memory_fallback_enabled=bool(settings.redis_url),
-        storage_options=REDIS_TIMEOUTS if settings.redis_url else {},
+        storage_options={**REDIS_TIMEOUTS} if settings.redis_url else {},
     )
     app.extensions[LIMITER] = limiter
     budget = limit_storage.Budgets.per_process(
@@ -187,13 +184,7 @@ def create_app(
 
     # The portal's activity reports have no budget of their own: at HOOK_RATE_LIMIT they
     # would be refused long before a busy portal's pace, and the guard counts every report
-    # itself (a wrong key still spends the address's budget of guesses, above). A report
-    # holding a valid key is therefore exempt from every limit, and says so before the
-    # limiter resolves any: the portal sends one per look-up a professional makes.
-    @limiter.request_filter
-    def valid_activity_report() -> bool:
-        return request.blueprint == activity_api.bp.name and holds_a_valid_key()
-
+    # itself (a wrong key still spends the address's budget of guesses, above).
     per_person = {
         "hook_api.login": budget.login,
         "hook_api.mfa": budget.mfa_ip,
