@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from auth import logs, metrics
+from auth import i18n, logs, metrics
 from auth.activity import alerts, deliveries, push
 from auth.config import Settings
-from auth.models import AlertDelivery, AlertKind
+from auth.models import AlertDelivery, AlertKind, iso_utc
 from auth.notify import mailer_from_settings, retry_delay, start_background
 from auth.services import Services, build
 from tests.test_admin_console import make_account
@@ -421,6 +421,9 @@ def test_the_email_is_in_the_console_language_french_by_default(
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Ouvrir l’alerte dans la console de sécurité" in text
     assert "Alerte : #" in text and "1 compte :" in text  # French puts a space before ":"
+    # when, as the French write it in Paris time, not the webhook's ISO time
+    seen = i18n.format_datetime(now, "fr")
+    assert f"Vue en premier : {seen}" in text and iso_utc(now) not in text
 
 
 def test_an_email_refused_by_the_server_is_failed_for_good(

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from auth import i18n
-from auth.config import LANGUAGES, Settings
+from auth.config import Settings
 from auth.console import labels
 from auth.errors import BreachguardError
 from auth.models import Alert, iso_utc
@@ -170,19 +170,19 @@ def email_message(
     from where, and the link to the alert's console page. No secret: counts, accounts and
     addresses only."""
     alert = view.alert
-    language = settings.default_language if settings.default_language in LANGUAGES else "en"
+    language = settings.default_language  # one of LANGUAGES: the settings refuse others
     evidence = alert.evidence or {}
     context = {
         "language": language,
         "alert": alert,
         "kind": kind_words(alert.kind, language),
-        "first_at": _time(alert.first_at),
-        "last_at": _time(alert.last_at),
+        "first_at": i18n.format_datetime(alert.first_at, language),
+        "last_at": i18n.format_datetime(alert.last_at, language),
         "count": len(alert.accounts),
         "accounts": [e for _, e in view.accounts][:LISTED_IN_MAIL],
         "addresses": list(alert.addresses)[:LISTED_IN_MAIL],
         "counts": [
-            (_worded(labels.FIELDS, k, language), v)
+            (_worded(labels.FIELDS, k, language), i18n.format_number(v, language))
             for k, v in evidence.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         ],
