@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -128,7 +129,8 @@ def main() -> None:
     print(
         f"open loop, {args.rounds} x {args.seconds:g} s per endpoint and rate, "
         f"{args.connections} kept-alive connections; gunicorn gthread {args.workers} workers x "
-        f"{args.threads} threads; {args.db} + Redis on 127.0.0.1, the same 2-core machine"
+        f"{args.threads} threads; {args.db} + Redis ({urlsplit(args.redis).hostname}), the same "
+        f"{os.cpu_count()}-core machine"
     )
     headers = ["endpoint", "per s", "requests", "p50 ms", "p99 ms", "max ms", "server CPU ms"]
     headers += ["errors", "answers"]

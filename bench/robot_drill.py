@@ -341,6 +341,9 @@ def play(
             gap = dt.timedelta(seconds=rng.uniform(0.45, 0.55) / (ROBOTS_PER_SECOND / 2))
             if ruling.decision is Decision.ALLOW:
                 tally.served += 1
+                if tally.served >= 10 * SERVED_TARGET:  # never stopped: say so, and end
+                    tally.stopped_by = "never stopped"
+                    continue
                 heapq.heappush(queue, (at + gap, next(order), "robot", state))
                 continue
             why = f"{ruling.decision.value}: {', '.join(ruling.reasons)}"

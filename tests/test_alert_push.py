@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -193,8 +194,6 @@ def test_the_webhook_receives_the_alert_signed_with_the_secret_and_its_timestamp
     assert stamp == str(int(now.timestamp()))
     signature = got.headers["x-breachguard-signature"]
     assert hmac.compare_digest(signature, expected_signature(SECRET, stamp, got.body))
-    assert signature != expected_signature("another-secret", stamp, got.body)
-    assert signature != expected_signature(SECRET, str(int(stamp) + 60), got.body)
     assert got.headers["x-breachguard-delivery"] == str(rows(site)[0].id)
     alert = json.loads(got.body)
     assert alert["id"] == raised.alert_id and alert["kind"] == "credential_stuffing"
@@ -338,22 +337,16 @@ def test_two_drains_at_once_send_each_delivery_once(
         raise_one(site, now, [n + 1], cause=f"203.0.113.{n}/32")
     other = pushing(settings, alert_webhook_url=receiver.url, alert_webhook_secret=SECRET)
     start = threading.Barrier(2)
-    reports: list[deliveries.DeliveryReport] = []
 
-    def run(s: Services) -> None:
+    def run(s: Services) -> deliveries.DeliveryReport:
         start.wait()
         mailer, webhook = mailer_from_settings(s.settings), push.webhook_from_settings(s.settings)
-        reports.append(
-            deliveries.drain(
-                s.db, settings=s.settings, mailer=mailer, webhook=webhook, now=lambda: now, batch=2
-            )
+        return deliveries.drain(
+            s.db, settings=s.settings, mailer=mailer, webhook=webhook, now=lambda: now, batch=2
         )
 
-    threads = [threading.Thread(target=run, args=(s,)) for s in (site, other)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(2) as pool:  # result() raises what a drain raised
+        reports = [f.result() for f in [pool.submit(run, s) for s in (site, other)]]
 
     ids = [r.headers["x-breachguard-delivery"] for r in receiver.received]
     assert sorted(ids) == sorted({str(r.id) for r in rows(site)}) and len(ids) == 12

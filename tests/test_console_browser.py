@@ -37,6 +37,7 @@ def smallest_chart_text(page: Any) -> float:
                 t => parseFloat(t.getAttribute('font-size')) * scale);
         }))"""
     )
+    assert size != float("inf"), f"no chart text on {page.url}"  # min() of nothing
     return size
 
 
