@@ -261,5 +261,6 @@ def test_an_alert_raised_by_the_guard_opens_with_its_evidence_worded_and_counted
     assert "<dt>Réseau</dt>" in page and "<dt>Sujets exposés</dt>" in page
     for code in ("subjects_hour", "network_accounts", "exposed_subjects", "reasons"):
         assert f"<dt>{code}</dt>" not in page
+    assert "<dd>Bloqué</dd>" in page and "<dd>block</dd>" not in page  # the decision, worded
     bars = re.findall(r'class="bar"[^>]*data-value="(\d+)"', page)
     assert sum(map(int, bars)) >= served + 1  # every look-up, and the blocked one's moment

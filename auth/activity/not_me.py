@@ -159,7 +159,7 @@ def disown(
             "timeline": [
                 {
                     "at": iso_utc(now),
-                    "from": "e-mail" if sign_in is not None else "security page",
+                    "from": "email" if sign_in is not None else "security_page",
                     "sign_in": sign_in.id if sign_in is not None else None,
                     "ip": ip,
                 }

@@ -79,6 +79,17 @@ SIGN_IN_OUTCOMES = {
     "reset_required": N_("Password must change"),
     "deny": N_("Refused"),
 }
+# A decision in a timeline: the login flow's, or the activity guard's.
+DECISIONS = {
+    **SIGN_IN_OUTCOMES,
+    "step_up": N_("Second factor asked again"),
+    "block": N_("Blocked"),
+}
+# Where a person said "this wasn't me" (auth/activity/not_me.py).
+DISOWNED_FROM = {
+    "email": N_("The new sign-in e-mail"),
+    "security_page": N_("The account's security page"),
+}
 SIGN_IN_METHODS = {
     "password": N_("Password"),
     "totp": N_("Authenticator app"),
@@ -288,6 +299,10 @@ def _value(key: str, value: Any) -> tuple[str, bool]:
         return account_status(value), False
     if key == "method":
         return _worded(SIGN_IN_METHODS, value), False
+    if key in ("decision", "outcome"):
+        return _worded(DECISIONS, value), False
+    if key == "from":
+        return _worded(DISOWNED_FROM, value), False
     if key in ("kind", "factor") and isinstance(value, str):
         return _worded({**FACTOR_KINDS, **KINDS, **ALERT_KINDS}, value), False
     if key == "kinds" and isinstance(value, list):
