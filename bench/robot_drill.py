@@ -92,8 +92,8 @@ class Person:
 @dataclass
 class Tally:
     lookups: int = 0
-    step_ups: int = 0  # times asked
-    blocks: int = 0
+    new_network_sign_ins: int = 0  # professionals signing in from a network new to them
+    failed_second_steps: int = 0  # a second step a professional gave and was refused
     stepped_up_people: set[int] = field(default_factory=set)
     blocked_people: set[int] = field(default_factory=set)
 
@@ -297,9 +297,11 @@ def play(
                 # a network the person never used: they sign in there, password then app
                 answer = flow.login(person.email, PASSWORD, ip=ip, now=t)
                 if answer.decision == "mfa_required" and answer.continuation:
-                    flow.second_step(
+                    answer = flow.second_step(
                         answer.continuation, code=code_at(person, t, used_codes), ip=ip, now=t
                     )
+                pros.new_network_sign_ins += 1
+                pros.failed_second_steps += answer.decision != "allow"
                 signed_in.add((person.number, ip))
             ruling = guard.report(
                 ActivityReport(person.email, session, ip, ACTION, f"s{rng.getrandbits(40):x}", t),
@@ -307,16 +309,15 @@ def play(
             )
             pros.lookups += 1
             if ruling.decision is Decision.BLOCK:
-                pros.blocks += 1
                 pros.blocked_people.add(person.number)
                 continue  # the portal ends the session; the person calls the help desk
             if ruling.decision is Decision.STEP_UP:
-                pros.step_ups += 1
                 pros.stepped_up_people.add(person.number)
                 if ruling.continuation:
-                    flow.second_step(
+                    proof = flow.second_step(
                         ruling.continuation, code=code_at(person, t, used_codes), ip=ip, now=t
                     )
+                    pros.failed_second_steps += proof.decision != "allow"
             nxt = next(stream, None)
             if nxt is not None:
                 heapq.heappush(queue, (nxt[0], next(order), "pro", (person, stream, nxt)))
@@ -452,6 +453,8 @@ def summary(o: Outcome) -> dict[str, Any]:
         "false_blocks": len(o.pros.blocked_people),
         "step_ups": len(o.pros.stepped_up_people),
         "step_up_share": len(o.pros.stepped_up_people) / max(1, o.professionals),
+        "new_network_sign_ins": o.pros.new_network_sign_ins,
+        "failed_second_steps": o.pros.failed_second_steps,
         "spray_attempts_to_alert": o.spray_attempts_to_alert,
         "spray_accounts_needing_mfa": o.spray_mfa_accounts,
         "spray_refused_at_a_ban": o.spray_banned,

@@ -22,6 +22,7 @@ DRILL = Path(__file__).resolve().parent.parent / "bench" / "robot_drill.py"
 @pytest.fixture(scope="module")
 def outcome() -> dict[str, Any]:
     args = ["--professionals", "100", "--robots", "3", "--spray", "40", "--hours", "1.5"]
+    args += ["--new-network-share", "0.05"]  # five people work from a network new to them
     args += ["--db", "postgres" if PG_URL else "sqlite", "--json"]
     if REDIS_URL:
         args += ["--redis", REDIS_URL]
@@ -53,6 +54,8 @@ def test_nobody_at_work_is_blocked_and_few_are_asked_again(
     assert outcome["professional_lookups"] > 1000
     assert outcome["false_blocks"] == 0
     assert outcome["step_up_share"] <= 0.01
+    assert outcome["new_network_sign_ins"] > 0  # the path a new network takes, taken
+    assert outcome["failed_second_steps"] == 0
 
 
 def test_the_spray_is_alerted_at_its_threshold_and_its_accounts_need_a_second_factor(
